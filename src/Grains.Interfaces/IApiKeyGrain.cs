@@ -1,0 +1,40 @@
+using LuluClaw.Actors;
+
+namespace LuluClaw;
+
+/// <summary>
+/// Resolves one API key, keyed by the lowercase hex SHA-256 of its plaintext. The plaintext never
+/// reaches an actor or the database.
+/// </summary>
+public interface IApiKeyGrain : IGrainWithStringKey
+{
+    /// <summary>The key's workspace and scopes, or null if the key is unknown or revoked.</summary>
+    Task<ApiKeyInfo?> ResolveAsync(CancellationToken cancellationToken);
+
+    /// <summary>Drops what the activation knows, so the next call reads the database again.</summary>
+    Task InvalidateAsync(CancellationToken cancellationToken);
+}
+
+/// <summary>What a key grants.</summary>
+public sealed record ApiKeyInfo(string Id, Guid WorkspaceId, IReadOnlyList<string> Scopes, string? Plan)
+{
+    /// <summary>Whether the key carries <paramref name="scope"/>.</summary>
+    public bool HasScope(string scope) => Scopes.Contains(scope, StringComparer.Ordinal);
+}
+
+/// <summary>The scopes a key can carry.</summary>
+public static class ApiScopes
+{
+    /// <summary>Chat routes.</summary>
+    public const string Chat = "chat";
+    /// <summary>Bot management.</summary>
+    public const string Bots = "bots";
+    /// <summary>Session listing and history.</summary>
+    public const string Sessions = "sessions";
+
+    /// <summary>Every scope a key may be minted with.</summary>
+    public static readonly IReadOnlyList<string> All = [Chat, Bots, Sessions];
+
+    /// <summary>What a key minted without scopes gets.</summary>
+    public static readonly IReadOnlyList<string> Default = [Chat, Bots];
+}

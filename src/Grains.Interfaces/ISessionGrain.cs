@@ -1,0 +1,99 @@
+using LuluClaw.Actors;
+
+namespace LuluClaw;
+
+/// <summary>
+/// One conversation thread, keyed by <see cref="SessionKey"/> (workspace and session id). It owns
+/// the history: every turn is appended durably before its reply is returned.
+/// </summary>
+public interface ISessionGrain : IGrainWithStringKey
+{
+    /// <summary>Runs one chat turn: admit and debit, call the model, append the turn, answer.</summary>
+    Task<ChatTurnResult> SendAsync(ChatTurnRequest request, CancellationToken cancellationToken);
+
+    /// <summary>The stored history of the thread, oldest first; empty for a thread never used.</summary>
+    Task<IReadOnlyList<SessionMessage>> GetHistoryAsync(CancellationToken cancellationToken);
+}
+
+/// <summary>Formats and parses session grain keys: a session id is only unique within its workspace.</summary>
+public static class SessionKey
+{
+    /// <summary>The grain key for session <paramref name="sessionId"/> of workspace <paramref name="workspaceId"/>.</summary>
+    public static string Of(Guid workspaceId, string sessionId) => $"{workspaceId:D}/{sessionId}";
+
+    /// <summary>Splits a key made by <see cref="Of"/>.</summary>
+    public static (Guid WorkspaceId, string SessionId) Parse(string key)
+    {
+        var slash = key.IndexOf('/');
+        if (slash <= 0 || !Guid.TryParse(key.AsSpan(0, slash), out var workspaceId))
+        {
+            throw new ArgumentException($"'{key}' is not a session key.", nameof(key));
+        }
+
+        return (workspaceId, key[(slash + 1)..]);
+    }
+}
+
+/// <summary>One user message to send in a thread.</summary>
+/// <param name="Message">The user's text.</param>
+/// <param name="KeyId">The API key the request came with (per-key limits and audit).</param>
+/// <param name="Channel">The surface that started the thread: <c>gateway</c>, <c>api</c>, …</param>
+/// <param name="BotId">The bot to answer; null for the thread's bot, or the workspace's primary bot for a new thread.</param>
+public sealed record ChatTurnRequest(string Message, string? KeyId, string Channel, string? BotId = null);
+
+/// <summary>How a chat turn ended.</summary>
+public enum ChatTurnStatus
+{
+    /// <summary>Answered and stored.</summary>
+    Ok,
+    /// <summary>A rolling window is full; see <see cref="ChatTurnResult.RetryAfter"/>.</summary>
+    RateLimited,
+    /// <summary>The workspace's credits do not cover the turn.</summary>
+    InsufficientCredits,
+    /// <summary>The model could not answer; nothing was charged or stored.</summary>
+    ModelUnavailable,
+    /// <summary>The workspace or bot does not exist (or no longer does).</summary>
+    NotFound,
+    /// <summary>The request contradicts the thread (for example, another bot for an existing session).</summary>
+    Conflict,
+}
+
+/// <summary>The outcome of <see cref="ISessionGrain.SendAsync"/>.</summary>
+public sealed record ChatTurnResult
+{
+    /// <summary>How the turn ended.</summary>
+    public required ChatTurnStatus Status { get; init; }
+
+    /// <summary>The session id (not the grain key).</summary>
+    public required string SessionId { get; init; }
+
+    /// <summary>The assistant's reply, when <see cref="Status"/> is <see cref="ChatTurnStatus.Ok"/>.</summary>
+    public string? Reply { get; init; }
+
+    /// <summary>Credits debited for this turn.</summary>
+    public long CreditsUsed { get; init; }
+
+    /// <summary>The workspace balance right after this turn's debit.</summary>
+    public long? CreditsRemaining { get; init; }
+
+    /// <summary>A message for the client when the turn did not succeed.</summary>
+    public string? Error { get; init; }
+
+    /// <summary>When to try again, for <see cref="ChatTurnStatus.RateLimited"/> (and a model that said so).</summary>
+    public TimeSpan? RetryAfter { get; init; }
+
+    /// <summary>Token usage the model reported.</summary>
+    public TokenUsage? Usage { get; init; }
+
+    /// <summary>A failed turn.</summary>
+    public static ChatTurnResult Failed(ChatTurnStatus status, string sessionId, string error, TimeSpan? retryAfter = null) =>
+        new() { Status = status, SessionId = sessionId, Error = error, RetryAfter = retryAfter };
+}
+
+/// <summary>Token counts of one model call.</summary>
+public sealed record TokenUsage(long InputTokens, long OutputTokens);
+
+/// <summary>One stored message of a thread.</summary>
+/// <param name="Seq">Position in the thread, from 1, without gaps.</param>
+/// <param name="Role"><c>user</c> or <c>assistant</c>.</param>
+public sealed record SessionMessage(long Seq, string Role, string Content, DateTimeOffset CreatedAt);

@@ -1,0 +1,69 @@
+using LuluClaw.Actors;
+
+namespace LuluClaw;
+
+/// <summary>
+/// A tenant, keyed by its id (<see cref="Guid"/> "D" format). It admits turns against the rolling
+/// one-hour window of its plan and debits its credits; the database decides, so the invariants hold
+/// across processes.
+/// </summary>
+public interface IWorkspaceGrain : IGrainWithStringKey
+{
+    /// <summary>Creates the workspace and its primary bot. Fails if it exists already.</summary>
+    Task<WorkspaceInfo> CreateAsync(CreateWorkspaceRequest request, CancellationToken cancellationToken);
+
+    /// <summary>The workspace, or null if there is none with this id.</summary>
+    Task<WorkspaceInfo?> GetAsync(CancellationToken cancellationToken);
+
+    /// <summary>Changes the plan; null if the workspace does not exist.</summary>
+    Task<WorkspaceInfo?> ChangePlanAsync(string plan, CancellationToken cancellationToken);
+
+    /// <summary>Adds credits and returns the new balance; null if the workspace does not exist.</summary>
+    Task<long?> AddCreditsAsync(long amount, CancellationToken cancellationToken);
+
+    /// <summary>Admits one turn (window and credits, atomically) or says why not.</summary>
+    Task<AdmissionResult> AdmitTurnAsync(AdmitTurnRequest request, CancellationToken cancellationToken);
+
+    /// <summary>Gives back a turn whose model call failed: it leaves the window and its credits return.</summary>
+    Task RefundTurnAsync(string turnId, CancellationToken cancellationToken);
+
+    /// <summary>Mints an API key; its plaintext is in the result and nowhere else. Null if the workspace does not exist.</summary>
+    Task<CreatedApiKey?> CreateKeyAsync(CreateApiKeyRequest request, CancellationToken cancellationToken);
+
+    /// <summary>Revokes a key of this workspace; false if there is no such key.</summary>
+    Task<bool> RevokeKeyAsync(string keyId, CancellationToken cancellationToken);
+}
+
+/// <summary>What an operator gives to create a workspace.</summary>
+public sealed record CreateWorkspaceRequest(string Name, string Plan, long Credits);
+
+/// <summary>A workspace as callers see it.</summary>
+public sealed record WorkspaceInfo(Guid Id, string Name, string Plan, long CreditsRemaining, string PrimaryBotId, DateTimeOffset CreatedAt);
+
+/// <summary>A turn asking to be admitted.</summary>
+public sealed record AdmitTurnRequest(string TurnId, string? KeyId, string SessionId);
+
+/// <summary>How an admission ended.</summary>
+public enum AdmissionStatus
+{
+    /// <summary>Counted in the window and debited.</summary>
+    Admitted,
+    /// <summary>The rolling window is full.</summary>
+    RateLimited,
+    /// <summary>Not enough credits.</summary>
+    InsufficientCredits,
+    /// <summary>No such workspace.</summary>
+    NotFound,
+}
+
+/// <summary>The answer to <see cref="IWorkspaceGrain.AdmitTurnAsync"/>.</summary>
+/// <param name="CreditsUsed">Credits debited (0 unless admitted).</param>
+/// <param name="CreditsRemaining">The balance after this admission.</param>
+/// <param name="RetryAfter">For <see cref="AdmissionStatus.RateLimited"/>: until the oldest counted turn leaves the window.</param>
+public sealed record AdmissionResult(AdmissionStatus Status, long CreditsUsed, long CreditsRemaining, TimeSpan? RetryAfter = null);
+
+/// <summary>What to mint a key with. Null or empty scopes mean the defaults (<c>chat</c> and <c>bots</c>).</summary>
+public sealed record CreateApiKeyRequest(IReadOnlyList<string>? Scopes, string? Plan = null);
+
+/// <summary>A key just minted. <see cref="Key"/> is the only copy of its plaintext.</summary>
+public sealed record CreatedApiKey(string Id, string Key, string Prefix, IReadOnlyList<string> Scopes);

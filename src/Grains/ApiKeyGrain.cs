@@ -1,0 +1,34 @@
+using LuluClaw.Actors;
+using LuluClaw.Grains.Storage;
+
+namespace LuluClaw.Grains;
+
+/// <summary>Resolves one key hash to its workspace and scopes, caching the answer while active.</summary>
+public sealed class ApiKeyGrain(IGrainContext context, ITenantStore tenants) : IApiKeyGrain, IGrainBase
+{
+    private ApiKeyInfo? _key;
+
+    public async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        var record = await tenants.FindApiKeyByHashAsync(context.Key, cancellationToken);
+        if (record is null || record.RevokedAt is not null)
+        {
+            // Unknown and revoked keys are not kept in memory: a flood of made-up keys must not fill the table.
+            context.DeactivateOnIdle();
+            return;
+        }
+
+        _key = new ApiKeyInfo(record.Id, record.WorkspaceId, record.Scopes, record.Plan);
+    }
+
+    public Task OnDeactivateAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task<ApiKeyInfo?> ResolveAsync(CancellationToken cancellationToken) => Task.FromResult(_key);
+
+    public Task InvalidateAsync(CancellationToken cancellationToken)
+    {
+        _key = null;
+        context.DeactivateOnIdle();
+        return Task.CompletedTask;
+    }
+}

@@ -1,0 +1,18 @@
+using System.Buffers.Text;
+using System.Security.Cryptography;
+
+namespace LuluClaw.Grains;
+
+/// <summary>Server-made identifiers: a readable prefix and 16 random bytes.</summary>
+public static class Ids
+{
+    /// <summary>A new id such as <c>bot_3q2…</c>.</summary>
+    public static string New(string prefix) => $"{prefix}_{Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(12))}";
+}
+
+/// <summary>What a bot gets when nothing else is said.</summary>
+public static class BotDefaults
+{
+    /// <summary>The Developer API's documented default model.</summary>
+    public const string Model = "gpt-4o-mini";
+}

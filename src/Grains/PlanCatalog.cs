@@ -1,0 +1,10 @@
+using Microsoft.Extensions.Options;
+
+namespace LuluClaw.Grains;
+
+/// <summary>The plan names of <see cref="PlanOptions"/>.</summary>
+public sealed class PlanCatalog(IOptionsMonitor<PlanOptions> plans) : IPlanCatalog
+{
+    /// <inheritdoc />
+    public IReadOnlyCollection<string> WorkspacePlans => plans.CurrentValue.Workspace.Keys;
+}

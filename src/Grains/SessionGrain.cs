@@ -1,0 +1,161 @@
+using LuluClaw.Actors;
+using LuluClaw.Grains.Models;
+using LuluClaw.Grains.Storage;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace LuluClaw.Grains;
+
+/// <summary>
+/// One conversation thread. Its activation holds the history; turns run one at a time, so the
+/// thread has one order.
+/// </summary>
+/// <remarks>
+/// A turn:
+/// 1. resolves the bot (the thread's, the one named, or the workspace's primary bot) and its model client;
+/// 2. asks the workspace to admit the turn and debit its credits (one database transaction);
+/// 3. sends the system prompt, the history and the new message to the model;
+/// 4. on failure refunds the admission: nothing is charged and nothing is stored;
+/// 5. appends both messages and settles the admission in one transaction, and only then answers.
+/// </remarks>
+public sealed partial class SessionGrain(
+    IGrainContext context,
+    IConversationStore conversations,
+    IChatClientProvider models,
+    IOptionsMonitor<ModelCallOptions> modelOptions,
+    TimeProvider time,
+    ILogger<SessionGrain> logger) : ISessionGrain, IGrainBase
+{
+    private readonly Guid _workspaceId = SessionKey.Parse(context.Key).WorkspaceId;
+    private readonly string _sessionId = SessionKey.Parse(context.Key).SessionId;
+    private SessionRecord? _session;
+    private List<SessionMessage> _history = [];
+
+    public async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        _session = await conversations.GetSessionAsync(_workspaceId, _sessionId, cancellationToken);
+        _history = _session is null ? [] : [.. await conversations.GetMessagesAsync(_workspaceId, _sessionId, cancellationToken)];
+    }
+
+    public Task OnDeactivateAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task<IReadOnlyList<SessionMessage>> GetHistoryAsync(CancellationToken cancellationToken) =>
+        Task.FromResult<IReadOnlyList<SessionMessage>>(_history.ToArray());
+
+    public async Task<ChatTurnResult> SendAsync(ChatTurnRequest request, CancellationToken cancellationToken)
+    {
+        var workspace = context.GrainFactory.Get<IWorkspaceGrain>(_workspaceId.ToString("D"));
+
+        // :: Step 1: the bot and its model client. Nothing is charged yet.
+        if (_session is not null && request.BotId is not null && request.BotId != _session.BotId)
+        {
+            return ChatTurnResult.Failed(ChatTurnStatus.Conflict, _sessionId,
+                $"session '{_sessionId}' belongs to bot '{_session.BotId}'; start a new session to talk to bot '{request.BotId}'");
+        }
+
+        var botId = _session?.BotId ?? request.BotId ?? (await workspace.GetAsync(cancellationToken))?.PrimaryBotId;
+        var bot = botId is null ? null : await context.GrainFactory.Get<IBotGrain>(botId).GetAsync(cancellationToken);
+        if (bot is null || bot.WorkspaceId != _workspaceId)
+        {
+            return ChatTurnResult.Failed(ChatTurnStatus.NotFound, _sessionId, request.BotId is null ? "workspace has no bot" : $"bot '{request.BotId}' not found");
+        }
+
+        IChatClient client;
+        try
+        {
+            client = models.GetClient(bot);
+        }
+        catch (ModelUnavailableException e)
+        {
+            return ChatTurnResult.Failed(ChatTurnStatus.ModelUnavailable, _sessionId, e.Message, e.RetryAfter);
+        }
+
+        // :: Step 2: admission and debit, decided by the database.
+        var turnId = Ids.New("turn");
+        var admission = await workspace.AdmitTurnAsync(new AdmitTurnRequest(turnId, request.KeyId, _sessionId), cancellationToken);
+        switch (admission.Status)
+        {
+            case AdmissionStatus.RateLimited:
+                return ChatTurnResult.Failed(ChatTurnStatus.RateLimited, _sessionId, "rolling-hour turn limit of the workspace's plan reached", admission.RetryAfter);
+            case AdmissionStatus.InsufficientCredits:
+                return ChatTurnResult.Failed(ChatTurnStatus.InsufficientCredits, _sessionId, "credit balance exhausted; top up or upgrade the plan");
+            case AdmissionStatus.NotFound:
+                return ChatTurnResult.Failed(ChatTurnStatus.NotFound, _sessionId, "workspace not found");
+        }
+
+        // :: Step 3: the model call, bounded by the configured timeout.
+        ChatResponse response;
+        try
+        {
+            response = await CallModelAsync(client, bot, request.Message, cancellationToken);
+        }
+        catch (Exception e)
+        {
+            // :: Step 4: a failed or abandoned call is not charged and leaves nothing behind.
+            await workspace.RefundTurnAsync(turnId, CancellationToken.None);
+            if (cancellationToken.IsCancellationRequested)
+            {
+                throw;
+            }
+
+            var unavailable = e as ModelUnavailableException;
+            Log.ModelCallFailed(logger, bot.Id, bot.Model, e);
+            return ChatTurnResult.Failed(ChatTurnStatus.ModelUnavailable, _sessionId,
+                unavailable?.Message ?? "the assistant's model is temporarily unavailable; retry after a short delay", unavailable?.RetryAfter);
+        }
+
+        // :: Step 5: append durably, then answer.
+        var now = time.GetUtcNow();
+        var reply = response.Text;
+        var next = _history.Count == 0 ? 1 : _history[^1].Seq + 1;
+        SessionMessage[] turnMessages = [new(next, "user", request.Message, now), new(next + 1, "assistant", reply, now)];
+        try
+        {
+            await conversations.CommitTurnAsync(
+                new CommittedTurn(_workspaceId, _sessionId, bot.Id, request.Channel, turnId, _session is null, turnMessages), now, CancellationToken.None);
+        }
+        catch
+        {
+            await workspace.RefundTurnAsync(turnId, CancellationToken.None);
+            throw;
+        }
+
+        _session ??= new SessionRecord(_workspaceId, _sessionId, bot.Id, request.Channel, now, now);
+        _history.AddRange(turnMessages);
+        return new ChatTurnResult
+        {
+            Status = ChatTurnStatus.Ok,
+            SessionId = _sessionId,
+            Reply = reply,
+            CreditsUsed = admission.CreditsUsed,
+            CreditsRemaining = admission.CreditsRemaining,
+            Usage = response.Usage is { } u ? new TokenUsage(u.InputTokenCount ?? 0, u.OutputTokenCount ?? 0) : null,
+        };
+    }
+
+    private async Task<ChatResponse> CallModelAsync(IChatClient client, BotInfo bot, string message, CancellationToken cancellationToken)
+    {
+        var prompt = new List<ChatMessage>(_history.Count + 2) { new(ChatRole.System, bot.SystemPrompt) };
+        prompt.AddRange(_history.Select(m => new ChatMessage(m.Role == "assistant" ? ChatRole.Assistant : ChatRole.User, m.Content)));
+        prompt.Add(new ChatMessage(ChatRole.User, message));
+
+        var timeout = TimeSpan.FromSeconds(modelOptions.CurrentValue.TimeoutSeconds);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(timeout);
+        try
+        {
+            return await client.GetResponseAsync(prompt, new ChatOptions { ModelId = bot.Model }, deadline.Token);
+        }
+        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new ModelUnavailableException($"the model did not answer within {timeout.TotalSeconds:0.#} s", inner: e);
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 2001, Level = LogLevel.Warning, Message = "Model call for bot {BotId} (model {Model}) failed")]
+        public static partial void ModelCallFailed(ILogger logger, string botId, string model, Exception exception);
+    }
+}

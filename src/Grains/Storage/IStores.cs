@@ -1,0 +1,64 @@
+namespace LuluClaw.Grains.Storage;
+
+/// <summary>Workspaces, their bots and their keys.</summary>
+public interface ITenantStore
+{
+    /// <summary>Whether any workspace exists (first-start seeding).</summary>
+    Task<bool> AnyWorkspaceAsync(CancellationToken cancellationToken);
+
+    /// <summary>Inserts a workspace and its primary bot together. Throws <see cref="DuplicateException"/> if the id is taken.</summary>
+    Task CreateWorkspaceAsync(WorkspaceRecord workspace, BotRecord primaryBot, CancellationToken cancellationToken);
+
+    /// <summary>The workspace, or null.</summary>
+    Task<WorkspaceRecord?> GetWorkspaceAsync(Guid id, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Writes name and plan if the row is still at <paramref name="expectedVersion"/>, and returns the new row.
+    /// Throws <see cref="StaleStateException"/> if another writer got there first.
+    /// </summary>
+    Task<WorkspaceRecord> UpdateWorkspaceAsync(WorkspaceRecord workspace, long expectedVersion, CancellationToken cancellationToken);
+
+    /// <summary>Adds credits atomically and returns the new balance, or null if there is no such workspace.</summary>
+    Task<long?> AddCreditsAsync(Guid id, long amount, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>The bot, or null.</summary>
+    Task<BotRecord?> GetBotAsync(string id, CancellationToken cancellationToken);
+
+    /// <summary>Stores a new key (its hash only).</summary>
+    Task InsertApiKeyAsync(ApiKeyRecord key, CancellationToken cancellationToken);
+
+    /// <summary>The key with this hash, revoked or not, or null.</summary>
+    Task<ApiKeyRecord?> FindApiKeyByHashAsync(string keyHash, CancellationToken cancellationToken);
+
+    /// <summary>Revokes a key of the workspace and returns its hash, or null if there is no such live key.</summary>
+    Task<string?> RevokeApiKeyAsync(Guid workspaceId, string keyId, DateTimeOffset now, CancellationToken cancellationToken);
+}
+
+/// <summary>The rolling-window and credit ledger. Each call is one database transaction.</summary>
+public interface ITurnLedger
+{
+    /// <summary>
+    /// Counts the workspace's turns of the last hour and its credits, and if both allow, records the
+    /// turn as pending and debits its cost, all in one transaction against the workspace row.
+    /// </summary>
+    Task<AdmissionResult> TryAdmitAsync(TurnAdmission admission, CancellationToken cancellationToken);
+
+    /// <summary>Removes a pending turn and returns its credits. Does nothing for a settled or unknown turn.</summary>
+    Task RefundAsync(string turnId, CancellationToken cancellationToken);
+}
+
+/// <summary>Threads and their append-only messages.</summary>
+public interface IConversationStore
+{
+    /// <summary>The session row, or null.</summary>
+    Task<SessionRecord?> GetSessionAsync(Guid workspaceId, string sessionId, CancellationToken cancellationToken);
+
+    /// <summary>All messages of the session, by sequence number.</summary>
+    Task<IReadOnlyList<SessionMessage>> GetMessagesAsync(Guid workspaceId, string sessionId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Appends the turn's messages, creates the session row if new and marks the turn settled, in one
+    /// transaction. A sequence number taken already fails the whole write.
+    /// </summary>
+    Task CommitTurnAsync(CommittedTurn turn, DateTimeOffset now, CancellationToken cancellationToken);
+}

@@ -1,0 +1,96 @@
+using LuluClaw.Actors;
+using LuluClaw.Grains.Storage;
+using Microsoft.Extensions.Options;
+
+namespace LuluClaw.Grains;
+
+/// <summary>
+/// A tenant. Admission and debit go to <see cref="ITurnLedger"/> as one transaction so that the
+/// database decides; this activation only serialises the workspace's own calls within a process.
+/// </summary>
+public sealed class WorkspaceGrain(
+    IGrainContext context, ITenantStore tenants, ITurnLedger ledger, IOptionsMonitor<PlanOptions> plans, TimeProvider time)
+    : IWorkspaceGrain, IGrainBase
+{
+    private readonly Guid _id = Guid.Parse(context.Key);
+
+    public Task OnActivateAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task OnDeactivateAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public async Task<WorkspaceInfo> CreateAsync(CreateWorkspaceRequest request, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var bot = new BotRecord(
+            Ids.New("bot"), _id, $"{request.Name} assistant", "You are a helpful assistant.", BotDefaults.Model, 1, now, now);
+        var workspace = new WorkspaceRecord(_id, request.Name, request.Plan.ToLowerInvariant(), request.Credits, bot.Id, 1, now, now);
+        await tenants.CreateWorkspaceAsync(workspace, bot, cancellationToken);
+        return workspace.ToInfo();
+    }
+
+    public async Task<WorkspaceInfo?> GetAsync(CancellationToken cancellationToken) =>
+        (await tenants.GetWorkspaceAsync(_id, cancellationToken))?.ToInfo();
+
+    public async Task<WorkspaceInfo?> ChangePlanAsync(string plan, CancellationToken cancellationToken)
+    {
+        // A versioned read-modify-write: if another node wrote in between, read again and re-apply.
+        for (var attempt = 0; ; attempt++)
+        {
+            var current = await tenants.GetWorkspaceAsync(_id, cancellationToken);
+            if (current is null)
+            {
+                return null;
+            }
+
+            try
+            {
+                var changed = current with { Plan = plan.ToLowerInvariant(), UpdatedAt = time.GetUtcNow() };
+                return (await tenants.UpdateWorkspaceAsync(changed, current.Version, cancellationToken)).ToInfo();
+            }
+            catch (StaleStateException) when (attempt < 3)
+            {
+            }
+        }
+    }
+
+    public Task<long?> AddCreditsAsync(long amount, CancellationToken cancellationToken) =>
+        tenants.AddCreditsAsync(_id, amount, time.GetUtcNow(), cancellationToken);
+
+    public Task<AdmissionResult> AdmitTurnAsync(AdmitTurnRequest request, CancellationToken cancellationToken)
+    {
+        var options = plans.CurrentValue;
+        return ledger.TryAdmitAsync(
+            new TurnAdmission(_id, request.TurnId, request.KeyId, request.SessionId, options.CreditsPerTurn, time.GetUtcNow(), options.TurnsPerHour),
+            cancellationToken);
+    }
+
+    public Task RefundTurnAsync(string turnId, CancellationToken cancellationToken) => ledger.RefundAsync(turnId, cancellationToken);
+
+    public async Task<CreatedApiKey?> CreateKeyAsync(CreateApiKeyRequest request, CancellationToken cancellationToken)
+    {
+        if (await tenants.GetWorkspaceAsync(_id, cancellationToken) is null)
+        {
+            return null;
+        }
+
+        var scopes = request.Scopes is { Count: > 0 } given ? given.Distinct(StringComparer.Ordinal).ToArray() : [.. ApiScopes.Default];
+        var key = ApiKeys.Mint();
+        var record = new ApiKeyRecord(
+            Ids.New("key"), _id, ApiKeys.Hash(key), ApiKeys.DisplayPrefix(key), scopes, request.Plan, time.GetUtcNow(), null);
+        await tenants.InsertApiKeyAsync(record, cancellationToken);
+        return new CreatedApiKey(record.Id, key, record.Prefix, scopes);
+    }
+
+    public async Task<bool> RevokeKeyAsync(string keyId, CancellationToken cancellationToken)
+    {
+        var hash = await tenants.RevokeApiKeyAsync(_id, keyId, time.GetUtcNow(), cancellationToken);
+        if (hash is null)
+        {
+            return false;
+        }
+
+        // The key's resolver activation may hold it as valid: make it read the database again.
+        await context.GrainFactory.Get<IApiKeyGrain>(hash).InvalidateAsync(cancellationToken);
+        return true;
+    }
+}

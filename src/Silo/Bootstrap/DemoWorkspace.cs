@@ -1,0 +1,38 @@
+using LuluClaw.Actors;
+using LuluClaw.Grains.Storage;
+using LuluClaw.Silo.Storage;
+
+namespace LuluClaw.Silo.Bootstrap;
+
+/// <summary>
+/// On first start with an empty embedded database, creates a demo workspace and prints its key once
+/// (to standard output, not to the log), so that a newcomer can curl straight away.
+/// </summary>
+public sealed class DemoWorkspace(IGrainFactory grains, ITenantStore tenants, SqlStore store, IConfiguration configuration)
+{
+    /// <summary>Creates the demo workspace if this is a fresh SQLite database; returns its key, or null.</summary>
+    public async Task<string?> SeedAsync(CancellationToken cancellationToken)
+    {
+        if (store.Dialect is not SqliteDialect || !configuration.GetValue("Demo:Seed", true) || await tenants.AnyWorkspaceAsync(cancellationToken))
+        {
+            return null;
+        }
+
+        var id = Guid.NewGuid().ToString("D");
+        var workspace = grains.Get<IWorkspaceGrain>(id);
+        await workspace.CreateAsync(new CreateWorkspaceRequest("Demo", "starter", 250), cancellationToken);
+        var key = await workspace.CreateKeyAsync(new CreateApiKeyRequest(null), cancellationToken);
+        Console.WriteLine(
+            $$"""
+
+            LuluClaw created a demo workspace (plan starter, 250 credits). Its API key, shown this once:
+
+                {{key!.Key}}
+
+            Try it:
+                curl -s http://127.0.0.1:5080/api/gateway/chat -H "Authorization: Bearer {{key.Key}}" -H "Content-Type: application/json" -d '{"message": "Hello!"}'
+
+            """);
+        return key.Key;
+    }
+}

@@ -1,0 +1,38 @@
+using LuluClaw.Grains;
+using LuluClaw.Grains.Models;
+using LuluClaw.Silo.Bootstrap;
+using LuluClaw.Silo.Models;
+using LuluClaw.Silo.Runtime;
+using LuluClaw.Silo.Storage;
+
+namespace LuluClaw.Silo;
+
+/// <summary>Everything the one LuluClaw process hosts.</summary>
+public static class LuluClawServiceCollectionExtensions
+{
+    /// <summary>Adds the actor runtime and the actors, storage, model providers and configuration.</summary>
+    public static IServiceCollection AddLuluClaw(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<ActorRuntimeOptions>().Bind(configuration.GetSection("Actors"));
+        services.AddOptions<PlanOptions>().Bind(configuration.GetSection("Plans")).PostConfigure(plans =>
+        {
+            foreach (var (name, plan) in PlanOptions.Defaults)
+            {
+                plans.Workspace.TryAdd(name, plan);
+            }
+        });
+        services.AddOptions<ModelCallOptions>().Bind(configuration.GetSection("Llm"));
+        services.AddOptions<LlmOptions>().Bind(configuration.GetSection("Llm"));
+
+        services.AddActorRuntime()
+            .AddGrain<ISessionGrain, SessionGrain>()
+            .AddGrain<IWorkspaceGrain, WorkspaceGrain>()
+            .AddGrain<IBotGrain, BotGrain>()
+            .AddGrain<IApiKeyGrain, ApiKeyGrain>();
+        services.AddLuluStorage(configuration);
+        services.AddSingleton<IChatClientProvider, ChatClientProvider>();
+        services.AddSingleton<IPlanCatalog, PlanCatalog>();
+        services.AddSingleton<DemoWorkspace>();
+        return services;
+    }
+}

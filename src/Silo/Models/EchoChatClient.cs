@@ -1,0 +1,85 @@
+using System.Runtime.CompilerServices;
+using Microsoft.Extensions.AI;
+
+namespace LuluClaw.Silo.Models;
+
+/// <summary>
+/// The embedded default model: offline and deterministic. It answers <c>Echo: </c> followed by the
+/// last user message, streams that reply word by word and reports usage in whitespace-separated
+/// words (the input counts every message it was sent, the system prompt included).
+/// </summary>
+public sealed class EchoChatClient : IChatClient
+{
+    /// <summary>The provider name in metadata.</summary>
+    public const string ProviderName = "echo";
+
+    private static readonly ChatClientMetadata Metadata = new(ProviderName, defaultModelId: "echo");
+
+    /// <inheritdoc />
+    public Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var (reply, usage) = Answer(messages);
+        return Task.FromResult(new ChatResponse(new ChatMessage(ChatRole.Assistant, reply))
+        {
+            ModelId = options?.ModelId ?? "echo",
+            Usage = usage,
+            FinishReason = ChatFinishReason.Stop,
+        });
+    }
+
+    /// <inheritdoc />
+    public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(
+        IEnumerable<ChatMessage> messages, ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var (reply, usage) = Answer(messages);
+        var start = 0;
+        while (start < reply.Length)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var next = reply.IndexOf(' ', start + 1);
+            var end = next < 0 ? reply.Length : next;
+            yield return new ChatResponseUpdate(ChatRole.Assistant, reply[start..end]) { ModelId = options?.ModelId ?? "echo" };
+            start = end;
+            await Task.Yield();
+        }
+
+        yield return new ChatResponseUpdate
+        {
+            Role = ChatRole.Assistant,
+            FinishReason = ChatFinishReason.Stop,
+            Contents = [new UsageContent(usage)],
+        };
+    }
+
+    /// <inheritdoc />
+    public object? GetService(Type serviceType, object? serviceKey = null) =>
+        serviceKey is null && serviceType == typeof(ChatClientMetadata) ? Metadata
+        : serviceKey is null && serviceType.IsInstanceOfType(this) ? this
+        : null;
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+    }
+
+    private static (string Reply, UsageDetails Usage) Answer(IEnumerable<ChatMessage> messages)
+    {
+        long input = 0;
+        string last = "";
+        foreach (var message in messages)
+        {
+            input += Words(message.Text);
+            if (message.Role == ChatRole.User)
+            {
+                last = message.Text;
+            }
+        }
+
+        var reply = $"Echo: {last}";
+        var output = Words(reply);
+        return (reply, new UsageDetails { InputTokenCount = input, OutputTokenCount = output, TotalTokenCount = input + output });
+    }
+
+    private static long Words(string text) => text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Length;
+}

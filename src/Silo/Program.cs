@@ -1,0 +1,21 @@
+using LuluClaw.Silo;
+using LuluClaw.Silo.Bootstrap;
+using LuluClaw.Silo.Storage;
+using LuluClaw.WebApi;
+
+var builder = WebApplication.CreateBuilder(args);
+if (string.IsNullOrEmpty(builder.Configuration["urls"]))
+{
+    builder.WebHost.UseUrls("http://127.0.0.1:5080");
+}
+
+builder.Services.AddLuluClaw(builder.Configuration);
+
+var app = builder.Build();
+await app.Services.GetRequiredService<SchemaMigrator>().MigrateAsync(CancellationToken.None);
+await app.Services.GetRequiredService<DemoWorkspace>().SeedAsync(CancellationToken.None);
+app.MapLuluClaw();
+app.Run();
+
+/// <summary>The entry point, visible to <c>WebApplicationFactory</c>.</summary>
+public partial class Program;

@@ -1,0 +1,160 @@
+using LuluClaw.Actors;
+
+namespace LuluClaw.Silo.Runtime;
+
+/// <summary>
+/// One live actor: its mailbox and, once activated, its instance. At most one call runs at a time;
+/// calls start in the order they were enqueued.
+/// </summary>
+/// <remarks>
+/// No thread is parked on an idle activation: the first call into an empty mailbox schedules a
+/// loop that runs calls until the mailbox is empty, then ends. Closing (idle collection or
+/// <see cref="DeactivateOnIdle"/>) happens under the same lock as enqueueing, so a call is either in
+/// this mailbox or refused and sent to the next activation, never lost.
+/// </remarks>
+internal sealed class Activation : IGrainContext
+{
+    private readonly object _gate = new();
+    private readonly Queue<IGrainCall> _mailbox = new();
+    private readonly GrainRuntime _runtime;
+    private readonly TaskCompletionSource _deactivated = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private IGrainBase? _instance;
+    private bool _running;
+    private bool _closed;
+    private bool _deactivateOnIdle;
+    private DateTimeOffset _lastActive;
+
+    public Activation(GrainId id, GrainRuntime runtime)
+    {
+        Id = id;
+        _runtime = runtime;
+        _lastActive = runtime.Time.GetUtcNow();
+    }
+
+    public GrainId Id { get; }
+
+    public string Key => Id.Key;
+
+    public IGrainFactory GrainFactory => _runtime;
+
+    /// <summary>Completes when the activation has been closed and deactivated.</summary>
+    public Task Deactivated => _deactivated.Task;
+
+    public void DeactivateOnIdle()
+    {
+        lock (_gate)
+        {
+            _deactivateOnIdle = true;
+        }
+    }
+
+    /// <summary>Adds a call to the mailbox; false if this activation is closed and a new one must take it.</summary>
+    public bool TryEnqueue(IGrainCall call)
+    {
+        lock (_gate)
+        {
+            if (_closed)
+            {
+                return false;
+            }
+
+            _mailbox.Enqueue(call);
+            if (_running)
+            {
+                return true;
+            }
+
+            _running = true;
+        }
+
+        ThreadPool.UnsafeQueueUserWorkItem(static a => _ = a.RunAsync(), this, preferLocal: false);
+        return true;
+    }
+
+    /// <summary>Closes the activation if it has been idle since <paramref name="idleSince"/>; the caller then deactivates it.</summary>
+    public bool TryClose(DateTimeOffset idleSince)
+    {
+        lock (_gate)
+        {
+            if (_closed || _running || _mailbox.Count > 0 || _lastActive > idleSince)
+            {
+                return false;
+            }
+
+            _closed = true;
+            return true;
+        }
+    }
+
+    public async Task RunDeactivationAsync(CancellationToken cancellationToken)
+    {
+        if (_instance is { } instance)
+        {
+            _instance = null;
+            await instance.OnDeactivateAsync(cancellationToken);
+        }
+    }
+
+    public void MarkDeactivated() => _deactivated.TrySetResult();
+
+    private async Task RunAsync()
+    {
+        while (true)
+        {
+            IGrainCall? call;
+            IGrainCall[]? leftOver = null;
+            lock (_gate)
+            {
+                if (_deactivateOnIdle)
+                {
+                    // The call that asked is done: close now; calls that queued behind it go to the next activation.
+                    _closed = true;
+                    _running = false;
+                    leftOver = [.. _mailbox];
+                    _mailbox.Clear();
+                    call = null;
+                }
+                else if (!_mailbox.TryDequeue(out call))
+                {
+                    _running = false;
+                    _lastActive = _runtime.Time.GetUtcNow();
+                    return;
+                }
+            }
+
+            if (leftOver is not null)
+            {
+                await _runtime.DeactivateAsync(this, CancellationToken.None);
+                foreach (var waiting in leftOver)
+                {
+                    _runtime.Enqueue(Id, waiting);
+                }
+
+                return;
+            }
+
+            if (_instance is null)
+            {
+                try
+                {
+                    var instance = _runtime.CreateInstance(this);
+                    await instance.OnActivateAsync(CancellationToken.None);
+                    _instance = instance;
+                }
+                catch (Exception e)
+                {
+                    // Not cached broken: the next call tries to activate again.
+                    lock (_gate)
+                    {
+                        _deactivateOnIdle = false;
+                    }
+
+                    call!.Fail(e);
+                    continue;
+                }
+            }
+
+            await call!.RunAsync(_instance);
+        }
+    }
+}

@@ -1,0 +1,77 @@
+using System.Data.Common;
+using LuluClaw.Grains.Storage;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+
+namespace LuluClaw.Silo.Storage;
+
+/// <summary>Settings of storage (<c>Storage</c> section and <c>ConnectionStrings:LuluClaw</c>).</summary>
+public sealed class StorageOptions
+{
+    /// <summary>The SQLite file used when no connection string is given.</summary>
+    public const string DefaultSqlitePath = "./data/luluclaw.db";
+
+    /// <summary><c>sqlite</c> (default) or <c>postgres</c>.</summary>
+    public string Provider { get; set; } = "sqlite";
+
+    /// <summary>SQLite's <c>synchronous</c> pragma: FULL (default) makes every acknowledged turn survive power loss too.</summary>
+    public string SqliteSynchronous { get; set; } = "FULL";
+
+    /// <summary>Reads the options and the connection string; throws a clear error for an unknown provider.</summary>
+    public static (StorageOptions Options, string ConnectionString) From(IConfiguration configuration)
+    {
+        var options = configuration.GetSection("Storage").Get<StorageOptions>() ?? new StorageOptions();
+        options.Provider = options.Provider.Trim().ToLowerInvariant();
+        var connectionString = configuration.GetConnectionString("LuluClaw");
+        connectionString = options.Provider switch
+        {
+            "sqlite" => string.IsNullOrWhiteSpace(connectionString) ? $"Data Source={DefaultSqlitePath}" : connectionString,
+            "postgres" or "postgresql" => string.IsNullOrWhiteSpace(connectionString)
+                ? throw new InvalidOperationException("Storage:Provider is postgres but ConnectionStrings:LuluClaw is empty.")
+                : connectionString,
+            _ => throw new InvalidOperationException($"Storage:Provider '{options.Provider}' is not known; use 'sqlite' or 'postgres'."),
+        };
+        return (options, connectionString);
+    }
+}
+
+/// <summary>Registers the configured storage provider.</summary>
+public static class StorageServiceCollectionExtensions
+{
+    /// <summary>Adds <see cref="SqlStore"/> behind every store interface, over SQLite or PostgreSQL.</summary>
+    public static IServiceCollection AddLuluStorage(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddSingleton(_ =>
+        {
+            var (options, connectionString) = StorageOptions.From(configuration);
+            return options.Provider == "sqlite"
+                ? CreateSqlite(connectionString, options.SqliteSynchronous)
+                : CreatePostgres(connectionString);
+        });
+        services.AddSingleton<ITenantStore>(sp => sp.GetRequiredService<SqlStore>());
+        services.AddSingleton<ITurnLedger>(sp => sp.GetRequiredService<SqlStore>());
+        services.AddSingleton<IConversationStore>(sp => sp.GetRequiredService<SqlStore>());
+        services.AddSingleton<SchemaMigrator>();
+        return services;
+    }
+
+    /// <summary>A store over a SQLite file (its folder is created), in WAL mode.</summary>
+    public static SqlStore CreateSqlite(string connectionString, string synchronous = "FULL")
+    {
+        var builder = new SqliteConnectionStringBuilder(connectionString);
+        if (builder.DataSource is { Length: > 0 } path && path != ":memory:" && Path.GetDirectoryName(Path.GetFullPath(path)) is { } folder)
+        {
+            Directory.CreateDirectory(folder);
+        }
+
+        builder.Pooling = true;
+        DbDataSource dataSource = SqliteFactory.Instance.CreateDataSource(builder.ConnectionString);
+        return new SqlStore(dataSource, new SqliteDialect(synchronous));
+    }
+
+    /// <summary>A store over PostgreSQL.</summary>
+    public static SqlStore CreatePostgres(string connectionString) =>
+        new(NpgsqlDataSource.Create(connectionString), new PostgresDialect());
+}

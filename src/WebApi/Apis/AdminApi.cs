@@ -1,0 +1,191 @@
+using LuluClaw.Actors;
+using LuluClaw.WebApi.Http;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace LuluClaw.WebApi.Apis;
+
+/// <summary>
+/// The operators' API: workspaces, plans, credits and keys. It exists only when an admin token is
+/// configured; without one its routes are not mapped (404).
+/// </summary>
+public static class AdminApi
+{
+    /// <summary>Credits a workspace starts with when the request names none.</summary>
+    public const long DefaultCredits = 250;
+
+    /// <summary>Maps <c>/api/admin/…</c> behind <paramref name="adminToken"/>; maps nothing when it is empty.</summary>
+    public static IEndpointRouteBuilder MapAdminApi(this IEndpointRouteBuilder app, string? adminToken)
+    {
+        if (string.IsNullOrWhiteSpace(adminToken))
+        {
+            return app;
+        }
+
+        var group = app.MapGroup("/api/admin/workspaces").WithTags("Admin").RequireAdminToken(adminToken, GatewayApi.Error);
+        group.MapPost("/", CreateWorkspaceAsync).WithName("AdminCreateWorkspace");
+        group.MapGet("/{id}", GetWorkspaceAsync).WithName("AdminGetWorkspace");
+        group.MapPatch("/{id}", ChangePlanAsync).WithName("AdminChangePlan");
+        group.MapPost("/{id}/credits", AddCreditsAsync).WithName("AdminAddCredits");
+        group.MapPost("/{id}/keys", CreateKeyAsync).WithName("AdminCreateKey");
+        group.MapDelete("/{id}/keys/{keyId}", RevokeKeyAsync).WithName("AdminRevokeKey");
+        group.MapGet("/{id}/sessions/{sessionId}/messages", GetHistoryAsync).WithName("AdminGetHistory");
+        return app;
+    }
+
+    private static IResult NotFound(string id) => GatewayApi.Error(StatusCodes.Status404NotFound, $"workspace '{id}' not found");
+
+    private static IResult BadRequest(string message) => GatewayApi.Error(StatusCodes.Status400BadRequest, message);
+
+    private static IResult Workspace(WorkspaceInfo w, int status = StatusCodes.Status200OK) => TypedResults.Json(
+        new WorkspaceResponse(w.Id, w.Name, w.Plan, w.CreditsRemaining, w.PrimaryBotId, w.CreatedAt), LuluJsonContext.Web.WorkspaceResponse,
+        statusCode: status);
+
+    private static async Task<IResult> CreateWorkspaceAsync(HttpContext http, IGrainFactory grains, IPlanCatalog plans)
+    {
+        var (body, error) = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
+        using (body)
+        {
+            if (body is null)
+            {
+                return BadRequest(error!);
+            }
+
+            var name = body.String("name", required: true, 1, 200);
+            var plan = body.String("plan", required: true, 1, 64)?.Trim().ToLowerInvariant();
+            var credits = body.Integer("credits", required: false, 0, long.MaxValue / 4) ?? DefaultCredits;
+            if (body.Error is { } invalid)
+            {
+                return BadRequest(invalid);
+            }
+
+            if (!plans.WorkspacePlans.Contains(plan!, StringComparer.OrdinalIgnoreCase))
+            {
+                return BadRequest(UnknownPlan(plan!, plans));
+            }
+
+            var id = Guid.NewGuid();
+            var workspace = await grains.Get<IWorkspaceGrain>(id.ToString("D"))
+                .CreateAsync(new CreateWorkspaceRequest(name!.Trim(), plan!, credits), http.RequestAborted);
+            http.Response.Headers.Location = $"/api/admin/workspaces/{id:D}";
+            return Workspace(workspace, StatusCodes.Status201Created);
+        }
+    }
+
+    private static string UnknownPlan(string plan, IPlanCatalog plans) =>
+        $"'plan' must be one of {string.Join(", ", plans.WorkspacePlans.Order().Select(p => $"'{p}'"))} (got '{plan}')";
+
+    private static async Task<IResult> GetWorkspaceAsync(string id, IGrainFactory grains, CancellationToken cancellationToken) =>
+        WorkspaceGrain(grains, id) is { } grain && await grain.GetAsync(cancellationToken) is { } workspace ? Workspace(workspace) : NotFound(id);
+
+    private static async Task<IResult> ChangePlanAsync(string id, HttpContext http, IGrainFactory grains, IPlanCatalog plans)
+    {
+        if (WorkspaceGrain(grains, id) is not { } grain)
+        {
+            return NotFound(id);
+        }
+
+        var (body, error) = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
+        using (body)
+        {
+            var plan = body?.String("plan", required: true, 1, 64)?.Trim().ToLowerInvariant();
+            if ((error ?? body!.Error) is { } invalid)
+            {
+                return BadRequest(invalid);
+            }
+
+            if (!plans.WorkspacePlans.Contains(plan!, StringComparer.OrdinalIgnoreCase))
+            {
+                return BadRequest(UnknownPlan(plan!, plans));
+            }
+
+            return await grain.ChangePlanAsync(plan!, http.RequestAborted) is { } workspace ? Workspace(workspace) : NotFound(id);
+        }
+    }
+
+    private static async Task<IResult> AddCreditsAsync(string id, HttpContext http, IGrainFactory grains)
+    {
+        if (WorkspaceGrain(grains, id) is not { } grain)
+        {
+            return NotFound(id);
+        }
+
+        var (body, error) = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
+        using (body)
+        {
+            var amount = body?.Integer("amount", required: true, 1, long.MaxValue / 4);
+            if ((error ?? body!.Error) is { } invalid)
+            {
+                return BadRequest(invalid);
+            }
+
+            return await grain.AddCreditsAsync(amount!.Value, http.RequestAborted) is { } balance
+                ? TypedResults.Json(new CreditsResponse(balance), LuluJsonContext.Web.CreditsResponse)
+                : NotFound(id);
+        }
+    }
+
+    private static async Task<IResult> CreateKeyAsync(string id, HttpContext http, IGrainFactory grains)
+    {
+        if (WorkspaceGrain(grains, id) is not { } grain)
+        {
+            return NotFound(id);
+        }
+
+        IReadOnlyList<string>? scopes = null;
+        if (http.Request.ContentLength is not 0 || http.Request.Headers.TransferEncoding.Count > 0)
+        {
+            var (body, error) = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
+            using (body)
+            {
+                scopes = body?.StringArray("scopes", required: false);
+                if ((error ?? body!.Error) is { } invalid)
+                {
+                    return BadRequest(invalid);
+                }
+            }
+        }
+
+        if (scopes?.FirstOrDefault(s => !ApiScopes.All.Contains(s)) is { } unknown)
+        {
+            return BadRequest($"'scopes' may contain {string.Join(", ", ApiScopes.All.Select(s => $"'{s}'"))} (got '{unknown}')");
+        }
+
+        var key = await grain.CreateKeyAsync(new CreateApiKeyRequest(scopes), http.RequestAborted);
+        return key is null
+            ? NotFound(id)
+            : TypedResults.Json(new KeyResponse(key.Id, key.Key, key.Prefix, key.Scopes), LuluJsonContext.Web.KeyResponse,
+                statusCode: StatusCodes.Status201Created);
+    }
+
+    private static async Task<IResult> RevokeKeyAsync(string id, string keyId, IGrainFactory grains, CancellationToken cancellationToken)
+    {
+        if (WorkspaceGrain(grains, id) is not { } grain)
+        {
+            return NotFound(id);
+        }
+
+        return await grain.RevokeKeyAsync(keyId, cancellationToken)
+            ? TypedResults.NoContent()
+            : GatewayApi.Error(StatusCodes.Status404NotFound, $"key '{keyId}' not found in workspace '{id}'");
+    }
+
+    private static async Task<IResult> GetHistoryAsync(string id, string sessionId, IGrainFactory grains, CancellationToken cancellationToken)
+    {
+        if (!Guid.TryParse(id, out var workspaceId) || sessionId.Length is 0 or > GatewayApi.MaxSessionIdLength)
+        {
+            return NotFound(id);
+        }
+
+        var history = await grains.Get<ISessionGrain>(SessionKey.Of(workspaceId, sessionId)).GetHistoryAsync(cancellationToken);
+        return history.Count == 0
+            ? GatewayApi.Error(StatusCodes.Status404NotFound, $"session '{sessionId}' not found")
+            : TypedResults.Json(
+                new HistoryResponse(sessionId, history.Select(m => new MessageResponse(m.Seq, m.Role, m.Content, m.CreatedAt)).ToArray()),
+                LuluJsonContext.Web.HistoryResponse);
+    }
+
+    private static IWorkspaceGrain? WorkspaceGrain(IGrainFactory grains, string id) =>
+        Guid.TryParse(id, out var workspaceId) ? grains.Get<IWorkspaceGrain>(workspaceId.ToString("D")) : null;
+}

@@ -1,0 +1,92 @@
+using System.Security.Cryptography;
+using System.Text;
+using LuluClaw.Actors;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace LuluClaw.WebApi.Http;
+
+/// <summary>The caller a request was authenticated as.</summary>
+public sealed record Caller(ApiKeyInfo Key)
+{
+    /// <summary>The caller's workspace.</summary>
+    public Guid WorkspaceId => Key.WorkspaceId;
+}
+
+/// <summary>How a surface writes its own error shape.</summary>
+public delegate IResult ErrorWriter(int statusCode, string message);
+
+/// <summary>
+/// Bearer-key authentication for the key families: the key is hashed and resolved by the
+/// <see cref="IApiKeyGrain"/> of that hash; the plaintext goes no further than this filter.
+/// </summary>
+public static class ApiKeyAuthentication
+{
+    private static readonly object CallerItem = new();
+
+    /// <summary>The authenticated caller of this request (set by <see cref="RequireApiKey{TBuilder}"/>).</summary>
+    public static Caller GetCaller(this HttpContext context) =>
+        context.Items[CallerItem] as Caller ?? throw new InvalidOperationException("The endpoint has no RequireApiKey filter.");
+
+    /// <summary>
+    /// Requires a valid <c>lulu_sk_</c> key carrying <paramref name="scope"/>: 401 when the key is
+    /// missing, malformed, unknown or revoked; 403 when it lacks the scope.
+    /// </summary>
+    public static TBuilder RequireApiKey<TBuilder>(this TBuilder builder, string scope, ErrorWriter error)
+        where TBuilder : IEndpointConventionBuilder =>
+        builder.AddEndpointFilter(async (invocation, next) =>
+        {
+            var http = invocation.HttpContext;
+            if (BearerToken(http.Request) is not { } token)
+            {
+                return error(StatusCodes.Status401Unauthorized, "missing API key: send 'Authorization: Bearer lulu_sk_...'");
+            }
+
+            if (!ApiKeys.IsWellFormed(token))
+            {
+                return error(StatusCodes.Status401Unauthorized, "malformed API key");
+            }
+
+            var grains = http.RequestServices.GetRequiredService<IGrainFactory>();
+            var key = await grains.Get<IApiKeyGrain>(ApiKeys.Hash(token)).ResolveAsync(http.RequestAborted);
+            if (key is null)
+            {
+                return error(StatusCodes.Status401Unauthorized, "invalid API key");
+            }
+
+            if (!key.HasScope(scope))
+            {
+                return error(StatusCodes.Status403Forbidden, $"this API key lacks the '{scope}' scope");
+            }
+
+            http.Items[CallerItem] = new Caller(key);
+            return await next(invocation);
+        });
+
+    /// <summary>
+    /// Requires <c>Authorization: Bearer &lt;admin token&gt;</c>, compared in constant time; 401 otherwise.
+    /// </summary>
+    public static TBuilder RequireAdminToken<TBuilder>(this TBuilder builder, string adminToken, ErrorWriter error)
+        where TBuilder : IEndpointConventionBuilder
+    {
+        var expected = SHA256.HashData(Encoding.UTF8.GetBytes(adminToken));
+        return builder.AddEndpointFilter(async (invocation, next) =>
+        {
+            var token = BearerToken(invocation.HttpContext.Request);
+            var given = SHA256.HashData(Encoding.UTF8.GetBytes(token ?? ""));
+            return token is not null && CryptographicOperations.FixedTimeEquals(given, expected)
+                ? await next(invocation)
+                : error(StatusCodes.Status401Unauthorized, token is null ? "missing admin token" : "invalid admin token");
+        });
+    }
+
+    private static string? BearerToken(HttpRequest request)
+    {
+        var header = request.Headers.Authorization.ToString();
+        const string Scheme = "Bearer ";
+        return header.StartsWith(Scheme, StringComparison.OrdinalIgnoreCase) && header.Length > Scheme.Length
+            ? header[Scheme.Length..].Trim()
+            : null;
+    }
+}

@@ -1,0 +1,47 @@
+using System.Data.Common;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace LuluClaw.WebApi.Http;
+
+/// <summary>
+/// The last line of defence: an exception no endpoint expected becomes a JSON error, never an HTML
+/// page or an empty 500. A failing database is a 503 (retry later), not a 500.
+/// </summary>
+public static partial class ErrorHandling
+{
+    /// <summary>Adds the handler to the pipeline.</summary>
+    public static IApplicationBuilder UseLuluErrors(this IApplicationBuilder app) => app.Use(async (context, next) =>
+    {
+        try
+        {
+            await next(context);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client left; there is nobody to answer.
+        }
+        catch (Exception e) when (!context.Response.HasStarted)
+        {
+            var (status, message) = e switch
+            {
+                BadHttpRequestException bad => (bad.StatusCode, bad.Message),
+                DbException or TimeoutException => (StatusCodes.Status503ServiceUnavailable, "storage is unavailable; retry after a short delay"),
+                _ => (StatusCodes.Status500InternalServerError, "internal error"),
+            };
+            var logger = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("LuluClaw.WebApi");
+            Log.Unhandled(logger, context.Request.Method, context.Request.Path, status, e);
+            context.Response.Clear();
+            context.Response.StatusCode = status;
+            await context.Response.WriteAsJsonAsync(new ErrorBody(message), Apis.LuluJsonContext.Web.ErrorBody);
+        }
+    });
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1001, Level = LogLevel.Error, Message = "{Method} {Path} failed with {Status}")]
+        public static partial void Unhandled(ILogger logger, string method, string path, int status, Exception exception);
+    }
+}

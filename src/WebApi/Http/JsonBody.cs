@@ -1,0 +1,176 @@
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+
+namespace LuluClaw.WebApi.Http;
+
+/// <summary>
+/// Reads a JSON object body field by field, so that every bad input gets a message naming the field
+/// instead of a serializer's exception text.
+/// </summary>
+public sealed class JsonBody : IDisposable
+{
+    /// <summary>Largest body read (1 MiB): far above any valid request.</summary>
+    public const int MaxBytes = 1 << 20;
+
+    private readonly JsonDocument _document;
+
+    private JsonBody(JsonDocument document) => _document = document;
+
+    /// <summary>The first problem found, if any.</summary>
+    public string? Error { get; private set; }
+
+    /// <summary>Parses the request body; on failure <paramref name="error"/> says why.</summary>
+    public static async Task<(JsonBody? Body, string? Error)> ReadAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        if (request.ContentLength > MaxBytes)
+        {
+            return (null, "request body is larger than 1 MiB");
+        }
+
+        try
+        {
+            using var buffer = new MemoryStream();
+            await request.Body.CopyToAsync(buffer, cancellationToken);
+            if (buffer.Length > MaxBytes)
+            {
+                return (null, "request body is larger than 1 MiB");
+            }
+
+            if (buffer.Length == 0)
+            {
+                return (null, "request body is empty; send a JSON object");
+            }
+
+            var document = JsonDocument.Parse(buffer.GetBuffer().AsMemory(0, (int)buffer.Length));
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                document.Dispose();
+                return (null, "request body must be a JSON object");
+            }
+
+            return (new JsonBody(document), null);
+        }
+        catch (JsonException)
+        {
+            return (null, "request body is not valid JSON");
+        }
+    }
+
+    /// <summary>
+    /// A string field of <paramref name="minLength"/> to <paramref name="maxLength"/> characters
+    /// (Unicode scalar values); null when absent or JSON null and not required.
+    /// </summary>
+    public string? String(string name, bool required, int minLength, int maxLength)
+    {
+        if (!TryGet(name, required, out var value))
+        {
+            return null;
+        }
+
+        if (value.ValueKind != JsonValueKind.String)
+        {
+            return Fail($"'{name}' must be a string");
+        }
+
+        var text = value.GetString()!;
+        var length = 0;
+        foreach (var rune in text.EnumerateRunes())
+        {
+            length++;
+            if (Rune.IsControl(rune) && rune.Value is not ('\n' or '\r' or '\t'))
+            {
+                return Fail($"'{name}' must not contain control characters");
+            }
+        }
+
+        if (length < minLength || string.IsNullOrWhiteSpace(text) && minLength > 0)
+        {
+            return Fail(minLength == 1 ? $"'{name}' must not be empty" : $"'{name}' must be at least {minLength} characters");
+        }
+
+        return length > maxLength ? Fail($"'{name}' must be at most {maxLength} characters (got {length})") : text;
+    }
+
+    /// <summary>A whole-number field in [<paramref name="min"/>, <paramref name="max"/>]; null when absent and not required.</summary>
+    public long? Integer(string name, bool required, long min, long max)
+    {
+        if (!TryGet(name, required, out var value))
+        {
+            return null;
+        }
+
+        if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt64(out var number))
+        {
+            Fail($"'{name}' must be a whole number");
+            return null;
+        }
+
+        if (number < min || number > max)
+        {
+            Fail($"'{name}' must be between {min} and {max}");
+            return null;
+        }
+
+        return number;
+    }
+
+    /// <summary>An array of strings; null when absent or JSON null and not required.</summary>
+    public IReadOnlyList<string>? StringArray(string name, bool required)
+    {
+        if (!TryGet(name, required, out var value))
+        {
+            return null;
+        }
+
+        if (value.ValueKind != JsonValueKind.Array || value.EnumerateArray().Any(e => e.ValueKind != JsonValueKind.String))
+        {
+            Fail($"'{name}' must be an array of strings");
+            return null;
+        }
+
+        return value.EnumerateArray().Select(e => e.GetString()!).ToArray();
+    }
+
+    /// <summary>A boolean field; null when absent or JSON null and not required.</summary>
+    public bool? Boolean(string name, bool required)
+    {
+        if (!TryGet(name, required, out var value))
+        {
+            return null;
+        }
+
+        if (value.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+        {
+            Fail($"'{name}' must be true or false");
+            return null;
+        }
+
+        return value.GetBoolean();
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _document.Dispose();
+
+    private bool TryGet(string name, bool required, out JsonElement value)
+    {
+        if (Error is null && _document.RootElement.TryGetProperty(name, out value) && value.ValueKind != JsonValueKind.Null)
+        {
+            return true;
+        }
+
+        if (required)
+        {
+            Fail($"'{name}' is required");
+        }
+
+        value = default;
+        return false;
+    }
+
+    private string? Fail(string message)
+    {
+        Error ??= message;
+        return null;
+    }
+}
