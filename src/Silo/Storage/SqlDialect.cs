@@ -82,5 +82,5 @@ public sealed class PostgresDialect : SqlDialect
 
     public override bool IsUniqueViolation(Exception error) => error is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation };
 
-    public override string MigrationLockSql => "SELECT pg_advisory_xact_lock(7461756c75)";
+    public override string MigrationLockSql => "SELECT pg_advisory_xact_lock(4242424201)";
 }
