@@ -1,0 +1,135 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using LuluClaw.Tests;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.Configuration;
+
+namespace LuluClaw.WebApi.Tests;
+
+/// <summary>Which storage a test app runs on.</summary>
+public enum Provider
+{
+    Sqlite,
+    Postgres,
+}
+
+/// <summary>The real LuluClaw app over in-memory HTTP, on a fresh database of the chosen provider.</summary>
+public sealed class LuluClawApp : WebApplicationFactory<Program>
+{
+    public const string AdminToken = "test-admin-token";
+
+    private readonly Dictionary<string, string?> _settings;
+    private readonly string? _folder;
+    private readonly TestPostgres? _postgres;
+
+    private LuluClawApp(Dictionary<string, string?> settings, string? folder, TestPostgres? postgres)
+    {
+        _settings = settings;
+        _folder = folder;
+        _postgres = postgres;
+    }
+
+    /// <summary>Starts an app on an empty database; <paramref name="settings"/> add to or override the defaults.</summary>
+    public static async Task<LuluClawApp> StartAsync(Provider provider, IDictionary<string, string?>? settings = null)
+    {
+        var all = new Dictionary<string, string?> { ["Admin:Token"] = AdminToken, ["Demo:Seed"] = "false" };
+        string? folder = null;
+        TestPostgres? postgres = null;
+        if (provider == Provider.Postgres)
+        {
+            postgres = await TestPostgres.CreateAsync();
+            all["Storage:Provider"] = "postgres";
+            all["ConnectionStrings:LuluClaw"] = postgres.ConnectionString;
+        }
+        else
+        {
+            folder = Directory.CreateTempSubdirectory("luluclaw-app-").FullName;
+            all["Storage:Provider"] = "sqlite";
+            all["ConnectionStrings:LuluClaw"] = $"Data Source={Path.Combine(folder, "luluclaw.db")}";
+        }
+
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+        {
+            all[key] = value;
+        }
+
+        var app = new LuluClawApp(all, folder, postgres);
+        _ = app.Server; // boot now: migrations run before the first request
+        return app;
+    }
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder) =>
+        builder.ConfigureAppConfiguration(configuration => configuration.AddInMemoryCollection(_settings));
+
+    /// <summary>A client that sends the admin token.</summary>
+    public HttpClient Admin()
+    {
+        var client = CreateClient();
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminToken);
+        return client;
+    }
+
+    /// <summary>Creates a workspace through the admin API and mints a key for it.</summary>
+    public async Task<TestWorkspace> CreateWorkspaceAsync(string plan = "starter", long credits = 250, string[]? scopes = null)
+    {
+        using var admin = Admin();
+        var created = await admin.PostAsJsonAsync("/api/admin/workspaces", new { name = "Acme", plan, credits });
+        created.EnsureSuccessStatusCode();
+        var id = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
+        var key = await admin.PostAsJsonAsync($"/api/admin/workspaces/{id}/keys", scopes is null ? (object)new { } : new { scopes });
+        key.EnsureSuccessStatusCode();
+        var body = await key.Content.ReadFromJsonAsync<JsonElement>();
+        return new TestWorkspace(this, id, body.GetProperty("id").GetString()!, body.GetProperty("key").GetString()!);
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        if (_folder is not null)
+        {
+            Directory.Delete(_folder, recursive: true);
+        }
+
+        if (_postgres is not null)
+        {
+            await _postgres.DisposeAsync();
+        }
+    }
+}
+
+/// <summary>A workspace and one of its keys.</summary>
+public sealed record TestWorkspace(LuluClawApp App, string Id, string KeyId, string Key)
+{
+    /// <summary>A client that sends this workspace's key.</summary>
+    public HttpClient Client()
+    {
+        var client = App.CreateClient();
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Key);
+        return client;
+    }
+
+    /// <summary>The balance as the admin API reports it.</summary>
+    public async Task<long> CreditsAsync()
+    {
+        using var admin = App.Admin();
+        return (await admin.GetFromJsonAsync<JsonElement>($"/api/admin/workspaces/{Id}")).GetProperty("credits_remaining").GetInt64();
+    }
+
+    /// <summary>A session's stored messages as (role, content), oldest first; empty if there are none.</summary>
+    public async Task<IReadOnlyList<(long Seq, string Role, string Content)>> HistoryAsync(string sessionId)
+    {
+        using var admin = App.Admin();
+        var response = await admin.GetAsync($"/api/admin/workspaces/{Id}/sessions/{Uri.EscapeDataString(sessionId)}/messages");
+        if (response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            return [];
+        }
+
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>();
+        return body.GetProperty("messages").EnumerateArray()
+            .Select(m => (m.GetProperty("seq").GetInt64(), m.GetProperty("role").GetString()!, m.GetProperty("content").GetString()!)).ToArray();
+    }
+}
