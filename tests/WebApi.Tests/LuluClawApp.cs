@@ -63,6 +63,9 @@ public sealed class LuluClawApp : WebApplicationFactory<Program>
     protected override void ConfigureWebHost(IWebHostBuilder builder) =>
         builder.ConfigureAppConfiguration(configuration => configuration.AddInMemoryCollection(_settings));
 
+    /// <summary>The SQLite database file, for the SQLite provider.</summary>
+    public string? SqliteFile => _folder is null ? null : Path.Combine(_folder, "luluclaw.db");
+
     /// <summary>A client that sends the admin token.</summary>
     public HttpClient Admin()
     {

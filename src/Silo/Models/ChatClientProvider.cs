@@ -12,6 +12,16 @@ public sealed class LlmOptions
     /// among the configured providers, with echo when none is configured.
     /// </summary>
     public string? Provider { get; set; }
+
+    /// <summary>The echo model's settings (<c>Llm:Echo</c>).</summary>
+    public EchoOptions Echo { get; set; } = new();
+}
+
+/// <summary>Settings of the echo model.</summary>
+public sealed class EchoOptions
+{
+    /// <summary>Simulated model latency before each answer, in milliseconds (default 0).</summary>
+    public int DelayMilliseconds { get; set; }
 }
 
 /// <summary>
@@ -20,7 +30,7 @@ public sealed class LlmOptions
 /// </summary>
 public sealed class ChatClientProvider(IOptionsMonitor<LlmOptions> options) : IChatClientProvider
 {
-    private readonly EchoChatClient _echo = new();
+    private readonly EchoChatClient _echo = new(TimeSpan.FromMilliseconds(options.CurrentValue.Echo.DelayMilliseconds));
 
     /// <inheritdoc />
     public IChatClient GetClient(BotInfo bot)

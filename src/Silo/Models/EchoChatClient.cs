@@ -8,30 +8,38 @@ namespace LuluClaw.Silo.Models;
 /// last user message, streams that reply word by word and reports usage in whitespace-separated
 /// words (the input counts every message it was sent, the system prompt included).
 /// </summary>
-public sealed class EchoChatClient : IChatClient
+/// <remarks>
+/// <see cref="Delay"/> (<c>Llm:Echo:DelayMilliseconds</c>) makes it wait before answering, to stand in
+/// for a model's latency in benchmarks and in tests of slow models.
+/// </remarks>
+public sealed class EchoChatClient(TimeSpan delay = default) : IChatClient
 {
+    /// <summary>How long it waits before it answers.</summary>
+    public TimeSpan Delay { get; } = delay;
+
     /// <summary>The provider name in metadata.</summary>
     public const string ProviderName = "echo";
 
     private static readonly ChatClientMetadata Metadata = new(ProviderName, defaultModelId: "echo");
 
     /// <inheritdoc />
-    public Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
+    public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
     {
-        cancellationToken.ThrowIfCancellationRequested();
+        await WaitAsync(cancellationToken).ConfigureAwait(false);
         var (reply, usage) = Answer(messages);
-        return Task.FromResult(new ChatResponse(new ChatMessage(ChatRole.Assistant, reply))
+        return new ChatResponse(new ChatMessage(ChatRole.Assistant, reply))
         {
             ModelId = options?.ModelId ?? "echo",
             Usage = usage,
             FinishReason = ChatFinishReason.Stop,
-        });
+        };
     }
 
     /// <inheritdoc />
     public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(
         IEnumerable<ChatMessage> messages, ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
+        await WaitAsync(cancellationToken).ConfigureAwait(false);
         var (reply, usage) = Answer(messages);
         var start = 0;
         while (start < reply.Length)
@@ -61,6 +69,12 @@ public sealed class EchoChatClient : IChatClient
     /// <inheritdoc />
     public void Dispose()
     {
+    }
+
+    private Task WaitAsync(CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        return Delay > TimeSpan.Zero ? Task.Delay(Delay, cancellationToken) : Task.CompletedTask;
     }
 
     private static (string Reply, UsageDetails Usage) Answer(IEnumerable<ChatMessage> messages)

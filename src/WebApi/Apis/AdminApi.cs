@@ -133,17 +133,14 @@ public static class AdminApi
             return NotFound(id);
         }
 
-        IReadOnlyList<string>? scopes = null;
-        if (http.Request.ContentLength is not 0 || http.Request.Headers.TransferEncoding.Count > 0)
+        IReadOnlyList<string>? scopes;
+        var (body, error) = await JsonBody.ReadAsync(http.Request, http.RequestAborted, optional: true);
+        using (body)
         {
-            var (body, error) = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
-            using (body)
+            scopes = body?.StringArray("scopes", required: false);
+            if ((error ?? body?.Error) is { } invalid)
             {
-                scopes = body?.StringArray("scopes", required: false);
-                if ((error ?? body!.Error) is { } invalid)
-                {
-                    return BadRequest(invalid);
-                }
+                return BadRequest(invalid);
             }
         }
 

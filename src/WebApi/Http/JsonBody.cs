@@ -20,8 +20,11 @@ public sealed class JsonBody : IDisposable
     /// <summary>The first problem found, if any.</summary>
     public string? Error { get; private set; }
 
-    /// <summary>Parses the request body; on failure <paramref name="error"/> says why.</summary>
-    public static async Task<(JsonBody? Body, string? Error)> ReadAsync(HttpRequest request, CancellationToken cancellationToken)
+    /// <summary>
+    /// Parses the request body; on failure the error says why. With <paramref name="optional"/>, an
+    /// empty body is neither a body nor an error.
+    /// </summary>
+    public static async Task<(JsonBody? Body, string? Error)> ReadAsync(HttpRequest request, CancellationToken cancellationToken, bool optional = false)
     {
         if (request.ContentLength > MaxBytes)
         {
@@ -39,7 +42,7 @@ public sealed class JsonBody : IDisposable
 
             if (buffer.Length == 0)
             {
-                return (null, "request body is empty; send a JSON object");
+                return (null, optional ? null : "request body is empty; send a JSON object");
             }
 
             var document = JsonDocument.Parse(buffer.GetBuffer().AsMemory(0, (int)buffer.Length));

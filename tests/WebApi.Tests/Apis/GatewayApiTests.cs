@@ -221,6 +221,44 @@ public abstract class GatewayApiTests(Provider provider) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Chat_ModelProviderUnavailable_Returns503_AndChargesNothing()
+    {
+        await using var app = await LuluClawApp.StartAsync(provider, new Dictionary<string, string?> { ["Llm:Provider"] = "openai" });
+        var workspace = await app.CreateWorkspaceAsync(credits: 5);
+        using var client = workspace.Client();
+
+        var response = await ChatAsync(client, new { message = "hi", session_id = "s" });
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Contains("model provider 'openai'", await ErrorOf(response));
+        Assert.Equal(5, await workspace.CreditsAsync());
+        Assert.Empty(await workspace.HistoryAsync("s"));
+    }
+
+    [Fact]
+    public async Task Chat_ModelTimesOutAfterAdmission_Returns503_RefundsCreditsAndWindow()
+    {
+        // A model far slower than the deadline: the admission is made, then the model call fails.
+        await using var app = await LuluClawApp.StartAsync(provider, new Dictionary<string, string?>
+        {
+            ["Llm:TimeoutSeconds"] = "0.05",
+            ["Llm:Echo:DelayMilliseconds"] = "30000",
+        });
+        var workspace = await app.CreateWorkspaceAsync(plan: "starter", credits: 5);
+        using var client = workspace.Client();
+
+        for (var i = 0; i < 16; i++)
+        {
+            var response = await ChatAsync(client, new { message = "hi", session_id = "s" });
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode); // never 429: refunded turns leave the window
+            Assert.Contains("did not answer", await ErrorOf(response));
+        }
+
+        Assert.Equal(5, await workspace.CreditsAsync());
+        Assert.Empty(await workspace.HistoryAsync("s"));
+    }
+
+    [Fact]
     public async Task Chat_TwoHundredConcurrentOnStarter_Exactly15Admitted()
     {
         var workspace = await _app.CreateWorkspaceAsync(plan: "starter", credits: 1000);
