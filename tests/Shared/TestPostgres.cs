@@ -28,6 +28,11 @@ public sealed class TestPostgres : IAsyncDisposable
         var admin = Environment.GetEnvironmentVariable(Variable);
         if (string.IsNullOrWhiteSpace(admin))
         {
+            if (Environment.GetEnvironmentVariable("LULUCLAW_REQUIRE_POSTGRES") == "1")
+            {
+                Assert.Fail($"{Variable} is not set, and LULUCLAW_REQUIRE_POSTGRES=1 says the PostgreSQL tests must run.");
+            }
+
             Assert.Skip($"{Variable} is not set: run ./test.sh, which starts a PostgreSQL server, or point it at one.");
         }
 
