@@ -115,6 +115,13 @@ public sealed partial class SessionGrain(
             await conversations.CommitTurnAsync(
                 new CommittedTurn(_workspaceId, _sessionId, bot.Id, request.Channel, turnId, _session is null, turnMessages), now, CancellationToken.None);
         }
+        catch (StaleStateException)
+        {
+            // Another process appended to this thread first: give the turn back, catch up, let the client retry.
+            await workspace.RefundTurnAsync(turnId, CancellationToken.None);
+            await OnActivateAsync(CancellationToken.None);
+            return ChatTurnResult.Failed(ChatTurnStatus.Conflict, _sessionId, "the session was written concurrently elsewhere; retry the message");
+        }
         catch
         {
             await workspace.RefundTurnAsync(turnId, CancellationToken.None);

@@ -3,7 +3,9 @@ using LuluClaw.Silo.Bootstrap;
 using LuluClaw.Silo.Storage;
 using LuluClaw.WebApi;
 
-var builder = WebApplication.CreateBuilder(args);
+// Settings travel with the binary: appsettings.json is read from beside it, wherever the process is
+// started from, while relative paths such as ./data/ stay relative to the working directory.
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 if (string.IsNullOrEmpty(builder.Configuration["urls"]))
 {
     builder.WebHost.UseUrls("http://127.0.0.1:5080");
