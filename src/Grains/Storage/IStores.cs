@@ -45,6 +45,12 @@ public interface ITurnLedger
 
     /// <summary>Removes a pending turn and returns its credits. Does nothing for a settled or unknown turn.</summary>
     Task RefundAsync(string turnId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Refunds every turn still pending that was admitted before <paramref name="admittedBefore"/>:
+    /// turns whose process died between admission and commit. Returns how many.
+    /// </summary>
+    Task<int> RefundAbandonedAsync(DateTimeOffset admittedBefore, CancellationToken cancellationToken);
 }
 
 /// <summary>Threads and their append-only messages.</summary>

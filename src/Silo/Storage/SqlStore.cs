@@ -215,6 +215,21 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect) : ITen
             return 0;
         }, cancellationToken);
 
+    public Task<int> RefundAbandonedAsync(DateTimeOffset admittedBefore, CancellationToken cancellationToken) =>
+        WriteAsync(async (c, tx) =>
+        {
+            var turns = (await c.QueryAsync<RefundRow>(Command(
+                "DELETE FROM turns WHERE status = 'pending' AND admitted_at < @Cutoff RETURNING workspace_id, credits",
+                new { Cutoff = Ms(admittedBefore) }, tx, cancellationToken))).ToArray();
+            foreach (var t in turns)
+            {
+                await c.ExecuteAsync(Command(
+                    "UPDATE workspaces SET credits = credits + @Credits WHERE id = @Id", new { Id = t.WorkspaceId, t.Credits }, tx, cancellationToken));
+            }
+
+            return turns.Length;
+        }, cancellationToken);
+
     // ---- conversations ----
 
     public Task<SessionRecord?> GetSessionAsync(Guid workspaceId, string sessionId, CancellationToken cancellationToken) =>

@@ -54,6 +54,7 @@ public static class StorageServiceCollectionExtensions
         services.AddSingleton<ITurnLedger>(sp => sp.GetRequiredService<SqlStore>());
         services.AddSingleton<IConversationStore>(sp => sp.GetRequiredService<SqlStore>());
         services.AddSingleton<SchemaMigrator>();
+        services.AddHostedService<AbandonedTurnReaper>();
         return services;
     }
 

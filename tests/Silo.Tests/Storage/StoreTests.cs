@@ -133,6 +133,28 @@ public abstract class StoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task RefundAbandoned_RefundsOnlyOldPendingTurns()
+    {
+        var workspace = await NewWorkspaceAsync(credits: 10);
+        var abandoned = Admission(workspace, T0, limit: 3);
+        var committed = Admission(workspace, T0, limit: 3);
+        var recent = Admission(workspace, T0.AddMinutes(5), limit: 3);
+        foreach (var admission in new[] { abandoned, committed, recent })
+        {
+            Assert.Equal(AdmissionStatus.Admitted, (await Store.TryAdmitAsync(admission, Ct)).Status);
+        }
+
+        await Store.CommitTurnAsync(Turn(workspace, committed.TurnId, newSession: true, 1), T0, Ct);
+
+        Assert.Equal(1, await Store.RefundAbandonedAsync(T0.AddMinutes(1), Ct));
+        Assert.Equal(0, await Store.RefundAbandonedAsync(T0.AddMinutes(1), Ct));
+        Assert.Equal(8, (await Store.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
+        // The abandoned turn left the window: one more fits beside the two that remain.
+        Assert.Equal(AdmissionStatus.Admitted, (await Store.TryAdmitAsync(Admission(workspace, T0.AddMinutes(6), limit: 3), Ct)).Status);
+        await Assert.ThrowsAsync<StaleStateException>(() => Store.CommitTurnAsync(Turn(workspace, abandoned.TurnId, newSession: false, 3), T0, Ct));
+    }
+
+    [Fact]
     public async Task CommitTurn_AppendsInOrder_SettlesTurn_AndRefundAfterwardsChangesNothing()
     {
         var workspace = await NewWorkspaceAsync();

@@ -1,0 +1,58 @@
+using LuluClaw.Grains.Models;
+using LuluClaw.Grains.Storage;
+using Microsoft.Extensions.Options;
+
+namespace LuluClaw.Silo.Storage;
+
+/// <summary>
+/// Gives back turns whose process died between admission and commit (a kill -9 mid model call):
+/// once a pending turn is older than the model timeout plus a minute, no live turn can still commit
+/// it, so it leaves the window and its credits return. Any node may do this; it is one transaction.
+/// </summary>
+internal sealed partial class AbandonedTurnReaper(
+    ITurnLedger ledger, IOptionsMonitor<ModelCallOptions> models, TimeProvider time, ILogger<AbandonedTurnReaper> logger) : BackgroundService
+{
+    private static readonly TimeSpan Period = TimeSpan.FromMinutes(1);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(Period, time);
+        do
+        {
+            try
+            {
+                var cutoff = time.GetUtcNow() - TimeSpan.FromSeconds(models.CurrentValue.TimeoutSeconds) - Period;
+                if (await ledger.RefundAbandonedAsync(cutoff, stoppingToken) is > 0 and var count)
+                {
+                    Log.Refunded(logger, count);
+                }
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                Log.Failed(logger, e);
+            }
+        }
+        while (await WaitAsync(timer, stoppingToken));
+    }
+
+    private static async Task<bool> WaitAsync(PeriodicTimer timer, CancellationToken stoppingToken)
+    {
+        try
+        {
+            return await timer.WaitForNextTickAsync(stoppingToken);
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 3001, Level = LogLevel.Warning, Message = "Refunded {Count} turns abandoned between admission and commit")]
+        public static partial void Refunded(ILogger logger, int count);
+
+        [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "Refunding abandoned turns failed; will try again")]
+        public static partial void Failed(ILogger logger, Exception exception);
+    }
+}
