@@ -200,35 +200,26 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect) : ITen
         }, cancellationToken);
 
     public Task RefundAsync(string turnId, CancellationToken cancellationToken) =>
-        WriteAsync(async (c, tx) =>
-        {
-            var turn = await c.QuerySingleOrDefaultAsync<RefundRow>(Command(
-                "DELETE FROM turns WHERE id = @Id AND status = 'pending' RETURNING workspace_id, credits",
-                new { Id = turnId }, tx, cancellationToken));
-            if (turn is { } t)
-            {
-                await c.ExecuteAsync(Command(
-                    "UPDATE workspaces SET credits = credits + @Credits WHERE id = @Id",
-                    new { Id = t.WorkspaceId, t.Credits }, tx, cancellationToken));
-            }
-
-            return 0;
-        }, cancellationToken);
+        WriteAsync((c, tx) => RefundPendingAsync(c, tx, "id = @Id", new { Id = turnId }, cancellationToken), cancellationToken);
 
     public Task<int> RefundAbandonedAsync(DateTimeOffset admittedBefore, CancellationToken cancellationToken) =>
-        WriteAsync(async (c, tx) =>
-        {
-            var turns = (await c.QueryAsync<RefundRow>(Command(
-                "DELETE FROM turns WHERE status = 'pending' AND admitted_at < @Cutoff RETURNING workspace_id, credits",
-                new { Cutoff = Ms(admittedBefore) }, tx, cancellationToken))).ToArray();
-            foreach (var t in turns)
-            {
-                await c.ExecuteAsync(Command(
-                    "UPDATE workspaces SET credits = credits + @Credits WHERE id = @Id", new { Id = t.WorkspaceId, t.Credits }, tx, cancellationToken));
-            }
+        WriteAsync((c, tx) => RefundPendingAsync(c, tx, "admitted_at < @Cutoff", new { Cutoff = Ms(admittedBefore) }, cancellationToken), cancellationToken);
 
-            return turns.Length;
-        }, cancellationToken);
+    /// <summary>Deletes the pending turns matching <paramref name="condition"/> and returns their credits to their workspaces.</summary>
+    private static async Task<int> RefundPendingAsync(
+        DbConnection c, DbTransaction tx, string condition, object parameters, CancellationToken cancellationToken)
+    {
+        var turns = (await c.QueryAsync<RefundRow>(Command(
+            $"DELETE FROM turns WHERE status = 'pending' AND {condition} RETURNING workspace_id, credits",
+            parameters, tx, cancellationToken))).ToArray();
+        foreach (var t in turns)
+        {
+            await c.ExecuteAsync(Command(
+                "UPDATE workspaces SET credits = credits + @Credits WHERE id = @Id", new { Id = t.WorkspaceId, t.Credits }, tx, cancellationToken));
+        }
+
+        return turns.Length;
+    }
 
     // ---- conversations ----
 
