@@ -27,15 +27,14 @@ public sealed partial class SessionGrain(
     TimeProvider time,
     ILogger<SessionGrain> logger) : ISessionGrain, IGrainBase
 {
-    private readonly Guid _workspaceId = SessionKey.Parse(context.Key).WorkspaceId;
-    private readonly string _sessionId = SessionKey.Parse(context.Key).SessionId;
+    private readonly (Guid WorkspaceId, string SessionId) _key = SessionKey.Parse(context.Key);
     private SessionRecord? _session;
     private List<SessionMessage> _history = [];
 
     public async Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        _session = await conversations.GetSessionAsync(_workspaceId, _sessionId, cancellationToken);
-        _history = _session is null ? [] : [.. await conversations.GetMessagesAsync(_workspaceId, _sessionId, cancellationToken)];
+        _session = await conversations.GetSessionAsync(_key.WorkspaceId, _key.SessionId, cancellationToken);
+        _history = _session is null ? [] : [.. await conversations.GetMessagesAsync(_key.WorkspaceId, _key.SessionId, cancellationToken)];
     }
 
     public Task OnDeactivateAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -45,20 +44,20 @@ public sealed partial class SessionGrain(
 
     public async Task<ChatTurnResult> SendAsync(ChatTurnRequest request, CancellationToken cancellationToken)
     {
-        var workspace = context.GrainFactory.Get<IWorkspaceGrain>(_workspaceId.ToString("D"));
+        var workspace = context.GrainFactory.Get<IWorkspaceGrain>(_key.WorkspaceId.ToString("D"));
 
         // :: Step 1: the bot and its model client. Nothing is charged yet.
         if (_session is not null && request.BotId is not null && request.BotId != _session.BotId)
         {
-            return ChatTurnResult.Failed(ChatTurnStatus.Conflict, _sessionId,
-                $"session '{_sessionId}' belongs to bot '{_session.BotId}'; start a new session to talk to bot '{request.BotId}'");
+            return ChatTurnResult.Failed(ChatTurnStatus.Conflict, _key.SessionId,
+                $"session '{_key.SessionId}' belongs to bot '{_session.BotId}'; start a new session to talk to bot '{request.BotId}'");
         }
 
         var botId = _session?.BotId ?? request.BotId ?? (await workspace.GetAsync(cancellationToken))?.PrimaryBotId;
         var bot = botId is null ? null : await context.GrainFactory.Get<IBotGrain>(botId).GetAsync(cancellationToken);
-        if (bot is null || bot.WorkspaceId != _workspaceId)
+        if (bot is null || bot.WorkspaceId != _key.WorkspaceId)
         {
-            return ChatTurnResult.Failed(ChatTurnStatus.NotFound, _sessionId, request.BotId is null ? "workspace has no bot" : $"bot '{request.BotId}' not found");
+            return ChatTurnResult.Failed(ChatTurnStatus.NotFound, _key.SessionId, request.BotId is null ? "workspace has no bot" : $"bot '{request.BotId}' not found");
         }
 
         IChatClient client;
@@ -68,20 +67,20 @@ public sealed partial class SessionGrain(
         }
         catch (ModelUnavailableException e)
         {
-            return ChatTurnResult.Failed(ChatTurnStatus.ModelUnavailable, _sessionId, e.Message, e.RetryAfter);
+            return ChatTurnResult.Failed(ChatTurnStatus.ModelUnavailable, _key.SessionId, e.Message, e.RetryAfter);
         }
 
         // :: Step 2: admission and debit, decided by the database.
         var turnId = Ids.New("turn");
-        var admission = await workspace.AdmitTurnAsync(new AdmitTurnRequest(turnId, request.KeyId, _sessionId), cancellationToken);
+        var admission = await workspace.AdmitTurnAsync(new AdmitTurnRequest(turnId, request.KeyId, _key.SessionId), cancellationToken);
         switch (admission.Status)
         {
             case AdmissionStatus.RateLimited:
-                return ChatTurnResult.Failed(ChatTurnStatus.RateLimited, _sessionId, "rolling-hour turn limit of the workspace's plan reached", admission.RetryAfter);
+                return ChatTurnResult.Failed(ChatTurnStatus.RateLimited, _key.SessionId, "rolling-hour turn limit of the workspace's plan reached", admission.RetryAfter);
             case AdmissionStatus.InsufficientCredits:
-                return ChatTurnResult.Failed(ChatTurnStatus.InsufficientCredits, _sessionId, "credit balance exhausted; top up or upgrade the plan");
+                return ChatTurnResult.Failed(ChatTurnStatus.InsufficientCredits, _key.SessionId, "credit balance exhausted; top up or upgrade the plan");
             case AdmissionStatus.NotFound:
-                return ChatTurnResult.Failed(ChatTurnStatus.NotFound, _sessionId, "workspace not found");
+                return ChatTurnResult.Failed(ChatTurnStatus.NotFound, _key.SessionId, "workspace not found");
         }
 
         // :: Step 3: the model call, bounded by the configured timeout.
@@ -101,7 +100,7 @@ public sealed partial class SessionGrain(
 
             var unavailable = e as ModelUnavailableException;
             Log.ModelCallFailed(logger, bot.Id, bot.Model, e);
-            return ChatTurnResult.Failed(ChatTurnStatus.ModelUnavailable, _sessionId,
+            return ChatTurnResult.Failed(ChatTurnStatus.ModelUnavailable, _key.SessionId,
                 unavailable?.Message ?? "the assistant's model is temporarily unavailable; retry after a short delay", unavailable?.RetryAfter);
         }
 
@@ -114,14 +113,14 @@ public sealed partial class SessionGrain(
         try
         {
             await conversations.CommitTurnAsync(
-                new CommittedTurn(_workspaceId, _sessionId, bot.Id, request.Channel, turnId, _session is null, turnMessages), now, CancellationToken.None);
+                new CommittedTurn(_key.WorkspaceId, _key.SessionId, bot.Id, request.Channel, turnId, _session is null, turnMessages), now, CancellationToken.None);
         }
         catch (StaleStateException)
         {
             // Another process appended to this thread first: give the turn back, catch up, let the client retry.
             await workspace.RefundTurnAsync(turnId, CancellationToken.None);
             await OnActivateAsync(CancellationToken.None);
-            return ChatTurnResult.Failed(ChatTurnStatus.Conflict, _sessionId, "the session was written concurrently elsewhere; retry the message");
+            return ChatTurnResult.Failed(ChatTurnStatus.Conflict, _key.SessionId, "the session was written concurrently elsewhere; retry the message");
         }
         catch
         {
@@ -129,12 +128,12 @@ public sealed partial class SessionGrain(
             throw;
         }
 
-        _session ??= new SessionRecord(_workspaceId, _sessionId, bot.Id, request.Channel, now, now);
+        _session ??= new SessionRecord(_key.WorkspaceId, _key.SessionId, bot.Id, request.Channel, now, now);
         _history.AddRange(turnMessages);
         return new ChatTurnResult
         {
             Status = ChatTurnStatus.Ok,
-            SessionId = _sessionId,
+            SessionId = _key.SessionId,
             Reply = reply,
             CreditsUsed = admission.CreditsUsed,
             CreditsRemaining = admission.CreditsRemaining,

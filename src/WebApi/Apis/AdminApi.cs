@@ -60,9 +60,9 @@ public static class AdminApi
                 return BadRequest(invalid);
             }
 
-            if (!plans.WorkspacePlans.Contains(plan!, StringComparer.OrdinalIgnoreCase))
+            if (UnknownPlan(plan!, plans) is { } unknownPlan)
             {
-                return BadRequest(UnknownPlan(plan!, plans));
+                return BadRequest(unknownPlan);
             }
 
             var id = Guid.NewGuid();
@@ -73,8 +73,9 @@ public static class AdminApi
         }
     }
 
-    private static string UnknownPlan(string plan, IPlanCatalog plans) =>
-        $"'plan' must be one of {string.Join(", ", plans.WorkspacePlans.Order().Select(p => $"'{p}'"))} (got '{plan}')";
+    /// <summary>The 400 message for a plan the catalog does not have; null for a known plan.</summary>
+    private static string? UnknownPlan(string plan, IPlanCatalog plans) =>
+        plans.WorkspacePlans.Contains(plan, StringComparer.OrdinalIgnoreCase) ? null : $"'plan' must be one of {string.Join(", ", plans.WorkspacePlans.Order().Select(p => $"'{p}'"))} (got '{plan}')";
 
     private static async Task<IResult> GetWorkspaceAsync(string id, IGrainFactory grains, CancellationToken cancellationToken) =>
         WorkspaceGrain(grains, id) is { } grain && await grain.GetAsync(cancellationToken) is { } workspace ? Workspace(workspace) : NotFound(id);
@@ -95,9 +96,9 @@ public static class AdminApi
                 return BadRequest(invalid);
             }
 
-            if (!plans.WorkspacePlans.Contains(plan!, StringComparer.OrdinalIgnoreCase))
+            if (UnknownPlan(plan!, plans) is { } unknownPlan)
             {
-                return BadRequest(UnknownPlan(plan!, plans));
+                return BadRequest(unknownPlan);
             }
 
             return await grain.ChangePlanAsync(plan!, http.RequestAborted) is { } workspace ? Workspace(workspace) : NotFound(id);
