@@ -1,13 +1,105 @@
+using System.Buffers.Text;
+using System.Security.Cryptography;
 using LuluClaw.Actors;
 
 namespace LuluClaw;
 
-/// <summary>A hosted assistant, keyed by its id (<c>bot_…</c>): its configuration and lifecycle.</summary>
+/// <summary>
+/// A hosted assistant, keyed by its id (<c>bot_…</c>): its configuration and its lifecycle
+/// (<see cref="BotStatus"/>). The activation is the running bot: it builds the bot's model client
+/// when it starts, rebuilds it on a reload, and is torn down and started afresh on a restart.
+/// </summary>
+/// <remarks>
+/// Calls that manage a bot name the caller's workspace; a bot of another workspace answers as if it
+/// did not exist, so existence never leaks across tenants.
+/// </remarks>
 public interface IBotGrain : IGrainWithStringKey
 {
-    /// <summary>The bot's current configuration, or null if it does not exist.</summary>
+    /// <summary>Creates the bot (status <see cref="BotStatus.Starting"/>); it starts by itself right after.</summary>
+    Task<BotInfo> CreateAsync(CreateBotRequest request, CancellationToken cancellationToken);
+
+    /// <summary>The bot's configuration and status, or null if it does not exist.</summary>
     Task<BotInfo?> GetAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Changes the given fields and reloads (<see cref="BotStatus.Reloading"/>, then running): the
+    /// next turn uses the new configuration. Null if the bot is not in <paramref name="workspaceId"/>.
+    /// </summary>
+    Task<BotInfo?> UpdateAsync(Guid workspaceId, BotChanges changes, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Restarts the bot (<see cref="BotStatus.Restarting"/>): this activation and its model client are
+    /// torn down and the next call starts a new one. Null if the bot is not in <paramref name="workspaceId"/>.
+    /// </summary>
+    Task<BotInfo?> RestartAsync(Guid workspaceId, CancellationToken cancellationToken);
+
+    /// <summary>Deletes the bot for good and disconnects its channels; false if it is not in <paramref name="workspaceId"/>.</summary>
+    Task<bool> DeleteAsync(Guid workspaceId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Finishes a pending transition (starting, reloading): builds the model client and becomes
+    /// running, or error with the reason. The bot sends this to itself after each transition, so it
+    /// runs before any call that arrives later; calling it again does nothing.
+    /// </summary>
+    Task CompleteTransitionAsync(CancellationToken cancellationToken);
 }
 
-/// <summary>A bot's configuration.</summary>
-public sealed record BotInfo(string Id, Guid WorkspaceId, string Name, string SystemPrompt, string Model);
+/// <summary>Where a bot is in its lifecycle.</summary>
+public enum BotStatus
+{
+    /// <summary>Created; its model client is being built.</summary>
+    Starting,
+    /// <summary>Serving turns.</summary>
+    Running,
+    /// <summary>Its configuration changed; the model client is being rebuilt.</summary>
+    Reloading,
+    /// <summary>Forced restart: the activation is being torn down and started again.</summary>
+    Restarting,
+    /// <summary>Its model provider is missing or misconfigured; see <see cref="BotInfo.StatusReason"/>.</summary>
+    Error,
+}
+
+/// <summary>What a bot gets when nothing else is said.</summary>
+public static class BotDefaults
+{
+    /// <summary>The Developer API's documented default model.</summary>
+    public const string Model = "gpt-4o-mini";
+}
+
+/// <summary>Bot identifiers.</summary>
+public static class BotIds
+{
+    /// <summary>A new bot id: <c>bot_</c> and 12 random bytes in base64url.</summary>
+    public static string New() => $"bot_{Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(12))}";
+}
+
+/// <summary>The channel types a bot can be connected to.</summary>
+public static class BotChannels
+{
+    /// <summary>Every channel type, as the Developer API names them.</summary>
+    public static readonly IReadOnlyList<string> All = ["telegram", "discord", "slack"];
+}
+
+/// <summary>What a new bot is made of.</summary>
+public sealed record CreateBotRequest(Guid WorkspaceId, string Name, string SystemPrompt, string Model, IReadOnlyList<string> Channels);
+
+/// <summary>The fields a PATCH changes; null leaves a field as it is.</summary>
+public sealed record BotChanges(string? Name = null, string? SystemPrompt = null, string? Model = null, IReadOnlyList<string>? Channels = null);
+
+/// <summary>A bot: configuration, lifecycle and channel connections.</summary>
+/// <param name="Version">Grows with every configuration change and restart; a model client is built for one version.</param>
+/// <param name="StatusReason">Why the bot is in <see cref="BotStatus.Error"/>; null otherwise.</param>
+public sealed record BotInfo(
+    string Id,
+    Guid WorkspaceId,
+    string Name,
+    string SystemPrompt,
+    string Model,
+    IReadOnlyList<string> Channels,
+    BotStatus Status,
+    string? StatusReason,
+    long Version,
+    long RestartCount,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset UpdatedAt,
+    DateTimeOffset? LastRestartedAt);

@@ -56,6 +56,8 @@ public enum ChatTurnStatus
     NotFound,
     /// <summary>The request contradicts the thread (for example, another bot for an existing session).</summary>
     Conflict,
+    /// <summary>The key the request came with is no longer valid (revoked, perhaps on another node).</summary>
+    Unauthorized,
 }
 
 /// <summary>The outcome of <see cref="ISessionGrain.SendAsync"/>.</summary>

@@ -32,6 +32,37 @@ public interface IWorkspaceGrain : IGrainWithStringKey
 
     /// <summary>Revokes a key of this workspace; false if there is no such key.</summary>
     Task<bool> RevokeKeyAsync(string keyId, CancellationToken cancellationToken);
+
+    /// <summary>The workspace's bots, oldest first, with their live status.</summary>
+    Task<IReadOnlyList<BotInfo>> ListBotsAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Stores (or replaces) the workspace's own key for a model provider (BYOK), encrypted; its bots
+    /// use it instead of the platform's from their next turn. Null if the workspace does not exist.
+    /// </summary>
+    Task<ProviderKeyInfo?> SetProviderKeyAsync(string provider, string apiKey, CancellationToken cancellationToken);
+
+    /// <summary>The workspace's stored provider keys, as masked hints only.</summary>
+    Task<IReadOnlyList<ProviderKeyInfo>> ListProviderKeysAsync(CancellationToken cancellationToken);
+
+    /// <summary>Removes the workspace's key for <paramref name="provider"/>; false if there was none.</summary>
+    Task<bool> DeleteProviderKeyAsync(string provider, CancellationToken cancellationToken);
+}
+
+/// <summary>A stored provider key as anyone may see it: never the key, only a masked hint.</summary>
+/// <param name="Hint">Like <c>sk-…abcd</c>.</param>
+public sealed record ProviderKeyInfo(string Provider, string Hint, DateTimeOffset UpdatedAt);
+
+/// <summary>The model providers a workspace can bring its own key for.</summary>
+public static class ModelProviders
+{
+    /// <summary>OpenAI and OpenAI-compatible servers.</summary>
+    public const string OpenAI = "openai";
+    /// <summary>Anthropic.</summary>
+    public const string Anthropic = "anthropic";
+
+    /// <summary>Every provider that takes a workspace key.</summary>
+    public static readonly IReadOnlyList<string> WithKeys = [OpenAI, Anthropic];
 }
 
 /// <summary>What an operator gives to create a workspace.</summary>
@@ -48,22 +79,28 @@ public enum AdmissionStatus
 {
     /// <summary>Counted in the window and debited.</summary>
     Admitted,
-    /// <summary>The rolling window is full.</summary>
+    /// <summary>A rolling window (the workspace's or the key's) is full.</summary>
     RateLimited,
     /// <summary>Not enough credits.</summary>
     InsufficientCredits,
     /// <summary>No such workspace.</summary>
     NotFound,
+    /// <summary>The key the turn came with is unknown or was revoked (perhaps on another node).</summary>
+    KeyRevoked,
 }
 
 /// <summary>The answer to <see cref="IWorkspaceGrain.AdmitTurnAsync"/>.</summary>
 /// <param name="CreditsUsed">Credits debited (0 unless admitted).</param>
 /// <param name="CreditsRemaining">The balance after this admission.</param>
-/// <param name="RetryAfter">For <see cref="AdmissionStatus.RateLimited"/>: until the oldest counted turn leaves the window.</param>
-public sealed record AdmissionResult(AdmissionStatus Status, long CreditsUsed, long CreditsRemaining, TimeSpan? RetryAfter = null);
+/// <param name="RetryAfter">For <see cref="AdmissionStatus.RateLimited"/>: until every full window has room again.</param>
+/// <param name="Detail">For <see cref="AdmissionStatus.RateLimited"/>: which window refused, in words.</param>
+public sealed record AdmissionResult(AdmissionStatus Status, long CreditsUsed, long CreditsRemaining, TimeSpan? RetryAfter = null, string? Detail = null);
 
-/// <summary>What to mint a key with. Null or empty scopes mean the defaults (<c>chat</c> and <c>bots</c>).</summary>
+/// <summary>
+/// What to mint a key with. Null or empty scopes mean the defaults (<c>chat</c> and <c>bots</c>); a
+/// null plan means the configured default key plan.
+/// </summary>
 public sealed record CreateApiKeyRequest(IReadOnlyList<string>? Scopes, string? Plan = null);
 
 /// <summary>A key just minted. <see cref="Key"/> is the only copy of its plaintext.</summary>
-public sealed record CreatedApiKey(string Id, string Key, string Prefix, IReadOnlyList<string> Scopes);
+public sealed record CreatedApiKey(string Id, string Key, string Prefix, IReadOnlyList<string> Scopes, string Plan);

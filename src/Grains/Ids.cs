@@ -9,10 +9,3 @@ public static class Ids
     /// <summary>A new id such as <c>bot_3q2…</c>.</summary>
     public static string New(string prefix) => $"{prefix}_{Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(12))}";
 }
-
-/// <summary>What a bot gets when nothing else is said.</summary>
-public static class BotDefaults
-{
-    /// <summary>The Developer API's documented default model.</summary>
-    public const string Model = "gpt-4o-mini";
-}

@@ -7,4 +7,10 @@ public sealed class PlanCatalog(IOptionsMonitor<PlanOptions> plans) : IPlanCatal
 {
     /// <inheritdoc />
     public IReadOnlyCollection<string> WorkspacePlans => plans.CurrentValue.Workspace.Keys;
+
+    /// <inheritdoc />
+    public IReadOnlyCollection<string> KeyPlans => plans.CurrentValue.Key.Keys;
+
+    /// <inheritdoc />
+    public string DefaultKeyPlan => plans.CurrentValue.DefaultKeyPlan;
 }

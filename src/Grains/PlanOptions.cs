@@ -1,10 +1,21 @@
 namespace LuluClaw.Grains;
 
 /// <summary>The plan tables and credit prices (<c>Plans</c> section of configuration).</summary>
+/// <remarks>
+/// Both tables apply to every chat turn: the workspace's plan (the Gateway document, turns per
+/// rolling hour) and the plan of the key the turn came with (the Developer API document, requests
+/// per minute, hour and day). The stricter wins.
+/// </remarks>
 public sealed class PlanOptions
 {
     /// <summary>Per-workspace plans by name: turns per rolling hour; a plan without a limit is unlimited.</summary>
     public Dictionary<string, WorkspacePlan> Workspace { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>Per-key plans by name: requests per rolling minute, hour and day.</summary>
+    public Dictionary<string, KeyPlan> Key { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>The key plan of a key minted without one (<c>Plans:DefaultKeyPlan</c>, default <c>standard</c>).</summary>
+    public string DefaultKeyPlan { get; set; } = "standard";
 
     /// <summary>Credits one turn costs.</summary>
     public long CreditsPerTurn { get; set; } = 1;
@@ -18,11 +29,46 @@ public sealed class PlanOptions
         ["byok"] = new() { TurnsPerHour = null },
     };
 
+    /// <summary>The key plans the Developer API document publishes, used where configuration names none.</summary>
+    public static IReadOnlyDictionary<string, KeyPlan> KeyDefaults { get; } = new Dictionary<string, KeyPlan>(StringComparer.OrdinalIgnoreCase)
+    {
+        ["byok"] = new() { RequestsPerMinute = 10, RequestsPerHour = 15, RequestsPerDay = 200 },
+        ["standard"] = new() { RequestsPerMinute = 30, RequestsPerHour = 30, RequestsPerDay = 600 },
+        ["priority"] = new() { RequestsPerMinute = 60, RequestsPerHour = 60, RequestsPerDay = 2000 },
+    };
+
     /// <summary>Whether <paramref name="plan"/> is a known workspace plan.</summary>
     public bool IsWorkspacePlan(string plan) => Workspace.ContainsKey(plan);
 
     /// <summary>The turns-per-hour limit of a workspace plan; null for unlimited. An unknown plan admits nothing.</summary>
     public int? TurnsPerHour(string plan) => Workspace.TryGetValue(plan, out var p) ? p.TurnsPerHour : 0;
+
+    /// <summary>
+    /// The windows of a key plan (null: the default key plan). An unknown plan (removed from
+    /// configuration since the key was minted) admits nothing, as an unknown workspace plan does.
+    /// </summary>
+    public IReadOnlyList<RateWindow> KeyWindows(string? plan)
+    {
+        var name = string.IsNullOrEmpty(plan) ? DefaultKeyPlan : plan;
+        if (!Key.TryGetValue(name, out var p))
+        {
+            return [new RateWindow(TimeSpan.FromDays(1), 0, $"key plan '{name}' is not configured")];
+        }
+
+        var windows = new List<RateWindow>(3);
+        Add(TimeSpan.FromMinutes(1), p.RequestsPerMinute, "minute");
+        Add(TimeSpan.FromHours(1), p.RequestsPerHour, "hour");
+        Add(TimeSpan.FromDays(1), p.RequestsPerDay, "day");
+        return windows;
+
+        void Add(TimeSpan length, int? limit, string unit)
+        {
+            if (limit is { } l)
+            {
+                windows.Add(new RateWindow(length, l, $"per-key limit of {l} requests per {unit} (plan '{name}')"));
+            }
+        }
+    }
 }
 
 /// <summary>One workspace plan.</summary>
@@ -31,3 +77,20 @@ public sealed class WorkspacePlan
     /// <summary>Turns admitted per rolling hour; null or absent for unlimited.</summary>
     public int? TurnsPerHour { get; set; }
 }
+
+/// <summary>One key plan; an absent limit is unlimited.</summary>
+public sealed class KeyPlan
+{
+    /// <summary>Requests per rolling minute.</summary>
+    public int? RequestsPerMinute { get; set; }
+
+    /// <summary>Requests per rolling hour.</summary>
+    public int? RequestsPerHour { get; set; }
+
+    /// <summary>Requests per rolling day.</summary>
+    public int? RequestsPerDay { get; set; }
+}
+
+/// <summary>A rolling window: at most <paramref name="Limit"/> turns within <paramref name="Length"/>.</summary>
+/// <param name="Description">What to tell a client this window refused it, e.g. "per-key limit of 30 requests per minute".</param>
+public sealed record RateWindow(TimeSpan Length, int Limit, string Description);

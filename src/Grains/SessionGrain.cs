@@ -53,17 +53,28 @@ public sealed partial class SessionGrain(
                 $"session '{_key.SessionId}' belongs to bot '{_session.BotId}'; start a new session to talk to bot '{request.BotId}'");
         }
 
-        var botId = _session?.BotId ?? request.BotId ?? (await workspace.GetAsync(cancellationToken))?.PrimaryBotId;
+        var botId = _session?.BotId ?? request.BotId
+            ?? ((await workspace.GetAsync(cancellationToken))?.PrimaryBotId is { Length: > 0 } primary ? primary : null);
         var bot = botId is null ? null : await context.GrainFactory.Get<IBotGrain>(botId).GetAsync(cancellationToken);
         if (bot is null || bot.WorkspaceId != _key.WorkspaceId)
         {
-            return ChatTurnResult.Failed(ChatTurnStatus.NotFound, _key.SessionId, request.BotId is null ? "workspace has no bot" : $"bot '{request.BotId}' not found");
+            return ChatTurnResult.Failed(ChatTurnStatus.NotFound, _key.SessionId, (request.BotId, _session?.BotId) switch
+            {
+                (_, { } sessionBot) => $"bot '{sessionBot}' of session '{_key.SessionId}' no longer exists; start a new session",
+                ({ } named, _) => $"bot '{named}' not found",
+                _ => "the workspace has no bot to answer; create one with POST /api/v1/bots",
+            });
+        }
+
+        if (bot.Status == BotStatus.Error)
+        {
+            return ChatTurnResult.Failed(ChatTurnStatus.ModelUnavailable, _key.SessionId, $"bot '{bot.Id}' cannot answer: {bot.StatusReason}");
         }
 
         IChatClient client;
         try
         {
-            client = models.GetClient(bot);
+            client = await models.GetClientAsync(bot, cancellationToken);
         }
         catch (ModelUnavailableException e)
         {
@@ -76,7 +87,9 @@ public sealed partial class SessionGrain(
         switch (admission.Status)
         {
             case AdmissionStatus.RateLimited:
-                return ChatTurnResult.Failed(ChatTurnStatus.RateLimited, _key.SessionId, "rolling-hour turn limit of the workspace's plan reached", admission.RetryAfter);
+                return ChatTurnResult.Failed(ChatTurnStatus.RateLimited, _key.SessionId, admission.Detail ?? "rate limit reached", admission.RetryAfter);
+            case AdmissionStatus.KeyRevoked:
+                return ChatTurnResult.Failed(ChatTurnStatus.Unauthorized, _key.SessionId, "invalid API key");
             case AdmissionStatus.InsufficientCredits:
                 return ChatTurnResult.Failed(ChatTurnStatus.InsufficientCredits, _key.SessionId, "credit balance exhausted; top up or upgrade the plan");
             case AdmissionStatus.NotFound:

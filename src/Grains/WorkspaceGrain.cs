@@ -1,4 +1,5 @@
 using LuluClaw.Actors;
+using LuluClaw.Grains.Models;
 using LuluClaw.Grains.Storage;
 using Microsoft.Extensions.Options;
 
@@ -9,7 +10,13 @@ namespace LuluClaw.Grains;
 /// database decides; this activation only serialises the workspace's own calls within a process.
 /// </summary>
 public sealed class WorkspaceGrain(
-    IGrainContext context, ITenantStore tenants, ITurnLedger ledger, IOptionsMonitor<PlanOptions> plans, TimeProvider time)
+    IGrainContext context,
+    ITenantStore tenants,
+    ITurnLedger ledger,
+    IOptionsMonitor<PlanOptions> plans,
+    IProviderKeyProtector protector,
+    IChatClientProvider models,
+    TimeProvider time)
     : IWorkspaceGrain, IGrainBase
 {
     private readonly Guid _id = Guid.Parse(context.Key);
@@ -22,7 +29,7 @@ public sealed class WorkspaceGrain(
     {
         var now = time.GetUtcNow();
         var bot = new BotRecord(
-            Ids.New("bot"), _id, $"{request.Name} assistant", "You are a helpful assistant.", BotDefaults.Model, 1, now, now);
+            BotIds.New(), _id, $"{request.Name} assistant", "You are a helpful assistant.", BotDefaults.Model, [], 1, 0, now, now, null);
         var workspace = new WorkspaceRecord(_id, request.Name, request.Plan.ToLowerInvariant(), request.Credits, bot.Id, 1, now, now);
         await tenants.CreateWorkspaceAsync(workspace, bot, cancellationToken);
         return workspace.ToInfo();
@@ -60,7 +67,8 @@ public sealed class WorkspaceGrain(
     {
         var options = plans.CurrentValue;
         return ledger.TryAdmitAsync(
-            new TurnAdmission(_id, request.TurnId, request.KeyId, request.SessionId, options.CreditsPerTurn, time.GetUtcNow(), options.TurnsPerHour),
+            new TurnAdmission(
+                _id, request.TurnId, request.KeyId, request.SessionId, options.CreditsPerTurn, time.GetUtcNow(), options.TurnsPerHour, options.KeyWindows),
             cancellationToken);
     }
 
@@ -74,11 +82,11 @@ public sealed class WorkspaceGrain(
         }
 
         var scopes = request.Scopes is { Count: > 0 } given ? given.Distinct(StringComparer.Ordinal).ToArray() : [.. ApiScopes.Default];
+        var plan = (request.Plan ?? plans.CurrentValue.DefaultKeyPlan).ToLowerInvariant();
         var key = ApiKeys.Mint();
-        var record = new ApiKeyRecord(
-            Ids.New("key"), _id, ApiKeys.Hash(key), ApiKeys.DisplayPrefix(key), scopes, request.Plan, time.GetUtcNow(), null);
+        var record = new ApiKeyRecord(Ids.New("key"), _id, ApiKeys.Hash(key), ApiKeys.DisplayPrefix(key), scopes, plan, time.GetUtcNow(), null);
         await tenants.InsertApiKeyAsync(record, cancellationToken);
-        return new CreatedApiKey(record.Id, key, record.Prefix, scopes);
+        return new CreatedApiKey(record.Id, key, record.Prefix, scopes, plan);
     }
 
     public async Task<bool> RevokeKeyAsync(string keyId, CancellationToken cancellationToken)
@@ -92,5 +100,36 @@ public sealed class WorkspaceGrain(
         // The key's resolver activation may hold it as valid: make it read the database again.
         await context.GrainFactory.Get<IApiKeyGrain>(hash).InvalidateAsync(cancellationToken);
         return true;
+    }
+
+    public async Task<IReadOnlyList<BotInfo>> ListBotsAsync(CancellationToken cancellationToken)
+    {
+        // Each bot's status lives in its activation; ask them all at once.
+        var ids = await tenants.ListBotIdsAsync(_id, cancellationToken);
+        var bots = await Task.WhenAll(ids.Select(id => context.GrainFactory.Get<IBotGrain>(id).GetAsync(cancellationToken)));
+        return [.. bots.OfType<BotInfo>().Where(b => b.WorkspaceId == _id)];
+    }
+
+    public async Task<ProviderKeyInfo?> SetProviderKeyAsync(string provider, string apiKey, CancellationToken cancellationToken)
+    {
+        if (await tenants.GetWorkspaceAsync(_id, cancellationToken) is null)
+        {
+            return null;
+        }
+
+        var record = new ProviderKeyRecord(_id, provider, protector.Protect(_id, apiKey), IProviderKeyProtector.Hint(apiKey), time.GetUtcNow());
+        await tenants.PutProviderKeyAsync(record, cancellationToken);
+        models.EvictWorkspace(_id);
+        return new ProviderKeyInfo(record.Provider, record.Hint, record.UpdatedAt);
+    }
+
+    public async Task<IReadOnlyList<ProviderKeyInfo>> ListProviderKeysAsync(CancellationToken cancellationToken) =>
+        [.. (await tenants.ListProviderKeysAsync(_id, cancellationToken)).Select(k => new ProviderKeyInfo(k.Provider, k.Hint, k.UpdatedAt))];
+
+    public async Task<bool> DeleteProviderKeyAsync(string provider, CancellationToken cancellationToken)
+    {
+        var deleted = await tenants.DeleteProviderKeyAsync(_id, provider, cancellationToken);
+        models.EvictWorkspace(_id);
+        return deleted;
     }
 }

@@ -3,7 +3,9 @@ using LuluClaw.Grains.Models;
 using LuluClaw.Silo.Bootstrap;
 using LuluClaw.Silo.Models;
 using LuluClaw.Silo.Runtime;
+using LuluClaw.Silo.Security;
 using LuluClaw.Silo.Storage;
+using LuluClaw.WebApi;
 
 namespace LuluClaw.Silo;
 
@@ -20,6 +22,11 @@ public static class LuluClawServiceCollectionExtensions
             {
                 plans.Workspace.TryAdd(name, plan);
             }
+
+            foreach (var (name, plan) in PlanOptions.KeyDefaults)
+            {
+                plans.Key.TryAdd(name, plan);
+            }
         });
         services.AddOptions<ModelCallOptions>().Bind(configuration.GetSection("Llm"));
         services.AddOptions<LlmOptions>().Bind(configuration.GetSection("Llm"));
@@ -30,7 +37,10 @@ public static class LuluClawServiceCollectionExtensions
             .AddGrain<IBotGrain, BotGrain>()
             .AddGrain<IApiKeyGrain, ApiKeyGrain>();
         services.AddLuluStorage(configuration);
-        services.AddSingleton<IChatClientProvider, ChatClientProvider>();
+        services.AddLuluDataProtection(configuration);
+        services.AddLuluWebApi();
+        services.AddSingleton<ChatClientProvider>();
+        services.AddSingleton<IChatClientProvider>(sp => sp.GetRequiredService<ChatClientProvider>());
         services.AddSingleton<IPlanCatalog, PlanCatalog>();
         services.AddSingleton<DemoWorkspace>();
         return services;

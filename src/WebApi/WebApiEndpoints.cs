@@ -1,7 +1,11 @@
+using System.Text.Json;
 using LuluClaw.WebApi.Apis;
 using LuluClaw.WebApi.Http;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.OpenApi;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.OpenApi;
 
 namespace LuluClaw.WebApi;
 
@@ -12,11 +16,47 @@ public static class WebApiEndpoints
     public static string? AdminToken(IConfiguration configuration) =>
         configuration["Admin:Token"] is { Length: > 0 } token ? token : configuration["LULUCLAW_ADMIN_TOKEN"];
 
-    /// <summary>Adds error handling and maps every surface.</summary>
+    /// <summary>Adds what the front end needs: the OpenAPI 3.1 document of the public surfaces.</summary>
+    public static IServiceCollection AddLuluWebApi(this IServiceCollection services)
+    {
+        // Schemas in the document use the LuluClaw surfaces' snake_case; responses are written through
+        // source-generated contexts, never through these options.
+        services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower);
+        services.AddOpenApi("v1", o =>
+        {
+            o.OpenApiVersion = OpenApiSpecVersion.OpenApi3_1;
+            o.AddDocumentTransformer((document, _, _) =>
+            {
+                document.Info = new OpenApiInfo
+                {
+                    Title = "LuluClaw API",
+                    Version = "v1",
+                    Description = "The LuluClaw Gateway and Developer APIs. Authenticate with 'Authorization: Bearer lulu_sk_...'; " +
+                        "errors are {\"error\": \"<message>\"}.",
+                };
+                document.Components ??= new OpenApiComponents();
+                document.Components.SecuritySchemes ??= new Dictionary<string, IOpenApiSecurityScheme>();
+                document.Components.SecuritySchemes["bearer"] = new OpenApiSecurityScheme
+                {
+                    Type = SecuritySchemeType.Http,
+                    Scheme = "bearer",
+                    Description = "A workspace API key: lulu_sk_...",
+                };
+                document.Security ??= [];
+                document.Security.Add(new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference("bearer", document)] = [] });
+                return Task.CompletedTask;
+            });
+        });
+        return services;
+    }
+
+    /// <summary>Adds error handling and maps every surface and the OpenAPI document (<c>/openapi/v1.json</c>).</summary>
     public static WebApplication MapLuluClaw(this WebApplication app)
     {
         app.UseLuluErrors();
+        app.MapOpenApi();
         app.MapGatewayApi();
+        app.MapDeveloperApi();
         app.MapAdminApi(AdminToken(app.Configuration));
         return app;
     }

@@ -5,6 +5,7 @@ using LuluClaw.Tests;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace LuluClaw.WebApi.Tests;
 
@@ -23,16 +24,22 @@ public sealed class LuluClawApp : WebApplicationFactory<Program>
     private readonly Dictionary<string, string?> _settings;
     private readonly string? _folder;
     private readonly TestPostgres? _postgres;
+    private readonly Action<IServiceCollection>? _services;
 
-    private LuluClawApp(Dictionary<string, string?> settings, string? folder, TestPostgres? postgres)
+    private LuluClawApp(Dictionary<string, string?> settings, string? folder, TestPostgres? postgres, Action<IServiceCollection>? services)
     {
         _settings = settings;
         _folder = folder;
         _postgres = postgres;
+        _services = services;
     }
 
-    /// <summary>Starts an app on an empty database; <paramref name="settings"/> add to or override the defaults.</summary>
-    public static async Task<LuluClawApp> StartAsync(Provider provider, IDictionary<string, string?>? settings = null)
+    /// <summary>
+    /// Starts an app on an empty database; <paramref name="settings"/> add to or override the
+    /// defaults, and <paramref name="services"/> may replace services (a manual clock, say).
+    /// </summary>
+    public static async Task<LuluClawApp> StartAsync(
+        Provider provider, IDictionary<string, string?>? settings = null, Action<IServiceCollection>? services = null)
     {
         var all = new Dictionary<string, string?> { ["Admin:Token"] = AdminToken, ["Demo:Seed"] = "false" };
         string? folder = null;
@@ -55,13 +62,19 @@ public sealed class LuluClawApp : WebApplicationFactory<Program>
             all[key] = value;
         }
 
-        var app = new LuluClawApp(all, folder, postgres);
+        var app = new LuluClawApp(all, folder, postgres, services);
         _ = app.Server; // boot now: migrations run before the first request
         return app;
     }
 
-    protected override void ConfigureWebHost(IWebHostBuilder builder) =>
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
         builder.ConfigureAppConfiguration(configuration => configuration.AddInMemoryCollection(_settings));
+        if (_services is not null)
+        {
+            builder.ConfigureServices(_services);
+        }
+    }
 
     /// <summary>The SQLite database file, for the SQLite provider.</summary>
     public string? SqliteFile => _folder is null ? null : Path.Combine(_folder, "luluclaw.db");
@@ -74,17 +87,14 @@ public sealed class LuluClawApp : WebApplicationFactory<Program>
         return client;
     }
 
-    /// <summary>Creates a workspace through the admin API and mints a key for it.</summary>
-    public async Task<TestWorkspace> CreateWorkspaceAsync(string plan = "starter", long credits = 250, string[]? scopes = null)
+    /// <summary>Creates a workspace through the admin API and mints a key for it (default scopes and plan unless given).</summary>
+    public async Task<TestWorkspace> CreateWorkspaceAsync(string plan = "starter", long credits = 250, string[]? scopes = null, string? keyPlan = null)
     {
         using var admin = Admin();
         var created = await admin.PostAsJsonAsync("/api/admin/workspaces", new { name = "Acme", plan, credits });
         created.EnsureSuccessStatusCode();
         var id = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
-        var key = await admin.PostAsJsonAsync($"/api/admin/workspaces/{id}/keys", scopes is null ? (object)new { } : new { scopes });
-        key.EnsureSuccessStatusCode();
-        var body = await key.Content.ReadFromJsonAsync<JsonElement>();
-        return new TestWorkspace(this, id, body.GetProperty("id").GetString()!, body.GetProperty("key").GetString()!);
+        return await new TestWorkspace(this, id, "", "").WithKeyAsync(scopes, keyPlan);
     }
 
     public override async ValueTask DisposeAsync()
@@ -112,6 +122,27 @@ public sealed record TestWorkspace(LuluClawApp App, string Id, string KeyId, str
         var client = App.CreateClient();
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Key);
         return client;
+    }
+
+    /// <summary>The same workspace with a new key minted through the admin API.</summary>
+    public async Task<TestWorkspace> WithKeyAsync(string[]? scopes = null, string? plan = null)
+    {
+        using var admin = App.Admin();
+        var request = new Dictionary<string, object>();
+        if (scopes is not null)
+        {
+            request["scopes"] = scopes;
+        }
+
+        if (plan is not null)
+        {
+            request["plan"] = plan;
+        }
+
+        var key = await admin.PostAsJsonAsync($"/api/admin/workspaces/{Id}/keys", request);
+        key.EnsureSuccessStatusCode();
+        var body = await key.Content.ReadFromJsonAsync<JsonElement>();
+        return this with { KeyId = body.GetProperty("id").GetString()!, Key = body.GetProperty("key").GetString()! };
     }
 
     /// <summary>The balance as the admin API reports it.</summary>

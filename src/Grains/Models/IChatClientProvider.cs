@@ -2,14 +2,24 @@ using Microsoft.Extensions.AI;
 
 namespace LuluClaw.Grains.Models;
 
-/// <summary>Gives the <see cref="IChatClient"/> that serves a bot's model.</summary>
+/// <summary>
+/// Gives the <see cref="IChatClient"/> that serves a bot's model: built once per bot version (the
+/// bot's "model client") and kept until the bot changes, restarts or is deleted.
+/// </summary>
 public interface IChatClientProvider
 {
     /// <summary>
-    /// The client for <paramref name="bot"/>. Throws <see cref="ModelUnavailableException"/> when the
-    /// provider the model needs is missing or misconfigured.
+    /// The client for <paramref name="bot"/> at its <see cref="BotInfo.Version"/>, built now if this
+    /// process has none for that version. Throws <see cref="ModelUnavailableException"/> when the
+    /// provider the model needs is missing or misconfigured; the message says what is wrong.
     /// </summary>
-    IChatClient GetClient(BotInfo bot);
+    ValueTask<IChatClient> GetClientAsync(BotInfo bot, CancellationToken cancellationToken);
+
+    /// <summary>Tears down the bot's client; the next <see cref="GetClientAsync"/> builds a new one.</summary>
+    void Evict(string botId);
+
+    /// <summary>Tears down the clients of every bot of the workspace (its provider keys changed).</summary>
+    void EvictWorkspace(Guid workspaceId);
 }
 
 /// <summary>The model cannot answer: not configured, unreachable, failing or too slow.</summary>

@@ -24,6 +24,37 @@ public interface ITenantStore
     /// <summary>The bot, or null.</summary>
     Task<BotRecord?> GetBotAsync(string id, CancellationToken cancellationToken);
 
+    /// <summary>The ids of the workspace's bots, oldest first.</summary>
+    Task<IReadOnlyList<string>> ListBotIdsAsync(Guid workspaceId, CancellationToken cancellationToken);
+
+    /// <summary>Stores a new bot. Throws <see cref="DuplicateException"/> if the id is taken.</summary>
+    Task InsertBotAsync(BotRecord bot, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Writes the bot's configuration and restart fields if the row is still at
+    /// <paramref name="expectedVersion"/>, and returns the new row (version + 1). Throws
+    /// <see cref="StaleStateException"/> if another writer got there first or the bot is gone.
+    /// </summary>
+    Task<BotRecord> UpdateBotAsync(BotRecord bot, long expectedVersion, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Deletes the bot of the workspace; if it was the workspace's primary bot, the oldest remaining
+    /// bot becomes primary. False if there was no such bot.
+    /// </summary>
+    Task<bool> DeleteBotAsync(Guid workspaceId, string botId, CancellationToken cancellationToken);
+
+    /// <summary>Stores or replaces the workspace's key for a provider.</summary>
+    Task PutProviderKeyAsync(ProviderKeyRecord key, CancellationToken cancellationToken);
+
+    /// <summary>The workspace's key for <paramref name="provider"/>, or null.</summary>
+    Task<ProviderKeyRecord?> GetProviderKeyAsync(Guid workspaceId, string provider, CancellationToken cancellationToken);
+
+    /// <summary>The workspace's provider keys, by provider.</summary>
+    Task<IReadOnlyList<ProviderKeyRecord>> ListProviderKeysAsync(Guid workspaceId, CancellationToken cancellationToken);
+
+    /// <summary>Deletes the workspace's key for <paramref name="provider"/>; false if there was none.</summary>
+    Task<bool> DeleteProviderKeyAsync(Guid workspaceId, string provider, CancellationToken cancellationToken);
+
     /// <summary>Stores a new key (its hash only).</summary>
     Task InsertApiKeyAsync(ApiKeyRecord key, CancellationToken cancellationToken);
 
@@ -38,8 +69,9 @@ public interface ITenantStore
 public interface ITurnLedger
 {
     /// <summary>
-    /// Counts the workspace's turns of the last hour and its credits, and if both allow, records the
-    /// turn as pending and debits its cost, all in one transaction against the workspace row.
+    /// Checks the key (live, and its plan's windows), the workspace's credits and rolling hour, and
+    /// if all allow, records the turn as pending and debits its cost, all in one transaction against
+    /// the workspace row.
     /// </summary>
     Task<AdmissionResult> TryAdmitAsync(TurnAdmission admission, CancellationToken cancellationToken);
 

@@ -8,9 +8,22 @@ public sealed record WorkspaceRecord(
     public WorkspaceInfo ToInfo() => new(Id, Name, Plan, Credits, PrimaryBotId, CreatedAt);
 }
 
-/// <summary>A bot row.</summary>
+/// <summary>A bot row. <see cref="Version"/> is its ETag: configuration changes and restarts name the version they read.</summary>
 public sealed record BotRecord(
-    string Id, Guid WorkspaceId, string Name, string SystemPrompt, string Model, long Version, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt);
+    string Id,
+    Guid WorkspaceId,
+    string Name,
+    string SystemPrompt,
+    string Model,
+    IReadOnlyList<string> Channels,
+    long Version,
+    long RestartCount,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset UpdatedAt,
+    DateTimeOffset? LastRestartedAt);
+
+/// <summary>A workspace's own provider key, as stored: encrypted, with a masked hint.</summary>
+public sealed record ProviderKeyRecord(Guid WorkspaceId, string Provider, string Ciphertext, string Hint, DateTimeOffset UpdatedAt);
 
 /// <summary>An API key row: only the hash of the key is stored.</summary>
 public sealed record ApiKeyRecord(
@@ -21,8 +34,16 @@ public sealed record SessionRecord(Guid WorkspaceId, string SessionId, string Bo
 
 /// <summary>One turn to admit into a workspace's rolling window.</summary>
 /// <param name="TurnsPerHour">The limit of the workspace's plan as read inside the admitting transaction; null is unlimited.</param>
+/// <param name="KeyWindows">The windows of the key's plan as read inside the admitting transaction (null: the default plan).</param>
 public sealed record TurnAdmission(
-    Guid WorkspaceId, string TurnId, string? KeyId, string SessionId, long Cost, DateTimeOffset Now, Func<string, int?> TurnsPerHour);
+    Guid WorkspaceId,
+    string TurnId,
+    string? KeyId,
+    string SessionId,
+    long Cost,
+    DateTimeOffset Now,
+    Func<string, int?> TurnsPerHour,
+    Func<string?, IReadOnlyList<RateWindow>> KeyWindows);
 
 /// <summary>A finished turn to store: its messages and the admission it settles.</summary>
 public sealed record CommittedTurn(

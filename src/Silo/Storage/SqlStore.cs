@@ -1,5 +1,6 @@
 using System.Data.Common;
 using Dapper;
+using LuluClaw.Grains;
 using LuluClaw.Grains.Storage;
 
 namespace LuluClaw.Silo.Storage;
@@ -89,14 +90,17 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect) : ITen
     private static Task InsertBotAsync(DbConnection c, DbTransaction tx, BotRecord bot, CancellationToken cancellationToken) =>
         c.ExecuteAsync(Command(
             """
-            INSERT INTO bots (id, workspace_id, name, system_prompt, model, version, created_at, updated_at)
-            VALUES (@Id, @WorkspaceId, @Name, @SystemPrompt, @Model, @Version, @CreatedAt, @UpdatedAt)
+            INSERT INTO bots (id, workspace_id, name, system_prompt, model, channels, version, restart_count, created_at, updated_at, last_restarted_at)
+            VALUES (@Id, @WorkspaceId, @Name, @SystemPrompt, @Model, @Channels, @Version, @RestartCount, @CreatedAt, @UpdatedAt, @LastRestartedAt)
             """,
-            new
-            {
-                bot.Id, WorkspaceId = bot.WorkspaceId.ToString("D"), bot.Name, bot.SystemPrompt, bot.Model, bot.Version,
-                CreatedAt = Ms(bot.CreatedAt), UpdatedAt = Ms(bot.UpdatedAt),
-            }, tx, cancellationToken));
+            BotParameters(bot), tx, cancellationToken));
+
+    private static object BotParameters(BotRecord bot) => new
+    {
+        bot.Id, WorkspaceId = bot.WorkspaceId.ToString("D"), bot.Name, bot.SystemPrompt, bot.Model, Channels = string.Join(' ', bot.Channels),
+        bot.Version, bot.RestartCount, CreatedAt = Ms(bot.CreatedAt), UpdatedAt = Ms(bot.UpdatedAt),
+        LastRestartedAt = bot.LastRestartedAt is { } r ? Ms(r) : (long?)null,
+    };
 
     private const string WorkspaceColumns = "id, name, plan, credits, primary_bot_id, version, created_at, updated_at";
 
@@ -123,10 +127,107 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect) : ITen
             "UPDATE workspaces SET credits = credits + @Amount, updated_at = @Now WHERE id = @Id RETURNING credits",
             new { Id = id.ToString("D"), Amount = amount, Now = Ms(now) }, tx, cancellationToken)), cancellationToken);
 
+    private const string BotColumns =
+        "id, workspace_id, name, system_prompt, model, channels, version, restart_count, created_at, updated_at, last_restarted_at";
+
     public Task<BotRecord?> GetBotAsync(string id, CancellationToken cancellationToken) =>
         ReadAsync(async c => (await c.QuerySingleOrDefaultAsync<BotRow>(Command(
-            "SELECT id, workspace_id, name, system_prompt, model, version, created_at, updated_at FROM bots WHERE id = @Id",
-            new { Id = id }, null, cancellationToken)))?.ToRecord(), cancellationToken);
+            $"SELECT {BotColumns} FROM bots WHERE id = @Id", new { Id = id }, null, cancellationToken)))?.ToRecord(), cancellationToken);
+
+    public Task<IReadOnlyList<string>> ListBotIdsAsync(Guid workspaceId, CancellationToken cancellationToken) =>
+        ReadAsync<IReadOnlyList<string>>(async c => (await c.QueryAsync<string>(Command(
+            "SELECT id FROM bots WHERE workspace_id = @WorkspaceId ORDER BY created_at, id",
+            new { WorkspaceId = workspaceId.ToString("D") }, null, cancellationToken))).ToArray(), cancellationToken);
+
+    public async Task InsertBotAsync(BotRecord bot, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await WriteAsync(async (c, tx) =>
+            {
+                await InsertBotAsync(c, tx, bot, cancellationToken);
+                return 0;
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (dialect.IsUniqueViolation(e))
+        {
+            throw new DuplicateException($"bot {bot.Id} exists already");
+        }
+    }
+
+    public async Task<BotRecord> UpdateBotAsync(BotRecord bot, long expectedVersion, CancellationToken cancellationToken)
+    {
+        var parameters = new DynamicParameters(BotParameters(bot));
+        parameters.Add("ExpectedVersion", expectedVersion);
+        var row = await WriteAsync((c, tx) => c.QuerySingleOrDefaultAsync<BotRow>(Command(
+            $"""
+            UPDATE bots SET name = @Name, system_prompt = @SystemPrompt, model = @Model, channels = @Channels,
+                restart_count = @RestartCount, updated_at = @UpdatedAt, last_restarted_at = @LastRestartedAt, version = version + 1
+            WHERE id = @Id AND version = @ExpectedVersion
+            RETURNING {BotColumns}
+            """,
+            parameters, tx, cancellationToken)), cancellationToken)
+            .ConfigureAwait(false);
+        return row?.ToRecord() ?? throw new StaleStateException($"bot {bot.Id} is no longer at version {expectedVersion}");
+    }
+
+    public Task<bool> DeleteBotAsync(Guid workspaceId, string botId, CancellationToken cancellationToken) =>
+        WriteAsync(async (c, tx) =>
+        {
+            var parameters = new { WorkspaceId = workspaceId.ToString("D"), Id = botId };
+            if (await c.ExecuteAsync(Command("DELETE FROM bots WHERE id = @Id AND workspace_id = @WorkspaceId", parameters, tx, cancellationToken)) != 1)
+            {
+                return false;
+            }
+
+            // The primary bot answers chat that names no bot: hand the role to the oldest bot left ('' when none is).
+            await c.ExecuteAsync(Command(
+                """
+                UPDATE workspaces SET primary_bot_id = COALESCE(
+                    (SELECT id FROM bots WHERE workspace_id = @WorkspaceId ORDER BY created_at, id LIMIT 1), '')
+                WHERE id = @WorkspaceId AND primary_bot_id = @Id
+                """, parameters, tx, cancellationToken));
+            return true;
+        }, cancellationToken);
+
+    public Task PutProviderKeyAsync(ProviderKeyRecord key, CancellationToken cancellationToken) =>
+        WriteAsync((c, tx) => c.ExecuteAsync(Command(
+            """
+            INSERT INTO provider_keys (workspace_id, provider, ciphertext, hint, updated_at)
+            VALUES (@WorkspaceId, @Provider, @Ciphertext, @Hint, @UpdatedAt)
+            ON CONFLICT (workspace_id, provider) DO UPDATE
+            SET ciphertext = excluded.ciphertext, hint = excluded.hint, updated_at = excluded.updated_at
+            """,
+            new { WorkspaceId = key.WorkspaceId.ToString("D"), key.Provider, key.Ciphertext, key.Hint, UpdatedAt = Ms(key.UpdatedAt) },
+            tx, cancellationToken)), cancellationToken);
+
+    public Task<ProviderKeyRecord?> GetProviderKeyAsync(Guid workspaceId, string provider, CancellationToken cancellationToken) =>
+        ReadAsync(async c => (await c.QuerySingleOrDefaultAsync<ProviderKeyRow>(Command(
+            "SELECT workspace_id, provider, ciphertext, hint, updated_at FROM provider_keys WHERE workspace_id = @WorkspaceId AND provider = @Provider",
+            new { WorkspaceId = workspaceId.ToString("D"), Provider = provider }, null, cancellationToken)))?.ToRecord(), cancellationToken);
+
+    public Task<IReadOnlyList<ProviderKeyRecord>> ListProviderKeysAsync(Guid workspaceId, CancellationToken cancellationToken) =>
+        ReadAsync<IReadOnlyList<ProviderKeyRecord>>(async c => (await c.QueryAsync<ProviderKeyRow>(Command(
+            "SELECT workspace_id, provider, ciphertext, hint, updated_at FROM provider_keys WHERE workspace_id = @WorkspaceId ORDER BY provider",
+            new { WorkspaceId = workspaceId.ToString("D") }, null, cancellationToken))).Select(k => k.ToRecord()).ToArray(), cancellationToken);
+
+    public Task<bool> DeleteProviderKeyAsync(Guid workspaceId, string provider, CancellationToken cancellationToken) =>
+        WriteAsync(async (c, tx) => await c.ExecuteAsync(Command(
+            "DELETE FROM provider_keys WHERE workspace_id = @WorkspaceId AND provider = @Provider",
+            new { WorkspaceId = workspaceId.ToString("D"), Provider = provider }, tx, cancellationToken)) == 1, cancellationToken);
+
+    // ---- the Data Protection key ring ----
+
+    /// <summary>Every stored Data Protection key element, as XML.</summary>
+    internal Task<IReadOnlyList<string>> GetDataProtectionKeysAsync(CancellationToken cancellationToken) =>
+        ReadAsync<IReadOnlyList<string>>(async c => (await c.QueryAsync<string>(Command(
+            "SELECT xml FROM data_protection_keys ORDER BY created_at, name", null, null, cancellationToken))).ToArray(), cancellationToken);
+
+    /// <summary>Stores a Data Protection key element; a second store of the same name keeps the first.</summary>
+    internal Task StoreDataProtectionKeyAsync(string name, string xml, DateTimeOffset now, CancellationToken cancellationToken) =>
+        WriteAsync((c, tx) => c.ExecuteAsync(Command(
+            "INSERT INTO data_protection_keys (name, xml, created_at) VALUES (@Name, @Xml, @Now) ON CONFLICT (name) DO NOTHING",
+            new { Name = name, Xml = xml, Now = Ms(now) }, tx, cancellationToken)), cancellationToken);
 
     public Task InsertApiKeyAsync(ApiKeyRecord key, CancellationToken cancellationToken) =>
         WriteAsync((c, tx) => c.ExecuteAsync(Command(
@@ -157,7 +258,8 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect) : ITen
         {
             var workspaceId = admission.WorkspaceId.ToString("D");
 
-            // :: Step 1: lock the workspace row; every admission of this workspace, on any node, queues here.
+            // :: Step 1: lock the workspace row; every admission of this workspace (and so of each of
+            // its keys), on any node, queues here.
             var workspace = await c.QuerySingleOrDefaultAsync<PlanRow>(Command(
                 $"SELECT plan, credits FROM workspaces WHERE id = @Id{dialect.ForUpdate}", new { Id = workspaceId }, tx, cancellationToken));
             if (workspace is not { } ws)
@@ -165,27 +267,54 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect) : ITen
                 return new AdmissionResult(AdmissionStatus.NotFound, 0, 0);
             }
 
-            // :: Step 2: credits first: an empty balance is the condition waiting will not fix.
+            // :: Step 2: the key must still be live here, whatever another node's cache believes.
+            IReadOnlyList<RateWindow> keyWindows = [];
+            if (admission.KeyId is { } keyId)
+            {
+                var key = await c.QuerySingleOrDefaultAsync<KeyPlanRow>(Command(
+                    "SELECT plan, revoked_at FROM api_keys WHERE id = @Id AND workspace_id = @WorkspaceId",
+                    new { Id = keyId, WorkspaceId = workspaceId }, tx, cancellationToken));
+                if (key is null || key.RevokedAt is not null)
+                {
+                    return new AdmissionResult(AdmissionStatus.KeyRevoked, 0, ws.Credits);
+                }
+
+                keyWindows = admission.KeyWindows(key.Plan);
+            }
+
+            // :: Step 3: credits first: an empty balance is the condition waiting will not fix.
             if (ws.Credits < admission.Cost)
             {
                 return new AdmissionResult(AdmissionStatus.InsufficientCredits, 0, ws.Credits);
             }
 
-            // :: Step 3: the rolling hour, counted from the rows themselves.
-            var window = TimeSpan.FromHours(1);
-            if (admission.TurnsPerHour(ws.Plan) is { } limit)
+            // :: Step 4: the rolling windows, counted from the rows themselves: the key's plan, then the
+            // workspace's hour. If several are full, the client waits for the one that frees up last.
+            var refusals = new List<(TimeSpan RetryAfter, string Description)>();
+            foreach (var window in keyWindows)
             {
-                var (count, oldest) = await c.QuerySingleAsync<WindowRow>(Command(
-                    "SELECT COUNT(*) AS count, MIN(admitted_at) AS oldest FROM turns WHERE workspace_id = @Id AND admitted_at > @Cutoff",
-                    new { Id = workspaceId, Cutoff = Ms(admission.Now - window) }, tx, cancellationToken));
-                if (count >= limit)
+                if (await FullWindowAsync(c, tx, "key_id", admission.KeyId!, window, admission.Now, cancellationToken) is { } retryAfter)
                 {
-                    var retryAfter = oldest is { } o ? Time(o) + window - admission.Now : window;
-                    return new AdmissionResult(AdmissionStatus.RateLimited, 0, ws.Credits, retryAfter);
+                    refusals.Add((retryAfter, window.Description));
                 }
             }
 
-            // :: Step 4: count the turn and debit it, in the same transaction.
+            if (admission.TurnsPerHour(ws.Plan) is { } limit)
+            {
+                var window = new RateWindow(TimeSpan.FromHours(1), limit, $"rolling-hour turn limit of the workspace's plan '{ws.Plan}' ({limit} turns)");
+                if (await FullWindowAsync(c, tx, "workspace_id", workspaceId, window, admission.Now, cancellationToken) is { } retryAfter)
+                {
+                    refusals.Add((retryAfter, window.Description));
+                }
+            }
+
+            if (refusals.Count > 0)
+            {
+                var longest = refusals.MaxBy(r => r.RetryAfter);
+                return new AdmissionResult(AdmissionStatus.RateLimited, 0, ws.Credits, longest.RetryAfter, $"{longest.Description} reached");
+            }
+
+            // :: Step 5: count the turn and debit it, in the same transaction.
             await c.ExecuteAsync(Command(
                 """
                 INSERT INTO turns (id, workspace_id, key_id, session_id, admitted_at, credits, status)
@@ -198,6 +327,30 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect) : ITen
                 new { Id = workspaceId, admission.Cost }, tx, cancellationToken));
             return new AdmissionResult(AdmissionStatus.Admitted, admission.Cost, remaining);
         }, cancellationToken);
+
+    /// <summary>
+    /// Null if <paramref name="window"/> has room for one more turn of the rows where
+    /// <paramref name="column"/> = <paramref name="value"/>; otherwise how long until it has: until
+    /// enough of the turns it counts have aged out of it.
+    /// </summary>
+    private static async Task<TimeSpan?> FullWindowAsync(
+        DbConnection c, DbTransaction tx, string column, string value, RateWindow window, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var parameters = new DynamicParameters(new { Value = value, Cutoff = Ms(now - window.Length) });
+        var count = await c.ExecuteScalarAsync<long>(Command(
+            $"SELECT COUNT(*) FROM turns WHERE {column} = @Value AND admitted_at > @Cutoff", parameters, tx, cancellationToken));
+        if (count < window.Limit)
+        {
+            return null;
+        }
+
+        // The turn that must leave for the count to drop below the limit is the (count - limit + 1)-th oldest.
+        parameters.Add("Skip", count - window.Limit);
+        var freedBy = await c.QuerySingleOrDefaultAsync<long?>(Command(
+            $"SELECT admitted_at FROM turns WHERE {column} = @Value AND admitted_at > @Cutoff ORDER BY admitted_at LIMIT 1 OFFSET @Skip",
+            parameters, tx, cancellationToken));
+        return freedBy is { } t ? Time(t) + window.Length - now : window.Length;
+    }
 
     public Task RefundAsync(string turnId, CancellationToken cancellationToken) =>
         WriteAsync((c, tx) => RefundPendingAsync(c, tx, "id = @Id", new { Id = turnId }, cancellationToken), cancellationToken);
@@ -312,11 +465,27 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect) : ITen
         public string Name { get; init; } = "";
         public string SystemPrompt { get; init; } = "";
         public string Model { get; init; } = "";
+        public string Channels { get; init; } = "";
         public long Version { get; init; }
+        public long RestartCount { get; init; }
         public long CreatedAt { get; init; }
         public long UpdatedAt { get; init; }
+        public long? LastRestartedAt { get; init; }
 
-        public BotRecord ToRecord() => new(Id, Guid.Parse(WorkspaceId), Name, SystemPrompt, Model, Version, Time(CreatedAt), Time(UpdatedAt));
+        public BotRecord ToRecord() => new(
+            Id, Guid.Parse(WorkspaceId), Name, SystemPrompt, Model, Channels.Split(' ', StringSplitOptions.RemoveEmptyEntries), Version, RestartCount,
+            Time(CreatedAt), Time(UpdatedAt), LastRestartedAt is { } r ? Time(r) : null);
+    }
+
+    private sealed class ProviderKeyRow
+    {
+        public string WorkspaceId { get; init; } = "";
+        public string Provider { get; init; } = "";
+        public string Ciphertext { get; init; } = "";
+        public string Hint { get; init; } = "";
+        public long UpdatedAt { get; init; }
+
+        public ProviderKeyRecord ToRecord() => new(Guid.Parse(WorkspaceId), Provider, Ciphertext, Hint, Time(UpdatedAt));
     }
 
     private sealed class ApiKeyRow
@@ -353,12 +522,10 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect) : ITen
         public long Credits { get; init; }
     }
 
-    private sealed class WindowRow
+    private sealed class KeyPlanRow
     {
-        public long Count { get; init; }
-        public long? Oldest { get; init; }
-
-        public void Deconstruct(out long count, out long? oldest) => (count, oldest) = (Count, Oldest);
+        public string? Plan { get; init; }
+        public long? RevokedAt { get; init; }
     }
 
     private sealed class RefundRow

@@ -23,7 +23,8 @@ public static class AdminApi
             return app;
         }
 
-        var group = app.MapGroup("/api/admin/workspaces").WithTags("Admin").RequireAdminToken(adminToken, GatewayApi.Error);
+        // Operators' routes are not part of the public API document.
+        var group = app.MapGroup("/api/admin/workspaces").WithTags("Admin").ExcludeFromDescription().RequireAdminToken(adminToken, GatewayApi.Error);
         group.MapPost("/", CreateWorkspaceAsync).WithName("AdminCreateWorkspace");
         group.MapGet("/{id}", GetWorkspaceAsync).WithName("AdminGetWorkspace");
         group.MapPatch("/{id}", ChangePlanAsync).WithName("AdminChangePlan");
@@ -60,7 +61,7 @@ public static class AdminApi
                 return BadRequest(invalid);
             }
 
-            if (UnknownPlan(plan!, plans) is { } unknownPlan)
+            if (UnknownPlan(plan!, plans.WorkspacePlans) is { } unknownPlan)
             {
                 return BadRequest(unknownPlan);
             }
@@ -74,8 +75,8 @@ public static class AdminApi
     }
 
     /// <summary>The 400 message for a plan the catalog does not have; null for a known plan.</summary>
-    private static string? UnknownPlan(string plan, IPlanCatalog plans) =>
-        plans.WorkspacePlans.Contains(plan, StringComparer.OrdinalIgnoreCase) ? null : $"'plan' must be one of {string.Join(", ", plans.WorkspacePlans.Order().Select(p => $"'{p}'"))} (got '{plan}')";
+    private static string? UnknownPlan(string plan, IReadOnlyCollection<string> known) =>
+        known.Contains(plan, StringComparer.OrdinalIgnoreCase) ? null : $"'plan' must be one of {string.Join(", ", known.Order().Select(p => $"'{p}'"))} (got '{plan}')";
 
     private static async Task<IResult> GetWorkspaceAsync(string id, IGrainFactory grains, CancellationToken cancellationToken) =>
         WorkspaceGrain(grains, id) is { } grain && await grain.GetAsync(cancellationToken) is { } workspace ? Workspace(workspace) : NotFound(id);
@@ -96,7 +97,7 @@ public static class AdminApi
                 return BadRequest(invalid);
             }
 
-            if (UnknownPlan(plan!, plans) is { } unknownPlan)
+            if (UnknownPlan(plan!, plans.WorkspacePlans) is { } unknownPlan)
             {
                 return BadRequest(unknownPlan);
             }
@@ -127,22 +128,29 @@ public static class AdminApi
         }
     }
 
-    private static async Task<IResult> CreateKeyAsync(string id, HttpContext http, IGrainFactory grains)
+    private static async Task<IResult> CreateKeyAsync(string id, HttpContext http, IGrainFactory grains, IPlanCatalog plans)
     {
-        if (WorkspaceGrain(grains, id) is not { } grain)
+        if (WorkspaceGrain(grains, id) is not { } grain || await grain.GetAsync(http.RequestAborted) is null)
         {
             return NotFound(id);
         }
 
         IReadOnlyList<string>? scopes;
+        string? plan;
         var (body, error) = await JsonBody.ReadAsync(http.Request, http.RequestAborted, optional: true);
         using (body)
         {
             scopes = body?.StringArray("scopes", required: false);
+            plan = body?.String("plan", required: false, 1, 64)?.Trim().ToLowerInvariant();
             if ((error ?? body?.Error) is { } invalid)
             {
                 return BadRequest(invalid);
             }
+        }
+
+        if (plan is not null && UnknownPlan(plan, plans.KeyPlans) is { } unknownPlan)
+        {
+            return BadRequest(unknownPlan);
         }
 
         if (scopes?.FirstOrDefault(s => !ApiScopes.All.Contains(s)) is { } unknown)
@@ -150,10 +158,10 @@ public static class AdminApi
             return BadRequest($"'scopes' may contain {string.Join(", ", ApiScopes.All.Select(s => $"'{s}'"))} (got '{unknown}')");
         }
 
-        var key = await grain.CreateKeyAsync(new CreateApiKeyRequest(scopes), http.RequestAborted);
+        var key = await grain.CreateKeyAsync(new CreateApiKeyRequest(scopes, plan), http.RequestAborted);
         return key is null
             ? NotFound(id)
-            : TypedResults.Json(new KeyResponse(key.Id, key.Key, key.Prefix, key.Scopes), LuluJsonContext.Web.KeyResponse,
+            : TypedResults.Json(new KeyResponse(key.Id, key.Key, key.Prefix, key.Scopes, key.Plan), LuluJsonContext.Web.KeyResponse,
                 statusCode: StatusCodes.Status201Created);
     }
 

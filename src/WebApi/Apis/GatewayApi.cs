@@ -20,7 +20,9 @@ public static class GatewayApi
     public static IEndpointRouteBuilder MapGatewayApi(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/api/gateway").WithTags("Gateway");
-        group.MapPost("/chat", ChatAsync).WithName("GatewayChat").RequireApiKey(ApiScopes.Chat, Error);
+        group.MapPost("/chat", ChatAsync).WithName("GatewayChat").RequireApiKey(ApiScopes.Chat, Error)
+            .Accepts<GatewayChatRequest>("application/json").Produces<ChatResponse>()
+            .ProducesErrors(400, 401, 402, 403, 404, 409, 429, 503);
         return app;
     }
 
@@ -70,6 +72,7 @@ public static class GatewayApi
             ChatTurnStatus.ModelUnavailable => Error(StatusCodes.Status503ServiceUnavailable, result.Error!),
             ChatTurnStatus.NotFound => Error(StatusCodes.Status404NotFound, result.Error!),
             ChatTurnStatus.Conflict => Error(StatusCodes.Status409Conflict, result.Error!),
+            ChatTurnStatus.Unauthorized => Error(StatusCodes.Status401Unauthorized, result.Error!),
             _ => Error(StatusCodes.Status500InternalServerError, "unexpected turn outcome"),
         };
     }

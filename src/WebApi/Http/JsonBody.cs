@@ -152,6 +152,22 @@ public sealed class JsonBody : IDisposable
         return value.GetBoolean();
     }
 
+    /// <summary>Fails on the first property not in <paramref name="allowed"/>, so a misspelt field is not silently ignored.</summary>
+    public void OnlyFields(params string[] allowed)
+    {
+        foreach (var property in _document.RootElement.EnumerateObject())
+        {
+            if (!allowed.Contains(property.Name, StringComparer.Ordinal))
+            {
+                Fail($"unknown field '{property.Name}'; expected {string.Join(", ", allowed.Select(a => $"'{a}'"))}");
+                return;
+            }
+        }
+    }
+
+    /// <summary>Whether the body has a property <paramref name="name"/> (even null).</summary>
+    public bool Has(string name) => _document.RootElement.TryGetProperty(name, out _);
+
     /// <inheritdoc />
     public void Dispose() => _document.Dispose();
 

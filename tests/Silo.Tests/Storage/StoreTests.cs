@@ -1,4 +1,5 @@
 using Dapper;
+using LuluClaw.Grains;
 using LuluClaw.Grains.Storage;
 using LuluClaw.Silo.Storage;
 using LuluClaw.Tests;
@@ -27,14 +28,26 @@ public abstract class StoreTests : IAsyncLifetime
     private async Task<WorkspaceRecord> NewWorkspaceAsync(string plan = "starter", long credits = 100)
     {
         var id = Guid.NewGuid();
-        var bot = new BotRecord($"bot_{id:N}", id, "Bot", "Be brief.", "echo", 1, T0, T0);
+        var bot = Bot($"bot_{id:N}", id, T0);
         var workspace = new WorkspaceRecord(id, "Acme", plan, credits, bot.Id, 1, T0, T0);
         await Store.CreateWorkspaceAsync(workspace, bot, Ct);
         return workspace;
     }
 
-    private static TurnAdmission Admission(WorkspaceRecord ws, DateTimeOffset now, int? limit = 15, long cost = 1, string? turnId = null) =>
-        new(ws.Id, turnId ?? Guid.NewGuid().ToString("N"), "key_1", "s1", cost, now, _ => limit);
+    private static BotRecord Bot(string id, Guid workspaceId, DateTimeOffset createdAt) =>
+        new(id, workspaceId, "Bot", "Be brief.", "echo", ["telegram"], 1, 0, createdAt, createdAt, null);
+
+    private static TurnAdmission Admission(
+        WorkspaceRecord ws, DateTimeOffset now, int? limit = 15, long cost = 1, string? turnId = null, string? keyId = null,
+        IReadOnlyList<RateWindow>? keyWindows = null) =>
+        new(ws.Id, turnId ?? Guid.NewGuid().ToString("N"), keyId, "s1", cost, now, _ => limit, _ => keyWindows ?? []);
+
+    private async Task<string> NewKeyAsync(WorkspaceRecord ws, string plan = "standard")
+    {
+        var id = $"key_{Guid.NewGuid():N}";
+        await Store.InsertApiKeyAsync(new ApiKeyRecord(id, ws.Id, ApiKeys.Hash(id), "lulu_sk_xxxx", ["chat"], plan, T0, null), Ct);
+        return id;
+    }
 
     [Fact]
     public async Task Migrate_Twice_AppliesNothingTheSecondTime()
@@ -102,7 +115,7 @@ public abstract class StoreTests : IAsyncLifetime
     [Fact]
     public async Task TryAdmit_UnknownWorkspace_IsNotFound()
     {
-        var result = await Store.TryAdmitAsync(new TurnAdmission(Guid.NewGuid(), "t", null, "s", 1, T0, _ => 15), Ct);
+        var result = await Store.TryAdmitAsync(new TurnAdmission(Guid.NewGuid(), "t", null, "s", 1, T0, _ => 15, _ => []), Ct);
         Assert.Equal(AdmissionStatus.NotFound, result.Status);
     }
 
@@ -116,6 +129,121 @@ public abstract class StoreTests : IAsyncLifetime
         Assert.Equal(15, results.Count(r => r.Status == AdmissionStatus.Admitted));
         Assert.Equal(35, results.Count(r => r.Status == AdmissionStatus.RateLimited));
         Assert.Equal(985, (await Store.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
+    }
+
+    [Fact]
+    public async Task TryAdmit_KeyWindows_RefuseAtEachLimit_WithRetryAfterOfTheWindowThatRefused()
+    {
+        var workspace = await NewWorkspaceAsync(plan: "byok", credits: 100);
+        var key = await NewKeyAsync(workspace);
+        RateWindow[] windows = [new(TimeSpan.FromMinutes(1), 2, "per minute"), new(TimeSpan.FromHours(1), 3, "per hour")];
+        Task<AdmissionResult> AdmitAsync(DateTimeOffset at) =>
+            Store.TryAdmitAsync(Admission(workspace, at, limit: null, keyId: key, keyWindows: windows), Ct);
+
+        Assert.Equal(AdmissionStatus.Admitted, (await AdmitAsync(T0)).Status);
+        Assert.Equal(AdmissionStatus.Admitted, (await AdmitAsync(T0.AddSeconds(10))).Status);
+
+        var minute = await AdmitAsync(T0.AddSeconds(20));
+        Assert.Equal(AdmissionStatus.RateLimited, minute.Status);
+        Assert.Equal(TimeSpan.FromSeconds(40), minute.RetryAfter); // the turn at T0 leaves the minute at T0+60 s
+        Assert.Equal("per minute reached", minute.Detail);
+
+        Assert.Equal(AdmissionStatus.Admitted, (await AdmitAsync(T0.AddSeconds(61))).Status);
+        var hour = await AdmitAsync(T0.AddSeconds(200));
+        Assert.Equal(AdmissionStatus.RateLimited, hour.Status);
+        Assert.Equal(TimeSpan.FromSeconds(3400), hour.RetryAfter); // the turn at T0 leaves the hour at T0+3600 s
+        Assert.Equal("per hour reached", hour.Detail);
+
+        // Another key of the same workspace has windows of its own.
+        var other = await NewKeyAsync(workspace);
+        var admitted = await Store.TryAdmitAsync(Admission(workspace, T0.AddSeconds(200), limit: null, keyId: other, keyWindows: windows), Ct);
+        Assert.Equal(AdmissionStatus.Admitted, admitted.Status);
+    }
+
+    [Fact]
+    public async Task TryAdmit_KeyAndWorkspaceBothFull_WaitsForTheLaterOne()
+    {
+        var workspace = await NewWorkspaceAsync(credits: 100);
+        var key = await NewKeyAsync(workspace);
+        RateWindow[] windows = [new(TimeSpan.FromMinutes(1), 1, "per minute")];
+        Assert.Equal(AdmissionStatus.Admitted, (await Store.TryAdmitAsync(Admission(workspace, T0, limit: 1, keyId: key, keyWindows: windows), Ct)).Status);
+
+        var refused = await Store.TryAdmitAsync(Admission(workspace, T0.AddSeconds(30), limit: 1, keyId: key, keyWindows: windows), Ct);
+
+        Assert.Equal(AdmissionStatus.RateLimited, refused.Status);
+        Assert.Equal(TimeSpan.FromSeconds(3570), refused.RetryAfter);
+        Assert.StartsWith("rolling-hour turn limit of the workspace's plan 'starter'", refused.Detail);
+    }
+
+    [Fact]
+    public async Task TryAdmit_RevokedOrForeignKey_IsRefused_AndNothingIsDebited()
+    {
+        var workspace = await NewWorkspaceAsync(credits: 10);
+        var key = await NewKeyAsync(workspace);
+        var stranger = await NewWorkspaceAsync(credits: 10);
+        var foreign = await Store.TryAdmitAsync(Admission(stranger, T0, keyId: key), Ct);
+        await Store.RevokeApiKeyAsync(workspace.Id, key, T0, Ct);
+
+        var revoked = await Store.TryAdmitAsync(Admission(workspace, T0, keyId: key), Ct);
+
+        Assert.Equal(AdmissionStatus.KeyRevoked, foreign.Status);
+        Assert.Equal(AdmissionStatus.KeyRevoked, revoked.Status);
+        Assert.Equal(10, (await Store.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
+        Assert.Equal(10, (await Store.GetWorkspaceAsync(stranger.Id, Ct))!.Credits);
+    }
+
+    [Fact]
+    public async Task TryAdmit_FiftyConcurrentOnOneKey_AdmitsExactlyTheKeyLimit()
+    {
+        var workspace = await NewWorkspaceAsync(plan: "byok", credits: 1000);
+        var key = await NewKeyAsync(workspace);
+        RateWindow[] windows = [new(TimeSpan.FromMinutes(1), 7, "per minute")];
+        var results = await Task.WhenAll(Enumerable.Range(0, 50).Select(_ => Task.Run(() =>
+            Store.TryAdmitAsync(Admission(workspace, T0, limit: null, keyId: key, keyWindows: windows), Ct))));
+
+        Assert.Equal(7, results.Count(r => r.Status == AdmissionStatus.Admitted));
+        Assert.Equal(43, results.Count(r => r.Status == AdmissionStatus.RateLimited));
+        Assert.Equal(993, (await Store.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
+    }
+
+    [Fact]
+    public async Task Bots_UpdateIsVersioned_DeleteHandsPrimaryToTheOldestLeft()
+    {
+        var workspace = await NewWorkspaceAsync();
+        var second = Bot("bot_second", workspace.Id, T0.AddMinutes(1));
+        var third = Bot("bot_third", workspace.Id, T0.AddMinutes(2));
+        await Store.InsertBotAsync(second, Ct);
+        await Store.InsertBotAsync(third, Ct);
+        await Assert.ThrowsAsync<DuplicateException>(() => Store.InsertBotAsync(third, Ct));
+
+        var updated = await Store.UpdateBotAsync(second with { SystemPrompt = "Be kind.", RestartCount = 1, LastRestartedAt = T0 }, 1, Ct);
+        await Assert.ThrowsAsync<StaleStateException>(() => Store.UpdateBotAsync(second with { Name = "late" }, 1, Ct));
+        Assert.Equal(2, updated.Version);
+        var stored = await Store.GetBotAsync("bot_second", Ct);
+        Assert.Equal(updated with { Channels = [] }, stored! with { Channels = [] }); // records compare lists by reference
+        Assert.Equal(["telegram"], stored.Channels);
+        Assert.Equal("Be kind.", stored.SystemPrompt);
+
+        Assert.False(await Store.DeleteBotAsync(Guid.NewGuid(), workspace.PrimaryBotId, Ct)); // not another workspace's to delete
+        Assert.True(await Store.DeleteBotAsync(workspace.Id, workspace.PrimaryBotId, Ct));
+        Assert.Equal("bot_second", (await Store.GetWorkspaceAsync(workspace.Id, Ct))!.PrimaryBotId);
+        Assert.Equal(["bot_second", "bot_third"], await Store.ListBotIdsAsync(workspace.Id, Ct));
+        Assert.False(await Store.DeleteBotAsync(workspace.Id, workspace.PrimaryBotId, Ct));
+    }
+
+    [Fact]
+    public async Task ProviderKeys_PutReplacesOne_PerWorkspaceAndProvider()
+    {
+        var workspace = await NewWorkspaceAsync();
+        await Store.PutProviderKeyAsync(new ProviderKeyRecord(workspace.Id, "openai", "c1", "sk-…0001", T0), Ct);
+        await Store.PutProviderKeyAsync(new ProviderKeyRecord(workspace.Id, "openai", "c2", "sk-…0002", T0.AddMinutes(1)), Ct);
+        await Store.PutProviderKeyAsync(new ProviderKeyRecord(workspace.Id, "anthropic", "c3", "sk-…0003", T0), Ct);
+
+        Assert.Equal("c2", (await Store.GetProviderKeyAsync(workspace.Id, "openai", Ct))!.Ciphertext);
+        Assert.Equal(["anthropic", "openai"], (await Store.ListProviderKeysAsync(workspace.Id, Ct)).Select(k => k.Provider));
+        Assert.Null(await Store.GetProviderKeyAsync(Guid.NewGuid(), "openai", Ct));
+        Assert.True(await Store.DeleteProviderKeyAsync(workspace.Id, "openai", Ct));
+        Assert.False(await Store.DeleteProviderKeyAsync(workspace.Id, "openai", Ct));
     }
 
     [Fact]

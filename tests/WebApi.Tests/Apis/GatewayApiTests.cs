@@ -223,14 +223,14 @@ public abstract class GatewayApiTests(Provider provider) : IAsyncLifetime
     [Fact]
     public async Task Chat_ModelProviderUnavailable_Returns503_AndChargesNothing()
     {
-        await using var app = await LuluClawApp.StartAsync(provider, new Dictionary<string, string?> { ["Llm:Provider"] = "openai" });
+        await using var app = await LuluClawApp.StartAsync(provider, new Dictionary<string, string?> { ["Llm:Provider"] = "mistral" });
         var workspace = await app.CreateWorkspaceAsync(credits: 5);
         using var client = workspace.Client();
 
         var response = await ChatAsync(client, new { message = "hi", session_id = "s" });
 
         Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
-        Assert.Contains("model provider 'openai'", await ErrorOf(response));
+        Assert.Contains("model provider 'mistral' (Llm:Provider) is not available", await ErrorOf(response));
         Assert.Equal(5, await workspace.CreditsAsync());
         Assert.Empty(await workspace.HistoryAsync("s"));
     }
