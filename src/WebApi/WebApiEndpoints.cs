@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using LuluClaw.WebApi.Apis;
 using LuluClaw.WebApi.Http;
 using Microsoft.AspNetCore.Builder;
@@ -21,7 +22,11 @@ public static class WebApiEndpoints
     {
         // Schemas in the document use the LuluClaw surfaces' snake_case; responses are written through
         // source-generated contexts, never through these options.
-        services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower);
+        services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+            o.SerializerOptions.NumberHandling = JsonNumberHandling.Strict;
+        });
         services.AddOpenApi("v1", o =>
         {
             o.OpenApiVersion = OpenApiSpecVersion.OpenApi3_1;

@@ -22,6 +22,7 @@ public sealed class DemoWorkspace(IGrainFactory grains, ITenantStore tenants, Sq
         var workspace = grains.Get<IWorkspaceGrain>(id);
         await workspace.CreateAsync(new CreateWorkspaceRequest("Demo", "starter", 250), cancellationToken);
         var key = await workspace.CreateKeyAsync(new CreateApiKeyRequest(null), cancellationToken);
+        var baseUrl = LocalUrl(configuration["urls"]);
         Console.WriteLine(
             $$"""
 
@@ -30,9 +31,21 @@ public sealed class DemoWorkspace(IGrainFactory grains, ITenantStore tenants, Sq
                 {{key!.Key}}
 
             Try it:
-                curl -s http://127.0.0.1:5080/api/gateway/chat -H "Authorization: Bearer {{key.Key}}" -H "Content-Type: application/json" -d '{"message": "Hello!"}'
+                curl -s {{baseUrl}}/api/gateway/chat -H "Authorization: Bearer {{key.Key}}" -H "Content-Type: application/json" -d '{"message": "Hello!"}'
 
             """);
         return key.Key;
+    }
+
+    /// <summary>The first address the server listens on, as a client on this machine would call it.</summary>
+    private static string LocalUrl(string? urls)
+    {
+        var first = (string.IsNullOrWhiteSpace(urls) ? "http://127.0.0.1:5080" : urls).Split(';', StringSplitOptions.TrimEntries)[0].TrimEnd('/');
+        foreach (var wildcard in new[] { "://*:", "://+:", "://0.0.0.0:", "://[::]:" })
+        {
+            first = first.Replace(wildcard, "://127.0.0.1:", StringComparison.Ordinal);
+        }
+
+        return first;
     }
 }

@@ -24,26 +24,31 @@ public static partial class DeveloperApi
     {
         var api = app.MapGroup("/api/v1");
 
-        api.MapPost("/chat", ChatAsync).WithName("DeveloperChat").WithTags("Developer API: chat")
+        api.MapPost("/chat", ChatAsync).WithName("DeveloperChat")
+            .WithSummary("Send a message to a bot (the workspace's primary bot unless bot_id names another)").WithTags("Developer API: chat")
             .RequireApiKey(ApiScopes.Chat, GatewayApi.Error)
             .Accepts<DeveloperChatRequest>("application/json").Produces<ChatResponse>()
             .ProducesErrors(400, 401, 402, 403, 404, 409, 429, 503);
 
         var bots = api.MapGroup("/bots").WithTags("Developer API: bots").RequireApiKey(ApiScopes.Bots, GatewayApi.Error);
-        bots.MapPost("/", CreateBotAsync).WithName("CreateBot")
+        bots.MapPost("/", CreateBotAsync).WithName("CreateBot").WithSummary("Create a bot; it is 'starting', then 'running'")
             .Accepts<CreateBotBody>("application/json").Produces<BotResponse>(StatusCodes.Status201Created).ProducesErrors(400, 401, 403);
-        bots.MapGet("/", ListBotsAsync).WithName("ListBots").Produces<BotResponse[]>().ProducesErrors(401, 403);
-        bots.MapGet("/{botId}", GetBotAsync).WithName("GetBot").Produces<BotResponse>().ProducesErrors(401, 403, 404);
+        bots.MapGet("/", ListBotsAsync).WithName("ListBots").WithSummary("List the workspace's bots with status, configuration and channels").Produces<BotResponse[]>().ProducesErrors(401, 403);
+        bots.MapGet("/{botId}", GetBotAsync).WithName("GetBot").WithSummary("Get one bot").Produces<BotResponse>().ProducesErrors(401, 403, 404);
         bots.MapPatch("/{botId}", UpdateBotAsync).WithName("UpdateBot")
+            .WithSummary("Change the given fields; the bot reloads ('reloading', then 'running') and the next turn uses them")
             .Accepts<UpdateBotBody>("application/json").Produces<BotResponse>().ProducesErrors(400, 401, 403, 404);
-        bots.MapPost("/{botId}/restart", RestartBotAsync).WithName("RestartBot").Produces<BotResponse>().ProducesErrors(401, 403, 404);
-        bots.MapDelete("/{botId}", DeleteBotAsync).WithName("DeleteBot").Produces(StatusCodes.Status204NoContent).ProducesErrors(401, 403, 404);
+        bots.MapPost("/{botId}/restart", RestartBotAsync).WithName("RestartBot")
+            .WithSummary("Force a restart: the bot's activation and model client are rebuilt; its threads survive").Produces<BotResponse>().ProducesErrors(401, 403, 404);
+        bots.MapDelete("/{botId}", DeleteBotAsync).WithName("DeleteBot").WithSummary("Delete a bot for good and disconnect its channels").Produces(StatusCodes.Status204NoContent).ProducesErrors(401, 403, 404);
 
         var keys = api.MapGroup("/provider-keys").WithTags("Developer API: provider keys").RequireApiKey(ApiScopes.Bots, GatewayApi.Error);
-        keys.MapGet("/", ListProviderKeysAsync).WithName("ListProviderKeys").Produces<ProviderKeyResponse[]>().ProducesErrors(401, 403);
+        keys.MapGet("/", ListProviderKeysAsync).WithName("ListProviderKeys").WithSummary("List the workspace's own provider keys (masked hints only)").Produces<ProviderKeyResponse[]>().ProducesErrors(401, 403);
         keys.MapPut("/{provider}", PutProviderKeyAsync).WithName("PutProviderKey")
+            .WithSummary("Store the workspace's own key for 'openai' or 'anthropic' (BYOK); encrypted, never returned")
             .Accepts<ProviderKeyBody>("application/json").Produces<ProviderKeyResponse>().ProducesErrors(400, 401, 403, 404);
         keys.MapDelete("/{provider}", DeleteProviderKeyAsync).WithName("DeleteProviderKey")
+            .WithSummary("Remove the workspace's key; its bots go back to the platform's")
             .Produces(StatusCodes.Status204NoContent).ProducesErrors(401, 403, 404);
         return app;
     }

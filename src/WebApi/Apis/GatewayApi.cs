@@ -20,7 +20,7 @@ public static class GatewayApi
     public static IEndpointRouteBuilder MapGatewayApi(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/api/gateway").WithTags("Gateway");
-        group.MapPost("/chat", ChatAsync).WithName("GatewayChat").RequireApiKey(ApiScopes.Chat, Error)
+        group.MapPost("/chat", ChatAsync).WithName("GatewayChat").WithSummary("Send a message in a thread of the workspace's primary bot").RequireApiKey(ApiScopes.Chat, Error)
             .Accepts<GatewayChatRequest>("application/json").Produces<ChatResponse>()
             .ProducesErrors(400, 401, 402, 403, 404, 409, 429, 503);
         return app;

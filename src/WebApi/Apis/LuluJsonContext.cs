@@ -37,29 +37,70 @@ public sealed record BotResponse(
 /// <summary>A stored provider key: only its masked hint is ever shown.</summary>
 public sealed record ProviderKeyResponse(string Provider, string Hint, DateTimeOffset UpdatedAt);
 
-/// <summary><c>POST /api/gateway/chat</c> (documents the body; it is read field by field).</summary>
-/// <param name="Message">The user message (1 to 4,000 characters).</param>
-/// <param name="SessionId">The thread (at most 128 characters); omit to start a new one.</param>
-public sealed record GatewayChatRequest([property: JsonRequired] string Message, string? SessionId);
+// Request bodies are read field by field (JsonBody), so each 400 can name its field; these types
+// only describe them in the OpenAPI document. Properties without `required` are optional.
+
+/// <summary><c>POST /api/gateway/chat</c>.</summary>
+public sealed class GatewayChatRequest
+{
+    /// <summary>The user message (1 to 4,000 characters).</summary>
+    public required string Message { get; init; }
+
+    /// <summary>The thread (at most 128 characters); omit to start a new one.</summary>
+    public string? SessionId { get; init; }
+}
 
 /// <summary><c>POST /api/v1/chat</c>.</summary>
-/// <param name="Message">The user message (1 to 4,000 characters).</param>
-/// <param name="SessionId">The thread (at most 128 characters); omit to start a new one.</param>
-/// <param name="BotId">The bot to answer; defaults to the workspace's primary bot. A session stays with the bot it started with.</param>
-public sealed record DeveloperChatRequest([property: JsonRequired] string Message, string? SessionId, string? BotId);
+public sealed class DeveloperChatRequest
+{
+    /// <summary>The user message (1 to 4,000 characters).</summary>
+    public required string Message { get; init; }
+
+    /// <summary>The thread (at most 128 characters); omit to start a new one.</summary>
+    public string? SessionId { get; init; }
+
+    /// <summary>The bot to answer; defaults to the workspace's primary bot. A session stays with the bot it started with.</summary>
+    public string? BotId { get; init; }
+}
 
 /// <summary><c>POST /api/v1/bots</c>.</summary>
-/// <param name="Model">LLM model identifier; defaults to <c>gpt-4o-mini</c>. <c>claude-*</c> models use Anthropic.</param>
-/// <param name="Channels">Channel types: <c>telegram</c>, <c>discord</c>, <c>slack</c>.</param>
-public sealed record CreateBotBody(
-    [property: JsonRequired] string Name, [property: JsonRequired] string SystemPrompt, string? Model, IReadOnlyList<string>? Channels);
+public sealed class CreateBotBody
+{
+    /// <summary>Display name.</summary>
+    public required string Name { get; init; }
+
+    /// <summary>The system prompt that defines the bot's behaviour.</summary>
+    public required string SystemPrompt { get; init; }
+
+    /// <summary>LLM model identifier; defaults to <c>gpt-4o-mini</c>. <c>claude-*</c> models use Anthropic.</summary>
+    public string? Model { get; init; }
+
+    /// <summary>Channel types: <c>telegram</c>, <c>discord</c>, <c>slack</c>.</summary>
+    public IReadOnlyList<string>? Channels { get; init; }
+}
 
 /// <summary><c>PATCH /api/v1/bots/{bot_id}</c>: only the fields given change, and the bot reloads.</summary>
-public sealed record UpdateBotBody(string? Name, string? SystemPrompt, string? Model, IReadOnlyList<string>? Channels);
+public sealed class UpdateBotBody
+{
+    /// <summary>Display name.</summary>
+    public string? Name { get; init; }
+
+    /// <summary>The system prompt.</summary>
+    public string? SystemPrompt { get; init; }
+
+    /// <summary>LLM model identifier.</summary>
+    public string? Model { get; init; }
+
+    /// <summary>Channel types.</summary>
+    public IReadOnlyList<string>? Channels { get; init; }
+}
 
 /// <summary><c>PUT /api/v1/provider-keys/{provider}</c>.</summary>
-/// <param name="ApiKey">The workspace's own key for the provider; stored encrypted, never shown again.</param>
-public sealed record ProviderKeyBody([property: JsonRequired] string ApiKey);
+public sealed class ProviderKeyBody
+{
+    /// <summary>The workspace's own key for the provider; stored encrypted, never shown again.</summary>
+    public required string ApiKey { get; init; }
+}
 
 /// <summary>One message of a thread.</summary>
 public sealed record MessageResponse(long Seq, string Role, string Content, DateTimeOffset CreatedAt);
