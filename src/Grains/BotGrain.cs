@@ -41,7 +41,7 @@ public sealed partial class BotGrain(
             throw new DuplicateException($"bot {context.Key} exists already");
         }
 
-        var now = time.GetUtcNow();
+        var now = time.GetStoredNow();
         var bot = new BotRecord(context.Key, request.WorkspaceId, request.Name, request.SystemPrompt, request.Model, request.Channels, 1, 0, now, now, null);
         await tenants.InsertBotAsync(bot, cancellationToken);
         _bot = bot;
@@ -90,7 +90,7 @@ public sealed partial class BotGrain(
             return null;
         }
 
-        var now = time.GetUtcNow();
+        var now = time.GetStoredNow();
         if (!await WriteAsync(b => b with { RestartCount = b.RestartCount + 1, LastRestartedAt = now }, cancellationToken))
         {
             return null;
@@ -144,7 +144,7 @@ public sealed partial class BotGrain(
             var current = _bot!;
             try
             {
-                _bot = await tenants.UpdateBotAsync(change(current) with { UpdatedAt = time.GetUtcNow() }, current.Version, cancellationToken);
+                _bot = await tenants.UpdateBotAsync(change(current) with { UpdatedAt = time.GetStoredNow() }, current.Version, cancellationToken);
                 return true;
             }
             catch (StaleStateException) when (attempt < 3)

@@ -9,3 +9,14 @@ public static class Ids
     /// <summary>A new id such as <c>bot_3q2…</c>.</summary>
     public static string New(string prefix) => $"{prefix}_{Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(12))}";
 }
+
+/// <summary>Time as storage keeps it.</summary>
+public static class StoredTime
+{
+    /// <summary>
+    /// Now, truncated to the millisecond that storage keeps, so that what an actor answers from memory
+    /// is what a reload would answer.
+    /// </summary>
+    public static DateTimeOffset GetStoredNow(this TimeProvider time) =>
+        DateTimeOffset.FromUnixTimeMilliseconds(time.GetUtcNow().ToUnixTimeMilliseconds());
+}

@@ -118,8 +118,7 @@ public sealed partial class SessionGrain(
         }
 
         // :: Step 5: append durably, then answer.
-        // Stored times have millisecond precision; keep the in-memory history identical to a reload.
-        var now = DateTimeOffset.FromUnixTimeMilliseconds(time.GetUtcNow().ToUnixTimeMilliseconds());
+        var now = time.GetStoredNow();
         var reply = response.Text;
         var next = _history.Count == 0 ? 1 : _history[^1].Seq + 1;
         SessionMessage[] turnMessages = [new(next, "user", request.Message, now), new(next + 1, "assistant", reply, now)];

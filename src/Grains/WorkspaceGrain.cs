@@ -27,7 +27,7 @@ public sealed class WorkspaceGrain(
 
     public async Task<WorkspaceInfo> CreateAsync(CreateWorkspaceRequest request, CancellationToken cancellationToken)
     {
-        var now = time.GetUtcNow();
+        var now = time.GetStoredNow();
         var bot = new BotRecord(
             BotIds.New(), _id, $"{request.Name} assistant", "You are a helpful assistant.", BotDefaults.Model, [], 1, 0, now, now, null);
         var workspace = new WorkspaceRecord(_id, request.Name, request.Plan.ToLowerInvariant(), request.Credits, bot.Id, 1, now, now);
@@ -51,7 +51,7 @@ public sealed class WorkspaceGrain(
 
             try
             {
-                var changed = current with { Plan = plan.ToLowerInvariant(), UpdatedAt = time.GetUtcNow() };
+                var changed = current with { Plan = plan.ToLowerInvariant(), UpdatedAt = time.GetStoredNow() };
                 return (await tenants.UpdateWorkspaceAsync(changed, current.Version, cancellationToken)).ToInfo();
             }
             catch (StaleStateException) when (attempt < 3)
@@ -61,14 +61,14 @@ public sealed class WorkspaceGrain(
     }
 
     public Task<long?> AddCreditsAsync(long amount, CancellationToken cancellationToken) =>
-        tenants.AddCreditsAsync(_id, amount, time.GetUtcNow(), cancellationToken);
+        tenants.AddCreditsAsync(_id, amount, time.GetStoredNow(), cancellationToken);
 
     public Task<AdmissionResult> AdmitTurnAsync(AdmitTurnRequest request, CancellationToken cancellationToken)
     {
         var options = plans.CurrentValue;
         return ledger.TryAdmitAsync(
             new TurnAdmission(
-                _id, request.TurnId, request.KeyId, request.SessionId, options.CreditsPerTurn, time.GetUtcNow(), options.TurnsPerHour, options.KeyWindows),
+                _id, request.TurnId, request.KeyId, request.SessionId, options.CreditsPerTurn, time.GetStoredNow(), options.TurnsPerHour, options.KeyWindows),
             cancellationToken);
     }
 
@@ -84,14 +84,14 @@ public sealed class WorkspaceGrain(
         var scopes = request.Scopes is { Count: > 0 } given ? given.Distinct(StringComparer.Ordinal).ToArray() : [.. ApiScopes.Default];
         var plan = (request.Plan ?? plans.CurrentValue.DefaultKeyPlan).ToLowerInvariant();
         var key = ApiKeys.Mint();
-        var record = new ApiKeyRecord(Ids.New("key"), _id, ApiKeys.Hash(key), ApiKeys.DisplayPrefix(key), scopes, plan, time.GetUtcNow(), null);
+        var record = new ApiKeyRecord(Ids.New("key"), _id, ApiKeys.Hash(key), ApiKeys.DisplayPrefix(key), scopes, plan, time.GetStoredNow(), null);
         await tenants.InsertApiKeyAsync(record, cancellationToken);
         return new CreatedApiKey(record.Id, key, record.Prefix, scopes, plan);
     }
 
     public async Task<bool> RevokeKeyAsync(string keyId, CancellationToken cancellationToken)
     {
-        var hash = await tenants.RevokeApiKeyAsync(_id, keyId, time.GetUtcNow(), cancellationToken);
+        var hash = await tenants.RevokeApiKeyAsync(_id, keyId, time.GetStoredNow(), cancellationToken);
         if (hash is null)
         {
             return false;
@@ -117,7 +117,7 @@ public sealed class WorkspaceGrain(
             return null;
         }
 
-        var record = new ProviderKeyRecord(_id, provider, protector.Protect(_id, apiKey), IProviderKeyProtector.Hint(apiKey), time.GetUtcNow());
+        var record = new ProviderKeyRecord(_id, provider, protector.Protect(_id, apiKey), IProviderKeyProtector.Hint(apiKey), time.GetStoredNow());
         await tenants.PutProviderKeyAsync(record, cancellationToken);
         models.EvictWorkspace(_id);
         return new ProviderKeyInfo(record.Provider, record.Hint, record.UpdatedAt);
