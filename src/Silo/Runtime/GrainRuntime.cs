@@ -92,12 +92,16 @@ public sealed class GrainRuntime : IGrainFactory, IAsyncDisposable
     private static Func<GrainRuntime, GrainId, MethodInfo, object?[], object> CreateInvoker(MethodInfo method)
     {
         var returnType = method.ReturnType;
-        var resultType = returnType == typeof(Task) ? typeof(object)
-            : returnType.IsGenericType && returnType.GetGenericTypeDefinition() == typeof(Task<>) ? returnType.GetGenericArguments()[0]
-            : throw new NotSupportedException($"{method.DeclaringType?.Name}.{method.Name} must return Task or Task<T>.");
-        var typed = typeof(GrainRuntime).GetMethod(nameof(InvokeAsync), BindingFlags.NonPublic | BindingFlags.Instance)!.MakeGenericMethod(resultType);
+        var generic = returnType.IsGenericType ? returnType.GetGenericTypeDefinition() : null;
+        var (invoker, resultType) = returnType == typeof(Task) ? (nameof(InvokeAsync), typeof(object))
+            : generic == typeof(Task<>) ? (nameof(InvokeAsync), returnType.GetGenericArguments()[0])
+            : generic == typeof(IAsyncEnumerable<>) ? (nameof(InvokeStream), returnType.GetGenericArguments()[0])
+            : throw new NotSupportedException($"{method.DeclaringType?.Name}.{method.Name} must return Task, Task<T> or IAsyncEnumerable<T>.");
+        var typed = typeof(GrainRuntime).GetMethod(invoker, BindingFlags.NonPublic | BindingFlags.Instance)!.MakeGenericMethod(resultType);
         return typed.CreateDelegate<Func<GrainRuntime, GrainId, MethodInfo, object?[], object>>();
     }
+
+    private object InvokeStream<T>(GrainId id, MethodInfo method, object?[] args) => new GrainStream<T>(this, id, method, args);
 
     private object InvokeAsync<T>(GrainId id, MethodInfo method, object?[] args)
     {

@@ -17,6 +17,9 @@ public interface ICounterGrain : IGrainWithStringKey
     Task<int> ActivationNumberAsync(CancellationToken cancellationToken);
 
     Task LeaveAsync(CancellationToken cancellationToken);
+
+    /// <summary>Yields 1..<paramref name="count"/>, recording each; records -1 when its enumeration is cancelled.</summary>
+    IAsyncEnumerable<int> CountAsync(int count, CancellationToken cancellationToken);
 }
 
 /// <summary>What the test grains tell the tests: activations, deactivations, overlap.</summary>
@@ -75,6 +78,25 @@ public sealed class CounterGrain(IGrainContext context, Probe probe) : ICounterG
         return Task.CompletedTask;
     }
 
+    public async IAsyncEnumerable<int> CountAsync(int count, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        for (var i = 1; i <= count; i++)
+        {
+            try
+            {
+                await Task.Delay(i == 3 ? Timeout.InfiniteTimeSpan : TimeSpan.Zero, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                _recorded.Add(-1); // the turn's cleanup, before any later call runs
+                throw;
+            }
+
+            _recorded.Add(i);
+            yield return i;
+        }
+    }
+
     private static void InterlockedMax(ref int target, int value)
     {
         int current;
@@ -117,6 +139,46 @@ public sealed class GrainRuntimeTests : IAsyncDisposable
         Assert.Equal(Enumerable.Range(1, 1000), counts);
         Assert.Equal(1, _probe.MaxInFlight);
         Assert.Equal(1, _probe.Activations);
+    }
+
+    [Fact]
+    public async Task Stream_ItemsArriveAsYielded_StoppingEarlyCancelsTheGrain_AndLaterCallsWaitForItsCleanup()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var grain = _runtime.Get<ICounterGrain>("stream");
+        var received = new List<int>();
+
+        // The grain yields 1 and 2, then waits forever before 3: the reader sees 1 and 2 while the turn is still open.
+        await using (var items = grain.CountAsync(5, ct).GetAsyncEnumerator(ct))
+        {
+            Assert.True(await items.MoveNextAsync());
+            received.Add(items.Current);
+            var queued = grain.RecordAsync(100, ct); // waits: the stream's turn is not over
+            Assert.True(await items.MoveNextAsync());
+            received.Add(items.Current);
+            Assert.False(queued.IsCompleted);
+        }
+
+        // Disposing the enumerator cancelled the grain's enumeration; its cleanup ran before the queued call.
+        Assert.Equal([1, 2], received);
+        Assert.Equal([1, 2, -1, 100], await grain.GetRecordedAsync(ct));
+        Assert.Equal(1, _probe.Activations);
+    }
+
+    [Fact]
+    public async Task Stream_ReadToTheEnd_YieldsEveryItemInOrder()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var grain = _runtime.Get<ICounterGrain>("short");
+
+        var received = new List<int>();
+        await foreach (var item in grain.CountAsync(2, ct))
+        {
+            received.Add(item);
+        }
+
+        Assert.Equal([1, 2], received);
+        Assert.Equal(3, await grain.RecordAsync(7, ct));
     }
 
     [Fact]
