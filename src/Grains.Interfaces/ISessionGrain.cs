@@ -11,6 +11,14 @@ public interface ISessionGrain : IGrainWithStringKey
     /// <summary>Runs one chat turn: admit and debit, call the model, append the turn, answer.</summary>
     Task<ChatTurnResult> SendAsync(ChatTurnRequest request, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Runs one chat turn as a stream: a <see cref="ChatTurnEvent"/> with a delta for each piece of
+    /// text as the model yields it, then one with the <see cref="ChatTurnResult"/> (a failure before
+    /// any delta means nothing was charged or stored). If the caller stops reading, the model call is
+    /// cancelled and what it produced is stored, marked <see cref="SessionMessage.CutShort"/>.
+    /// </summary>
+    IAsyncEnumerable<ChatTurnEvent> StreamAsync(ChatTurnRequest request, CancellationToken cancellationToken);
+
     /// <summary>The stored history of the thread, oldest first; empty for a thread never used.</summary>
     Task<IReadOnlyList<SessionMessage>> GetHistoryAsync(CancellationToken cancellationToken);
 }
@@ -95,7 +103,18 @@ public sealed record ChatTurnResult
 /// <summary>Token counts of one model call.</summary>
 public sealed record TokenUsage(long InputTokens, long OutputTokens);
 
+/// <summary>One step of a streamed turn: a piece of the reply, or the outcome (always last).</summary>
+public sealed record ChatTurnEvent(string? Delta, ChatTurnResult? Result)
+{
+    /// <summary>A piece of the reply.</summary>
+    public static ChatTurnEvent Text(string delta) => new(delta, null);
+
+    /// <summary>The outcome.</summary>
+    public static ChatTurnEvent Done(ChatTurnResult result) => new(null, result);
+}
+
 /// <summary>One stored message of a thread.</summary>
 /// <param name="Seq">Position in the thread, from 1, without gaps.</param>
 /// <param name="Role"><c>user</c> or <c>assistant</c>.</param>
-public sealed record SessionMessage(long Seq, string Role, string Content, DateTimeOffset CreatedAt);
+/// <param name="CutShort">An assistant reply whose stream the client left before it ended: what the model had produced by then.</param>
+public sealed record SessionMessage(long Seq, string Role, string Content, DateTimeOffset CreatedAt, bool CutShort = false);

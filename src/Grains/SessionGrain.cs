@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Text;
 using LuluClaw.Actors;
 using LuluClaw.Grains.Models;
 using LuluClaw.Grains.Storage;
@@ -15,9 +17,12 @@ namespace LuluClaw.Grains;
 /// A turn:
 /// 1. resolves the bot (the thread's, the one named, or the workspace's primary bot) and its model client;
 /// 2. asks the workspace to admit the turn and debit its credits (one database transaction);
-/// 3. sends the system prompt, the history and the new message to the model;
+/// 3. sends the system prompt, the history and the new message to the model (whole, or streamed
+///    piece by piece to the caller);
 /// 4. on failure refunds the admission: nothing is charged and nothing is stored;
 /// 5. appends both messages and settles the admission in one transaction, and only then answers.
+///    A stream the caller leaves is settled the same way with what the model had produced, marked
+///    as cut short (or refunded if it had produced nothing).
 /// </remarks>
 public sealed partial class SessionGrain(
     IGrainContext context,
@@ -44,13 +49,131 @@ public sealed partial class SessionGrain(
 
     public async Task<ChatTurnResult> SendAsync(ChatTurnRequest request, CancellationToken cancellationToken)
     {
+        // :: Steps 1 and 2.
+        var (turn, refused) = await BeginTurnAsync(request, cancellationToken);
+        if (turn is null)
+        {
+            return refused!;
+        }
+
+        // :: Step 3: the model call, bounded by the configured timeout.
+        ChatResponse response;
+        using (var deadline = Deadline(cancellationToken))
+        {
+            try
+            {
+                response = await turn.Client.GetResponseAsync(Prompt(turn.Bot, request.Message), new ChatOptions { ModelId = turn.Bot.Model }, deadline.Token);
+            }
+            catch (Exception e)
+            {
+                // :: Step 4: a failed or abandoned call is not charged and leaves nothing behind.
+                await RefundAsync(turn);
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    throw;
+                }
+
+                return ModelFailed(turn, e, deadline);
+            }
+        }
+
+        // :: Step 5.
+        return await CommitAsync(turn, request, response.Text, Usage(response.Usage), cutShort: false);
+    }
+
+    public async IAsyncEnumerable<ChatTurnEvent> StreamAsync(ChatTurnRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        // :: Steps 1 and 2: a refusal is the only event, before any text, so the caller can still pick its status code.
+        var (turn, refused) = await BeginTurnAsync(request, cancellationToken);
+        if (turn is null)
+        {
+            yield return ChatTurnEvent.Done(refused!);
+            yield break;
+        }
+
+        // :: Step 3, streamed: each piece goes out as the model yields it. The timeout bounds each wait for the next piece.
+        var reply = new StringBuilder();
+        TokenUsage? usage = null;
+        ChatTurnResult? failed = null;
+        var settled = false;
+        using var deadline = Deadline(cancellationToken);
+        var updates = turn.Client.GetStreamingResponseAsync(Prompt(turn.Bot, request.Message), new ChatOptions { ModelId = turn.Bot.Model }, deadline.Token)
+            .GetAsyncEnumerator(deadline.Token);
+        try
+        {
+            while (true)
+            {
+                ChatResponseUpdate update;
+                try
+                {
+                    if (!await updates.MoveNextAsync())
+                    {
+                        break;
+                    }
+
+                    update = updates.Current;
+                }
+                catch (Exception) when (cancellationToken.IsCancellationRequested)
+                {
+                    break; // the caller left: settled below as cut short
+                }
+                catch (Exception e)
+                {
+                    failed = ModelFailed(turn, e, deadline);
+                    break;
+                }
+
+                deadline.CancelAfter(ModelTimeout);
+                usage = update.Contents.OfType<UsageContent>().Select(u => Usage(u.Details)).LastOrDefault() ?? usage;
+                if (update.Text is { Length: > 0 } text)
+                {
+                    reply.Append(text);
+                    yield return ChatTurnEvent.Text(text);
+                }
+            }
+
+            // :: Steps 4 and 5, as for a whole answer.
+            if (!cancellationToken.IsCancellationRequested)
+            {
+                settled = true;
+                if (failed is not null)
+                {
+                    await RefundAsync(turn);
+                }
+
+                yield return ChatTurnEvent.Done(failed ?? await CommitAsync(turn, request, reply.ToString(), usage, cutShort: false));
+            }
+        }
+        finally
+        {
+            await updates.DisposeAsync();
+            if (!settled)
+            {
+                // The caller stopped reading: keep what the model produced, marked; if it produced nothing, give the turn back.
+                if (reply.Length > 0)
+                {
+                    await CommitAsync(turn, request, reply.ToString(), usage, cutShort: true);
+                }
+                else
+                {
+                    await RefundAsync(turn);
+                }
+            }
+        }
+    }
+
+    private TimeSpan ModelTimeout => TimeSpan.FromSeconds(modelOptions.CurrentValue.TimeoutSeconds);
+
+    /// <summary>Steps 1 and 2: the bot and its model client, then admission and debit. Null and the refusal if the turn cannot go ahead.</summary>
+    private async Task<(Turn? Turn, ChatTurnResult? Refused)> BeginTurnAsync(ChatTurnRequest request, CancellationToken cancellationToken)
+    {
         var workspace = context.GrainFactory.Get<IWorkspaceGrain>(_key.WorkspaceId.ToString("D"));
 
         // :: Step 1: the bot and its model client. Nothing is charged yet.
         if (_session is not null && request.BotId is not null && request.BotId != _session.BotId)
         {
-            return ChatTurnResult.Failed(ChatTurnStatus.Conflict, _key.SessionId,
-                $"session '{_key.SessionId}' belongs to bot '{_session.BotId}'; start a new session to talk to bot '{request.BotId}'");
+            return (null, ChatTurnResult.Failed(ChatTurnStatus.Conflict, _key.SessionId,
+                $"session '{_key.SessionId}' belongs to bot '{_session.BotId}'; start a new session to talk to bot '{request.BotId}'"));
         }
 
         var botId = _session?.BotId ?? request.BotId
@@ -58,17 +181,17 @@ public sealed partial class SessionGrain(
         var bot = botId is null ? null : await context.GrainFactory.Get<IBotGrain>(botId).GetAsync(cancellationToken);
         if (bot is null || bot.WorkspaceId != _key.WorkspaceId)
         {
-            return ChatTurnResult.Failed(ChatTurnStatus.NotFound, _key.SessionId, (request.BotId, _session?.BotId) switch
+            return (null, ChatTurnResult.Failed(ChatTurnStatus.NotFound, _key.SessionId, (request.BotId, _session?.BotId) switch
             {
                 (_, { } sessionBot) => $"bot '{sessionBot}' of session '{_key.SessionId}' no longer exists; start a new session",
                 ({ } named, _) => $"bot '{named}' not found",
                 _ => "the workspace has no bot to answer; create one with POST /api/v1/bots",
-            });
+            }));
         }
 
         if (bot.Status == BotStatus.Error)
         {
-            return ChatTurnResult.Failed(ChatTurnStatus.ModelUnavailable, _key.SessionId, $"bot '{bot.Id}' cannot answer: {bot.StatusReason}");
+            return (null, ChatTurnResult.Failed(ChatTurnStatus.ModelUnavailable, _key.SessionId, $"bot '{bot.Id}' cannot answer: {bot.StatusReason}"));
         }
 
         IChatClient client;
@@ -78,99 +201,94 @@ public sealed partial class SessionGrain(
         }
         catch (ModelUnavailableException e)
         {
-            return ChatTurnResult.Failed(ChatTurnStatus.ModelUnavailable, _key.SessionId, e.Message, e.RetryAfter);
+            return (null, ChatTurnResult.Failed(ChatTurnStatus.ModelUnavailable, _key.SessionId, e.Message, e.RetryAfter));
         }
 
         // :: Step 2: admission and debit, decided by the database.
         var turnId = Ids.New("turn");
         var admission = await workspace.AdmitTurnAsync(new AdmitTurnRequest(turnId, request.KeyId, _key.SessionId), cancellationToken);
-        switch (admission.Status)
+        return admission.Status switch
         {
-            case AdmissionStatus.RateLimited:
-                return ChatTurnResult.Failed(ChatTurnStatus.RateLimited, _key.SessionId, admission.Detail ?? "rate limit reached", admission.RetryAfter);
-            case AdmissionStatus.KeyRevoked:
-                return ChatTurnResult.Failed(ChatTurnStatus.Unauthorized, _key.SessionId, "invalid API key");
-            case AdmissionStatus.InsufficientCredits:
-                return ChatTurnResult.Failed(ChatTurnStatus.InsufficientCredits, _key.SessionId, "credit balance exhausted; top up or upgrade the plan");
-            case AdmissionStatus.NotFound:
-                return ChatTurnResult.Failed(ChatTurnStatus.NotFound, _key.SessionId, "workspace not found");
-        }
+            AdmissionStatus.Admitted => (new Turn(workspace, turnId, bot, client, admission), null),
+            AdmissionStatus.RateLimited => (null, ChatTurnResult.Failed(ChatTurnStatus.RateLimited, _key.SessionId, admission.Detail ?? "rate limit reached", admission.RetryAfter)),
+            AdmissionStatus.InsufficientCredits => (null, ChatTurnResult.Failed(ChatTurnStatus.InsufficientCredits, _key.SessionId, "credit balance exhausted; top up or upgrade the plan")),
+            AdmissionStatus.KeyRevoked => (null, ChatTurnResult.Failed(ChatTurnStatus.Unauthorized, _key.SessionId, "invalid API key")),
+            _ => (null, ChatTurnResult.Failed(ChatTurnStatus.NotFound, _key.SessionId, "workspace not found")),
+        };
+    }
 
-        // :: Step 3: the model call, bounded by the configured timeout.
-        ChatResponse response;
-        try
-        {
-            response = await CallModelAsync(client, bot, request.Message, cancellationToken);
-        }
-        catch (Exception e)
-        {
-            // :: Step 4: a failed or abandoned call is not charged and leaves nothing behind.
-            await workspace.RefundTurnAsync(turnId, CancellationToken.None);
-            if (cancellationToken.IsCancellationRequested)
-            {
-                throw;
-            }
-
-            var unavailable = e as ModelUnavailableException;
-            Log.ModelCallFailed(logger, bot.Id, bot.Model, e);
-            return ChatTurnResult.Failed(ChatTurnStatus.ModelUnavailable, _key.SessionId,
-                unavailable?.Message ?? "the assistant's model is temporarily unavailable; retry after a short delay", unavailable?.RetryAfter);
-        }
-
-        // :: Step 5: append durably, then answer.
+    /// <summary>Step 5: appends both messages and settles the admission in one transaction; only then is the turn answered.</summary>
+    private async Task<ChatTurnResult> CommitAsync(Turn turn, ChatTurnRequest request, string reply, TokenUsage? usage, bool cutShort)
+    {
         var now = time.GetStoredNow();
-        var reply = response.Text;
         var next = _history.Count == 0 ? 1 : _history[^1].Seq + 1;
-        SessionMessage[] turnMessages = [new(next, "user", request.Message, now), new(next + 1, "assistant", reply, now)];
+        SessionMessage[] turnMessages = [new(next, "user", request.Message, now), new(next + 1, "assistant", reply, now, cutShort)];
         try
         {
             await conversations.CommitTurnAsync(
-                new CommittedTurn(_key.WorkspaceId, _key.SessionId, bot.Id, request.Channel, turnId, _session is null, turnMessages), now, CancellationToken.None);
+                new CommittedTurn(_key.WorkspaceId, _key.SessionId, turn.Bot.Id, request.Channel, turn.Id, _session is null, turnMessages), now,
+                CancellationToken.None);
         }
         catch (StaleStateException)
         {
             // Another process appended to this thread first: give the turn back, catch up, let the client retry.
-            await workspace.RefundTurnAsync(turnId, CancellationToken.None);
+            await RefundAsync(turn);
             await OnActivateAsync(CancellationToken.None);
             return ChatTurnResult.Failed(ChatTurnStatus.Conflict, _key.SessionId, "the session was written concurrently elsewhere; retry the message");
         }
         catch
         {
-            await workspace.RefundTurnAsync(turnId, CancellationToken.None);
+            await RefundAsync(turn);
             throw;
         }
 
-        _session ??= new SessionRecord(_key.WorkspaceId, _key.SessionId, bot.Id, request.Channel, now, now);
+        _session ??= new SessionRecord(_key.WorkspaceId, _key.SessionId, turn.Bot.Id, request.Channel, now, now);
         _history.AddRange(turnMessages);
         return new ChatTurnResult
         {
             Status = ChatTurnStatus.Ok,
             SessionId = _key.SessionId,
             Reply = reply,
-            CreditsUsed = admission.CreditsUsed,
-            CreditsRemaining = admission.CreditsRemaining,
-            Usage = response.Usage is { } u ? new TokenUsage(u.InputTokenCount ?? 0, u.OutputTokenCount ?? 0) : null,
+            CreditsUsed = turn.Admission.CreditsUsed,
+            CreditsRemaining = turn.Admission.CreditsRemaining,
+            Usage = usage,
         };
     }
 
-    private async Task<ChatResponse> CallModelAsync(IChatClient client, BotInfo bot, string message, CancellationToken cancellationToken)
+    private static Task RefundAsync(Turn turn) => turn.Workspace.RefundTurnAsync(turn.Id, CancellationToken.None);
+
+    /// <summary>A token that fires when the caller gives up or the model has been silent for longer than the timeout.</summary>
+    private CancellationTokenSource Deadline(CancellationToken cancellationToken)
+    {
+        var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(ModelTimeout);
+        return deadline;
+    }
+
+    private ChatTurnResult ModelFailed(Turn turn, Exception error, CancellationTokenSource deadline)
+    {
+        Log.ModelCallFailed(logger, turn.Bot.Id, turn.Bot.Model, error);
+        var unavailable = error as ModelUnavailableException;
+        var message = unavailable?.Message
+            ?? (deadline.IsCancellationRequested
+                ? $"the model did not answer within {ModelTimeout.TotalSeconds:0.#} s"
+                : "the assistant's model is temporarily unavailable; retry after a short delay");
+        return ChatTurnResult.Failed(ChatTurnStatus.ModelUnavailable, _key.SessionId, message, unavailable?.RetryAfter);
+    }
+
+    private List<ChatMessage> Prompt(BotInfo bot, string message)
     {
         var prompt = new List<ChatMessage>(_history.Count + 2) { new(ChatRole.System, bot.SystemPrompt) };
         prompt.AddRange(_history.Select(m => new ChatMessage(m.Role == "assistant" ? ChatRole.Assistant : ChatRole.User, m.Content)));
         prompt.Add(new ChatMessage(ChatRole.User, message));
-
-        var timeout = TimeSpan.FromSeconds(modelOptions.CurrentValue.TimeoutSeconds);
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(timeout);
-        try
-        {
-            return await client.GetResponseAsync(prompt, new ChatOptions { ModelId = bot.Model }, deadline.Token);
-        }
-        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
-        {
-            throw new ModelUnavailableException($"the model did not answer within {timeout.TotalSeconds:0.#} s", inner: e);
-        }
+        return prompt;
     }
+
+    private static TokenUsage? Usage(UsageDetails? usage) =>
+        usage is null ? null : new TokenUsage(usage.InputTokenCount ?? 0, usage.OutputTokenCount ?? 0);
+
+    /// <summary>An admitted turn: what steps 3 to 5 need.</summary>
+    private sealed record Turn(IWorkspaceGrain Workspace, string Id, BotInfo Bot, IChatClient Client, AdmissionResult Admission);
 
     private static partial class Log
     {

@@ -388,11 +388,11 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect) : ITen
     public Task<IReadOnlyList<SessionMessage>> GetMessagesAsync(Guid workspaceId, string sessionId, CancellationToken cancellationToken) =>
         ReadAsync<IReadOnlyList<SessionMessage>>(async c => (await c.QueryAsync<MessageRow>(Command(
             """
-            SELECT seq, role, content, created_at FROM messages
+            SELECT seq, role, content, created_at, cut_short FROM messages
             WHERE workspace_id = @WorkspaceId AND session_id = @SessionId ORDER BY seq
             """,
             new { WorkspaceId = workspaceId.ToString("D"), SessionId = sessionId }, null, cancellationToken)))
-            .Select(m => new SessionMessage(m.Seq, m.Role, m.Content, Time(m.CreatedAt))).ToArray(), cancellationToken);
+            .Select(m => new SessionMessage(m.Seq, m.Role, m.Content, Time(m.CreatedAt), m.CutShort != 0)).ToArray(), cancellationToken);
 
     public async Task CommitTurnAsync(CommittedTurn turn, DateTimeOffset now, CancellationToken cancellationToken)
     {
@@ -426,12 +426,13 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect) : ITen
                 // :: Step 3: append the messages; (workspace, session, seq) is unique, so a lost race fails the whole turn.
                 await c.ExecuteAsync(Command(
                     """
-                    INSERT INTO messages (workspace_id, session_id, seq, role, content, created_at, turn_id)
-                    VALUES (@WorkspaceId, @SessionId, @Seq, @Role, @Content, @CreatedAt, @TurnId)
+                    INSERT INTO messages (workspace_id, session_id, seq, role, content, created_at, turn_id, cut_short)
+                    VALUES (@WorkspaceId, @SessionId, @Seq, @Role, @Content, @CreatedAt, @TurnId, @CutShort)
                     """,
                     turn.Messages.Select(m => new
                     {
                         WorkspaceId = workspaceId, turn.SessionId, m.Seq, m.Role, m.Content, CreatedAt = Ms(m.CreatedAt), turn.TurnId,
+                        CutShort = m.CutShort ? 1 : 0,
                     }), tx, cancellationToken));
                 return 0;
             }, cancellationToken).ConfigureAwait(false);
@@ -536,6 +537,7 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect) : ITen
 
     private sealed class MessageRow
     {
+        public long CutShort { get; init; }
         public long Seq { get; init; }
         public string Role { get; init; } = "";
         public string Content { get; init; } = "";
