@@ -46,6 +46,8 @@ public sealed class StubModelServer : IAsyncDisposable
     private TaskCompletionSource? _hold;
     private StubHold _holdPoint;
     private int _sequence;
+    private int _abandoned;
+    private readonly List<(int Count, TaskCompletionSource Reached)> _abandonWaiters = [];
 
     private StubModelServer()
     {
@@ -159,6 +161,47 @@ public sealed class StubModelServer : IAsyncDisposable
             var reached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             _waiters.Add((count, reached));
             return reached.Task.WaitAsync(cancellationToken);
+        }
+    }
+
+    /// <summary>How many requests their client abandoned while they were held or delayed (the caller cancelled its model call).</summary>
+    public int Abandoned => Volatile.Read(ref _abandoned);
+
+    /// <summary>Completes when at least <paramref name="count"/> requests have been abandoned by their client.</summary>
+    public Task WaitForAbandonedAsync(int count, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            if (_abandoned >= count)
+            {
+                return Task.CompletedTask;
+            }
+
+            var reached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _abandonWaiters.Add((count, reached));
+            return reached.Task.WaitAsync(cancellationToken);
+        }
+    }
+
+    private void RecordAbandoned()
+    {
+        List<TaskCompletionSource> reached = [];
+        lock (_lock)
+        {
+            _abandoned++;
+            for (var i = _abandonWaiters.Count - 1; i >= 0; i--)
+            {
+                if (_abandonWaiters[i].Count <= _abandoned)
+                {
+                    reached.Add(_abandonWaiters[i].Reached);
+                    _abandonWaiters.RemoveAt(i);
+                }
+            }
+        }
+
+        foreach (var waiter in reached)
+        {
+            waiter.TrySetResult();
         }
     }
 
@@ -523,6 +566,11 @@ public sealed class StubModelServer : IAsyncDisposable
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
+            if (!_stopping.IsCancellationRequested)
+            {
+                RecordAbandoned();
+            }
+
             return false;
         }
     }

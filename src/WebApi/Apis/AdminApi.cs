@@ -188,7 +188,7 @@ public static class AdminApi
         return history.Count == 0
             ? GatewayApi.Error(StatusCodes.Status404NotFound, $"session '{sessionId}' not found")
             : TypedResults.Json(
-                new HistoryResponse(sessionId, history.Select(m => new MessageResponse(m.Seq, m.Role, m.Content, m.CreatedAt)).ToArray()),
+                new HistoryResponse(sessionId, history.Select(m => new MessageResponse(m.Seq, m.Role, m.Content, m.CreatedAt, m.CutShort)).ToArray()),
                 LuluJsonContext.Web.HistoryResponse);
     }
 

@@ -25,9 +25,10 @@ public static partial class DeveloperApi
         var api = app.MapGroup("/api/v1");
 
         api.MapPost("/chat", ChatAsync).WithName("DeveloperChat")
-            .WithSummary("Send a message to a bot (the workspace's primary bot unless bot_id names another)").WithTags("Developer API: chat")
+            .WithSummary("Send a message to a bot (the workspace's primary bot unless bot_id names another)")
+            .WithDescription(GatewayApi.StreamingNote).WithTags("Developer API: chat")
             .RequireApiKey(ApiScopes.Chat, GatewayApi.Error)
-            .Accepts<DeveloperChatRequest>("application/json").Produces<ChatResponse>()
+            .Accepts<DeveloperChatRequest>("application/json").Produces<ChatResponse>(StatusCodes.Status200OK, "application/json", "text/event-stream")
             .ProducesErrors(400, 401, 402, 403, 404, 409, 429, 503);
 
         var bots = api.MapGroup("/bots").WithTags("Developer API: bots").RequireApiKey(ApiScopes.Bots, GatewayApi.Error);
@@ -69,12 +70,14 @@ public static partial class DeveloperApi
             var message = body.String("message", required: true, 1, GatewayApi.MaxMessageLength);
             var sessionId = body.String("session_id", required: false, 1, GatewayApi.MaxSessionIdLength);
             var botId = body.String("bot_id", required: false, 1, MaxBotIdLength);
+            var stream = body.Boolean("stream", required: false);
             if (body.Error is { } invalid)
             {
                 return BadRequest(invalid);
             }
 
-            return await GatewayApi.SendTurnAsync(http, grains, caller, new ChatTurnRequest(message!, caller.Key.Id, "api", botId), sessionId);
+            return await GatewayApi.SendTurnAsync(
+                http, grains, caller, new ChatTurnRequest(message!, caller.Key.Id, "api", botId), sessionId, SseResponse.IsWanted(http.Request, stream));
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json;
 using LuluClaw.Actors;
 using LuluClaw.WebApi.Http;
 using Microsoft.AspNetCore.Builder;
@@ -16,12 +17,19 @@ public static class GatewayApi
     /// <summary>Longest session id, in characters.</summary>
     public const int MaxSessionIdLength = 128;
 
+    /// <summary>How the chat routes stream, for the OpenAPI document.</summary>
+    public const string StreamingNote =
+        "With \"stream\": true or Accept: text/event-stream the 200 answer is server-sent events: 'delta' events " +
+        "({\"content\": \"...\"}) as the model writes, then 'done' with the JSON answer's fields, or 'error' ({\"error\": \"...\"}) " +
+        "if the model fails after streaming began. Refusals found before the first byte keep their status codes.";
+
     /// <summary>Maps <c>POST /api/gateway/chat</c>.</summary>
     public static IEndpointRouteBuilder MapGatewayApi(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/api/gateway").WithTags("Gateway");
-        group.MapPost("/chat", ChatAsync).WithName("GatewayChat").WithSummary("Send a message in a thread of the workspace's primary bot").RequireApiKey(ApiScopes.Chat, Error)
-            .Accepts<GatewayChatRequest>("application/json").Produces<ChatResponse>()
+        group.MapPost("/chat", ChatAsync).WithName("GatewayChat").WithSummary("Send a message in a thread of the workspace's primary bot")
+            .WithDescription(StreamingNote).RequireApiKey(ApiScopes.Chat, Error)
+            .Accepts<GatewayChatRequest>("application/json").Produces<ChatResponse>(StatusCodes.Status200OK, "application/json", "text/event-stream")
             .ProducesErrors(400, 401, 402, 403, 404, 409, 429, 503);
         return app;
     }
@@ -43,20 +51,73 @@ public static class GatewayApi
 
             var message = body.String("message", required: true, 1, MaxMessageLength);
             var sessionId = body.String("session_id", required: false, 1, MaxSessionIdLength);
+            var stream = body.Boolean("stream", required: false);
             if (body.Error is { } invalid)
             {
                 return Error(StatusCodes.Status400BadRequest, invalid);
             }
 
-            return await SendTurnAsync(http, grains, caller, new ChatTurnRequest(message!, caller.Key.Id, "gateway"), sessionId);
+            return await SendTurnAsync(
+                http, grains, caller, new ChatTurnRequest(message!, caller.Key.Id, "gateway"), sessionId, SseResponse.IsWanted(http.Request, stream));
         }
     }
 
-    /// <summary>Runs one turn in the caller's session (a new one when <paramref name="sessionId"/> is null) and shapes the answer.</summary>
-    public static async Task<IResult> SendTurnAsync(HttpContext http, IGrainFactory grains, Caller caller, ChatTurnRequest request, string? sessionId)
+    /// <summary>
+    /// Runs one turn in the caller's session (a new one when <paramref name="sessionId"/> is null)
+    /// and shapes the answer: JSON, or with <paramref name="stream"/> server-sent events
+    /// (<c>delta</c> events as the model writes, then <c>done</c> with the JSON answer's fields, or
+    /// <c>error</c>). A refusal found before the first byte keeps its status code either way.
+    /// </summary>
+    public static async Task<IResult> SendTurnAsync(
+        HttpContext http, IGrainFactory grains, Caller caller, ChatTurnRequest request, string? sessionId, bool stream = false)
     {
-        sessionId ??= NewSessionId();
-        var result = await grains.Get<ISessionGrain>(SessionKey.Of(caller.WorkspaceId, sessionId)).SendAsync(request, http.RequestAborted);
+        var session = grains.Get<ISessionGrain>(SessionKey.Of(caller.WorkspaceId, sessionId ?? NewSessionId()));
+        if (!stream)
+        {
+            return Outcome(http, await session.SendAsync(request, http.RequestAborted));
+        }
+
+        await using var events = session.StreamAsync(request, http.RequestAborted).GetAsyncEnumerator(http.RequestAborted);
+        if (!await events.MoveNextAsync())
+        {
+            throw new InvalidOperationException("A turn stream ended without an outcome.");
+        }
+
+        if (events.Current.Result is { Status: not ChatTurnStatus.Ok } refused)
+        {
+            return Outcome(http, refused);
+        }
+
+        await using var sse = await SseResponse.StartAsync(http);
+        try
+        {
+            do
+            {
+                var (delta, result) = events.Current;
+                var (name, data) = (delta, result) switch
+                {
+                    ({ } text, _) => ("delta", JsonSerializer.Serialize(new DeltaEvent(text), LuluJsonContext.Web.DeltaEvent)),
+                    (_, { Status: ChatTurnStatus.Ok } ok) => ("done", JsonSerializer.Serialize(Answer(ok), LuluJsonContext.Web.ChatResponse)),
+                    (_, { } failed) => ("error", JsonSerializer.Serialize(new ErrorBody(failed.Error!), LuluJsonContext.Web.ErrorBody)),
+                    _ => throw new InvalidOperationException("A turn event carries neither text nor an outcome."),
+                };
+                await sse.WriteAsync(name, data, http.RequestAborted);
+            }
+            while (await events.MoveNextAsync());
+        }
+        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+        {
+            // The client left: the session grain has cancelled the model call and kept what it produced.
+        }
+
+        return Results.Empty;
+    }
+
+    private static ChatResponse Answer(ChatTurnResult result) => new(result.Reply!, result.SessionId, result.CreditsUsed, result.CreditsRemaining);
+
+    /// <summary>A turn's outcome as this surface's JSON and status code, with <c>Retry-After</c> when there is one.</summary>
+    private static IResult Outcome(HttpContext http, ChatTurnResult result)
+    {
         if (result.RetryAfter is { } retryAfter)
         {
             var seconds = Math.Max(1, (long)Math.Ceiling(retryAfter.TotalSeconds));
@@ -65,8 +126,7 @@ public static class GatewayApi
 
         return result.Status switch
         {
-            ChatTurnStatus.Ok => TypedResults.Json(
-                new ChatResponse(result.Reply!, result.SessionId, result.CreditsUsed, result.CreditsRemaining), LuluJsonContext.Web.ChatResponse),
+            ChatTurnStatus.Ok => TypedResults.Json(Answer(result), LuluJsonContext.Web.ChatResponse),
             ChatTurnStatus.RateLimited => Error(StatusCodes.Status429TooManyRequests, result.Error!),
             ChatTurnStatus.InsufficientCredits => Error(StatusCodes.Status402PaymentRequired, result.Error!),
             ChatTurnStatus.ModelUnavailable => Error(StatusCodes.Status503ServiceUnavailable, result.Error!),

@@ -8,6 +8,9 @@ namespace LuluClaw.WebApi.Apis;
 /// <summary>The chat response of the Gateway and the Developer API.</summary>
 public sealed record ChatResponse(string Reply, string SessionId, long CreditsUsed, long? CreditsRemaining);
 
+/// <summary>The data of a streamed <c>delta</c> event: the next piece of the reply.</summary>
+public sealed record DeltaEvent(string Content);
+
 /// <summary>A workspace as the admin API shows it.</summary>
 public sealed record WorkspaceResponse(Guid Id, string Name, string Plan, long CreditsRemaining, string PrimaryBotId, DateTimeOffset CreatedAt);
 
@@ -48,6 +51,9 @@ public sealed class GatewayChatRequest
 
     /// <summary>The thread (at most 128 characters); omit to start a new one.</summary>
     public string? SessionId { get; init; }
+
+    /// <summary>Stream the reply as server-sent events (also chosen by <c>Accept: text/event-stream</c>).</summary>
+    public bool? Stream { get; init; }
 }
 
 /// <summary><c>POST /api/v1/chat</c>.</summary>
@@ -61,6 +67,9 @@ public sealed class DeveloperChatRequest
 
     /// <summary>The bot to answer; defaults to the workspace's primary bot. A session stays with the bot it started with.</summary>
     public string? BotId { get; init; }
+
+    /// <summary>Stream the reply as server-sent events (also chosen by <c>Accept: text/event-stream</c>).</summary>
+    public bool? Stream { get; init; }
 }
 
 /// <summary><c>POST /api/v1/bots</c>.</summary>
@@ -103,7 +112,8 @@ public sealed class ProviderKeyBody
 }
 
 /// <summary>One message of a thread.</summary>
-public sealed record MessageResponse(long Seq, string Role, string Content, DateTimeOffset CreatedAt);
+/// <param name="CutShort">A streamed reply the client left before it ended.</param>
+public sealed record MessageResponse(long Seq, string Role, string Content, DateTimeOffset CreatedAt, bool CutShort);
 
 /// <summary>A thread's history.</summary>
 public sealed record HistoryResponse(string SessionId, IReadOnlyList<MessageResponse> Messages);
@@ -112,6 +122,7 @@ public sealed record HistoryResponse(string SessionId, IReadOnlyList<MessageResp
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
 [JsonSerializable(typeof(ErrorBody))]
 [JsonSerializable(typeof(ChatResponse))]
+[JsonSerializable(typeof(DeltaEvent))]
 [JsonSerializable(typeof(WorkspaceResponse))]
 [JsonSerializable(typeof(CreditsResponse))]
 [JsonSerializable(typeof(KeyResponse))]

@@ -350,11 +350,12 @@ public sealed class DeveloperApiTests : IAsyncLifetime
         var chat = paths.GetProperty("/api/v1/chat").GetProperty("post");
         var ok = Resolve(document, chat.GetProperty("responses").GetProperty("200").GetProperty("content").GetProperty("application/json").GetProperty("schema"));
         var requestSchema = Resolve(document, chat.GetProperty("requestBody").GetProperty("content").GetProperty("application/json").GetProperty("schema"));
-        Assert.Equal(["bot_id", "message", "session_id"], requestSchema.GetProperty("properties").EnumerateObject().Select(p => p.Name).Order());
+        Assert.Equal(["bot_id", "message", "session_id", "stream"], requestSchema.GetProperty("properties").EnumerateObject().Select(p => p.Name).Order());
         Assert.Equal(["message"], requestSchema.GetProperty("required").EnumerateArray().Select(r => r.GetString()));
         Assert.Equal("integer", ok.GetProperty("properties").GetProperty("credits_used").GetProperty("type").GetString());
         Assert.Equal(["credits_remaining", "credits_used", "reply", "session_id"], ok.GetProperty("properties").EnumerateObject().Select(p => p.Name).Order());
         Assert.True(chat.GetProperty("responses").TryGetProperty("429", out _));
+        Assert.True(chat.GetProperty("responses").GetProperty("200").GetProperty("content").TryGetProperty("text/event-stream", out _));
         var bot = Resolve(document, paths.GetProperty("/api/v1/bots/{botId}").GetProperty("get").GetProperty("responses").GetProperty("200")
             .GetProperty("content").GetProperty("application/json").GetProperty("schema"));
         Assert.Contains("restart_count", bot.GetProperty("properties").EnumerateObject().Select(p => p.Name));
