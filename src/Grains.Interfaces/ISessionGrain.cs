@@ -47,7 +47,13 @@ public static class SessionKey
 /// <param name="KeyId">The API key the request came with (per-key limits and audit).</param>
 /// <param name="Channel">The surface that started the thread: <c>gateway</c>, <c>api</c>, …</param>
 /// <param name="BotId">The bot to answer; null for the thread's bot, or the workspace's primary bot for a new thread.</param>
-public sealed record ChatTurnRequest(string Message, string? KeyId, string Channel, string? BotId = null);
+/// <param name="Transcript">
+/// For a stateless caller (an OpenAI-style request carries its whole conversation): the messages
+/// before <paramref name="Message"/>, used instead of the thread's history. Such a turn is admitted
+/// and charged like any other, but its messages are not stored.
+/// </param>
+public sealed record ChatTurnRequest(
+    string Message, string? KeyId, string Channel, string? BotId = null, IReadOnlyList<SessionMessage>? Transcript = null);
 
 /// <summary>How a chat turn ended.</summary>
 public enum ChatTurnStatus
@@ -115,6 +121,6 @@ public sealed record ChatTurnEvent(string? Delta, ChatTurnResult? Result)
 
 /// <summary>One stored message of a thread.</summary>
 /// <param name="Seq">Position in the thread, from 1, without gaps.</param>
-/// <param name="Role"><c>user</c> or <c>assistant</c>.</param>
+/// <param name="Role"><c>user</c> or <c>assistant</c> (a stateless transcript may also carry <c>system</c>).</param>
 /// <param name="CutShort">An assistant reply whose stream the client left before it ended: what the model had produced by then.</param>
 public sealed record SessionMessage(long Seq, string Role, string Content, DateTimeOffset CreatedAt, bool CutShort = false);

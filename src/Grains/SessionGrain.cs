@@ -62,7 +62,7 @@ public sealed partial class SessionGrain(
         {
             try
             {
-                response = await turn.Client.GetResponseAsync(Prompt(turn.Bot, request.Message), new ChatOptions { ModelId = turn.Bot.Model }, deadline.Token);
+                response = await turn.Client.GetResponseAsync(Prompt(turn.Bot, request), new ChatOptions { ModelId = turn.Bot.Model }, deadline.Token);
             }
             catch (Exception e)
             {
@@ -97,7 +97,7 @@ public sealed partial class SessionGrain(
         ChatTurnResult? failed = null;
         var settled = false;
         using var deadline = Deadline(cancellationToken);
-        var updates = turn.Client.GetStreamingResponseAsync(Prompt(turn.Bot, request.Message), new ChatOptions { ModelId = turn.Bot.Model }, deadline.Token)
+        var updates = turn.Client.GetStreamingResponseAsync(Prompt(turn.Bot, request), new ChatOptions { ModelId = turn.Bot.Model }, deadline.Token)
             .GetAsyncEnumerator(deadline.Token);
         try
         {
@@ -222,11 +222,13 @@ public sealed partial class SessionGrain(
     {
         var now = time.GetStoredNow();
         var next = _history.Count == 0 ? 1 : _history[^1].Seq + 1;
-        SessionMessage[] turnMessages = [new(next, "user", request.Message, now), new(next + 1, "assistant", reply, now, cutShort)];
+        var stateless = request.Transcript is not null;
+        SessionMessage[] turnMessages = stateless ? [] : [new(next, "user", request.Message, now), new(next + 1, "assistant", reply, now, cutShort)];
         try
         {
+            // A stateless turn only settles its admission: nothing of the conversation is kept.
             await conversations.CommitTurnAsync(
-                new CommittedTurn(_key.WorkspaceId, _key.SessionId, turn.Bot.Id, request.Channel, turn.Id, _session is null, turnMessages), now,
+                new CommittedTurn(_key.WorkspaceId, _key.SessionId, turn.Bot.Id, request.Channel, turn.Id, _session is null && !stateless, turnMessages), now,
                 CancellationToken.None);
         }
         catch (StaleStateException)
@@ -242,8 +244,16 @@ public sealed partial class SessionGrain(
             throw;
         }
 
-        _session ??= new SessionRecord(_key.WorkspaceId, _key.SessionId, turn.Bot.Id, request.Channel, now, now);
-        _history.AddRange(turnMessages);
+        if (stateless)
+        {
+            context.DeactivateOnIdle(); // a one-off thread: nothing to keep in memory either
+        }
+        else
+        {
+            _session ??= new SessionRecord(_key.WorkspaceId, _key.SessionId, turn.Bot.Id, request.Channel, now, now);
+            _history.AddRange(turnMessages);
+        }
+
         return new ChatTurnResult
         {
             Status = ChatTurnStatus.Ok,
@@ -276,11 +286,13 @@ public sealed partial class SessionGrain(
         return ChatTurnResult.Failed(ChatTurnStatus.ModelUnavailable, _key.SessionId, message, unavailable?.RetryAfter);
     }
 
-    private List<ChatMessage> Prompt(BotInfo bot, string message)
+    private List<ChatMessage> Prompt(BotInfo bot, ChatTurnRequest request)
     {
-        var prompt = new List<ChatMessage>(_history.Count + 2) { new(ChatRole.System, bot.SystemPrompt) };
-        prompt.AddRange(_history.Select(m => new ChatMessage(m.Role == "assistant" ? ChatRole.Assistant : ChatRole.User, m.Content)));
-        prompt.Add(new ChatMessage(ChatRole.User, message));
+        var before = request.Transcript ?? _history;
+        var prompt = new List<ChatMessage>(before.Count + 2) { new(ChatRole.System, bot.SystemPrompt) };
+        prompt.AddRange(before.Select(m => new ChatMessage(
+            m.Role switch { "assistant" => ChatRole.Assistant, "system" => ChatRole.System, _ => ChatRole.User }, m.Content)));
+        prompt.Add(new ChatMessage(ChatRole.User, request.Message));
         return prompt;
     }
 

@@ -62,6 +62,7 @@ public static class WebApiEndpoints
         app.MapOpenApi();
         app.MapGatewayApi();
         app.MapDeveloperApi();
+        app.MapOpenAICompatibleApi();
         app.MapAdminApi(AdminToken(app.Configuration));
         return app;
     }

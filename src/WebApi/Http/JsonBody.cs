@@ -152,6 +152,28 @@ public sealed class JsonBody : IDisposable
         return value.GetBoolean();
     }
 
+    /// <summary>A JSON object field, as is; null when absent or JSON null.</summary>
+    public JsonElement? Object(string name) => Raw(name, JsonValueKind.Object, "an object");
+
+    /// <summary>A JSON array field, as is; null when absent or JSON null.</summary>
+    public JsonElement? Array(string name) => Raw(name, JsonValueKind.Array, "an array");
+
+    private JsonElement? Raw(string name, JsonValueKind kind, string what)
+    {
+        if (!TryGet(name, required: false, out var value))
+        {
+            return null;
+        }
+
+        if (value.ValueKind != kind)
+        {
+            Fail($"'{name}' must be {what}");
+            return null;
+        }
+
+        return value;
+    }
+
     /// <summary>Fails on the first property not in <paramref name="allowed"/>, so a misspelt field is not silently ignored.</summary>
     public void OnlyFields(params string[] allowed)
     {

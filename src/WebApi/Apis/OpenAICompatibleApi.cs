@@ -1,0 +1,313 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using LuluClaw.Actors;
+using LuluClaw.WebApi.Http;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace LuluClaw.WebApi.Apis;
+
+/// <summary>
+/// An OpenAI-compatible chat endpoint, so that every OpenAI SDK can talk to a LuluClaw bot:
+/// <c>POST /v1/chat/completions</c> (whole or streamed, the OpenAI wire format) and
+/// <c>GET /v1/models</c> (the workspace's bots). <c>model</c> names a bot by id or name. Requests are
+/// stateless, as OpenAI's are (the request carries the conversation), unless they send
+/// <c>X-Session-Id</c>: then the session owns the history and only the last user message is new.
+/// Same keys, plans and credits as the other chat surfaces.
+/// </summary>
+public static class OpenAICompatibleApi
+{
+    /// <summary>The header that turns a request into a turn of a stored session.</summary>
+    public const string SessionHeader = "X-Session-Id";
+
+    /// <summary>Maps <c>/v1/chat/completions</c> and <c>/v1/models</c>.</summary>
+    public static IEndpointRouteBuilder MapOpenAICompatibleApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1").WithTags("OpenAI-compatible").ExcludeFromDescription();
+        group.MapPost("/chat/completions", CompleteAsync).WithName("OpenAIChatCompletions").RequireApiKey(ApiScopes.Chat, Error);
+        group.MapGet("/models", ListModelsAsync).WithName("OpenAIModels").RequireApiKey(ApiScopes.Chat, Error);
+        return app;
+    }
+
+    /// <summary>OpenAI's error shape: <c>{"error": {"message", "type", "param", "code"}}</c>.</summary>
+    public static IResult Error(int statusCode, string message) =>
+        TypedResults.Json(new OpenAIErrorBody(new OpenAIError(message, ErrorType(statusCode), null, ErrorCode(statusCode))),
+            OpenAIJsonContext.Web.OpenAIErrorBody, statusCode: statusCode);
+
+    private static async Task<IResult> ListModelsAsync(HttpContext http, IGrainFactory grains)
+    {
+        var bots = await grains.Get<IWorkspaceGrain>(http.GetCaller().WorkspaceId.ToString("D")).ListBotsAsync(http.RequestAborted);
+        var models = bots.Select(b => new OpenAIModel(b.Id, "model", b.CreatedAt.ToUnixTimeSeconds(), "luluclaw", b.Name)).ToArray();
+        return TypedResults.Json(new OpenAIModelList("list", models), OpenAIJsonContext.Web.OpenAIModelList);
+    }
+
+    private static async Task<IResult> CompleteAsync(HttpContext http, IGrainFactory grains)
+    {
+        var caller = http.GetCaller();
+        var (body, error) = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
+        using (body)
+        {
+            if (body is null)
+            {
+                return Error(StatusCodes.Status400BadRequest, error!);
+            }
+
+            var model = body.String("model", required: true, 1, 200);
+            var stream = body.Boolean("stream", required: false) ?? false;
+            var includeUsage = body.Object("stream_options")?.TryGetProperty("include_usage", out var include) == true && include.ValueKind == JsonValueKind.True;
+            var messages = body.Error is null ? ReadMessages(body, out error) : null;
+            if ((body.Error ?? error) is { } invalid)
+            {
+                return Error(StatusCodes.Status400BadRequest, invalid);
+            }
+
+            var sessionId = http.Request.Headers[SessionHeader].ToString();
+            if (sessionId.Length > GatewayApi.MaxSessionIdLength || sessionId.Any(char.IsControl))
+            {
+                return Error(StatusCodes.Status400BadRequest, $"'{SessionHeader}' must be at most {GatewayApi.MaxSessionIdLength} characters without control characters");
+            }
+
+            var bots = await grains.Get<IWorkspaceGrain>(caller.WorkspaceId.ToString("D")).ListBotsAsync(http.RequestAborted);
+            var bot = bots.FirstOrDefault(b => b.Id == model) ?? bots.FirstOrDefault(b => string.Equals(b.Name, model, StringComparison.OrdinalIgnoreCase));
+            if (bot is null)
+            {
+                return Error(StatusCodes.Status404NotFound, $"The model '{model}' does not exist: name one of this workspace's bots by id or name (GET /v1/models)");
+            }
+
+            // Stateless: the request's messages are the conversation, in a one-off session. With a session id: the session's history is.
+            var last = messages![^1];
+            var stateful = sessionId.Length > 0;
+            var request = new ChatTurnRequest(last.Content, caller.Key.Id, "openai", bot.Id, stateful ? null : messages[..^1]);
+            var session = grains.Get<ISessionGrain>(SessionKey.Of(caller.WorkspaceId, stateful ? sessionId : $"oai_{Guid.CreateVersion7():N}"));
+            var id = $"chatcmpl-{Guid.CreateVersion7():N}";
+            var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+            return stream
+                ? await StreamAsync(http, session.StreamAsync(request, http.RequestAborted), id, created, bot.Id, includeUsage)
+                : Completion(http, await session.SendAsync(request, http.RequestAborted), id, created, bot.Id);
+        }
+    }
+
+    private static IResult Completion(HttpContext http, ChatTurnResult result, string id, long created, string model)
+    {
+        if (result.Status != ChatTurnStatus.Ok)
+        {
+            return Refusal(http, result);
+        }
+
+        var usage = Usage(result.Usage);
+        return TypedResults.Json(
+            new OpenAICompletion(id, "chat.completion", created, model, [new OpenAIChoice(0, new OpenAIMessage("assistant", result.Reply!), "stop")], usage),
+            OpenAIJsonContext.Web.OpenAICompletion);
+    }
+
+    private static async Task<IResult> StreamAsync(
+        HttpContext http, IAsyncEnumerable<ChatTurnEvent> turn, string id, long created, string model, bool includeUsage)
+    {
+        await using var events = turn.GetAsyncEnumerator(http.RequestAborted);
+        if (!await events.MoveNextAsync())
+        {
+            throw new InvalidOperationException("A turn stream ended without an outcome.");
+        }
+
+        if (events.Current.Result is { Status: not ChatTurnStatus.Ok } refused)
+        {
+            return Refusal(http, refused);
+        }
+
+        await using var sse = await SseResponse.StartAsync(http);
+        string Chunk(OpenAIDelta delta, string? finish, OpenAIUsage? usage = null, bool noChoices = false) => JsonSerializer.Serialize(
+            new OpenAIChunk(id, "chat.completion.chunk", created, model, noChoices ? [] : [new OpenAIChunkChoice(0, delta, finish)], usage),
+            OpenAIJsonContext.Web.OpenAIChunk);
+        try
+        {
+            await sse.WriteAsync(null, Chunk(new OpenAIDelta("assistant", ""), null), http.RequestAborted);
+            do
+            {
+                var (delta, result) = events.Current;
+                if (delta is not null)
+                {
+                    await sse.WriteAsync(null, Chunk(new OpenAIDelta(null, delta), null), http.RequestAborted);
+                }
+                else if (result is { Status: ChatTurnStatus.Ok })
+                {
+                    await sse.WriteAsync(null, Chunk(new OpenAIDelta(null, null), "stop"), http.RequestAborted);
+                    if (includeUsage)
+                    {
+                        await sse.WriteAsync(null, Chunk(new OpenAIDelta(null, null), null, Usage(result.Usage), noChoices: true), http.RequestAborted);
+                    }
+                }
+                else if (result is not null)
+                {
+                    var failure = new OpenAIErrorBody(new OpenAIError(result.Error!, "server_error", null, "model_unavailable"));
+                    await sse.WriteAsync(null, JsonSerializer.Serialize(failure, OpenAIJsonContext.Web.OpenAIErrorBody), http.RequestAborted);
+                }
+            }
+            while (await events.MoveNextAsync());
+
+            await sse.WriteAsync(null, "[DONE]", http.RequestAborted);
+        }
+        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+        {
+            // The client left; the session grain has cancelled the model call.
+        }
+
+        return Results.Empty;
+    }
+
+    private static IResult Refusal(HttpContext http, ChatTurnResult result)
+    {
+        if (result.RetryAfter is { } retryAfter)
+        {
+            http.Response.Headers.RetryAfter = Math.Max(1, (long)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+        }
+
+        return Error(result.Status switch
+        {
+            ChatTurnStatus.RateLimited => StatusCodes.Status429TooManyRequests,
+            ChatTurnStatus.InsufficientCredits => StatusCodes.Status402PaymentRequired,
+            ChatTurnStatus.ModelUnavailable => StatusCodes.Status503ServiceUnavailable,
+            ChatTurnStatus.NotFound => StatusCodes.Status404NotFound,
+            ChatTurnStatus.Conflict => StatusCodes.Status409Conflict,
+            ChatTurnStatus.Unauthorized => StatusCodes.Status401Unauthorized,
+            _ => StatusCodes.Status500InternalServerError,
+        }, result.Error ?? "unexpected turn outcome");
+    }
+
+    /// <summary>The request's messages; the last must be the user's new message.</summary>
+    private static SessionMessage[]? ReadMessages(JsonBody body, out string? error)
+    {
+        error = null;
+        if (body.Array("messages") is not { } array || array.GetArrayLength() == 0)
+        {
+            error = "'messages' must be a non-empty array";
+            return null;
+        }
+
+        var messages = new List<SessionMessage>();
+        var index = 0;
+        foreach (var message in array.EnumerateArray())
+        {
+            var role = message.ValueKind == JsonValueKind.Object && message.TryGetProperty("role", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString() : null;
+            if (role is not ("system" or "developer" or "user" or "assistant"))
+            {
+                error = $"'messages[{index}].role' must be 'system', 'developer', 'user' or 'assistant'";
+                return null;
+            }
+
+            if (Text(message) is not { } content)
+            {
+                error = $"'messages[{index}].content' must be a string or an array of text parts";
+                return null;
+            }
+
+            messages.Add(new SessionMessage(++index, role == "developer" ? "system" : role, content, DateTimeOffset.UnixEpoch));
+        }
+
+        if (messages[^1] is not { Role: "user" } last || string.IsNullOrWhiteSpace(last.Content))
+        {
+            error = "the last of 'messages' must be a non-empty 'user' message";
+            return null;
+        }
+
+        if (last.Content.EnumerateRunes().Count() > GatewayApi.MaxMessageLength)
+        {
+            error = $"the last user message must be at most {GatewayApi.MaxMessageLength} characters";
+            return null;
+        }
+
+        return [.. messages];
+    }
+
+    private static string? Text(JsonElement message)
+    {
+        if (!message.TryGetProperty("content", out var content))
+        {
+            return null;
+        }
+
+        return content.ValueKind switch
+        {
+            JsonValueKind.String => content.GetString(),
+            JsonValueKind.Null => "",
+            JsonValueKind.Array when content.EnumerateArray().All(p => p.ValueKind == JsonValueKind.Object && p.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String)
+                => string.Concat(content.EnumerateArray().Select(p => p.GetProperty("text").GetString())),
+            _ => null,
+        };
+    }
+
+    private static OpenAIUsage? Usage(TokenUsage? usage) =>
+        usage is null ? null : new OpenAIUsage(usage.InputTokens, usage.OutputTokens, usage.InputTokens + usage.OutputTokens);
+
+    private static string ErrorType(int status) => status switch
+    {
+        400 or 404 or 409 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        402 => "insufficient_quota",
+        429 => "rate_limit_exceeded",
+        _ => "server_error",
+    };
+
+    private static string? ErrorCode(int status) => status switch
+    {
+        401 => "invalid_api_key",
+        404 => "model_not_found",
+        429 => "rate_limit_exceeded",
+        402 => "insufficient_quota",
+        _ => null,
+    };
+}
+
+/// <summary>OpenAI's error body.</summary>
+public sealed record OpenAIErrorBody(OpenAIError Error);
+
+/// <summary>OpenAI's error.</summary>
+public sealed record OpenAIError(string Message, string Type, string? Param, string? Code);
+
+/// <summary>A chat completion.</summary>
+public sealed record OpenAICompletion(string Id, string Object, long Created, string Model, IReadOnlyList<OpenAIChoice> Choices, OpenAIUsage? Usage);
+
+/// <summary>One choice of a completion.</summary>
+public sealed record OpenAIChoice(int Index, OpenAIMessage Message, string FinishReason);
+
+/// <summary>A message of a completion.</summary>
+public sealed record OpenAIMessage(string Role, string Content);
+
+/// <summary>Token counts.</summary>
+public sealed record OpenAIUsage(long PromptTokens, long CompletionTokens, long TotalTokens);
+
+/// <summary>A streamed chunk.</summary>
+public sealed record OpenAIChunk(string Id, string Object, long Created, string Model, IReadOnlyList<OpenAIChunkChoice> Choices, OpenAIUsage? Usage);
+
+/// <summary>One choice of a chunk.</summary>
+public sealed record OpenAIChunkChoice(int Index, OpenAIDelta Delta, string? FinishReason);
+
+/// <summary>What a chunk adds.</summary>
+public sealed record OpenAIDelta(
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Role,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Content);
+
+/// <summary>The model list.</summary>
+public sealed record OpenAIModelList(string Object, IReadOnlyList<OpenAIModel> Data);
+
+/// <summary>A bot as a model.</summary>
+/// <param name="Name">The bot's name, which <c>model</c> may also use.</param>
+public sealed record OpenAIModel(string Id, string Object, long Created, string OwnedBy, string Name);
+
+/// <summary>Source-generated JSON of the OpenAI-compatible surface (OpenAI's snake_case).</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(OpenAIErrorBody))]
+[JsonSerializable(typeof(OpenAICompletion))]
+[JsonSerializable(typeof(OpenAIChunk))]
+[JsonSerializable(typeof(OpenAIModelList))]
+public sealed partial class OpenAIJsonContext : JsonSerializerContext
+{
+    /// <summary>The context every response of this surface uses.</summary>
+    public static OpenAIJsonContext Web { get; } = new(new JsonSerializerOptions(JsonSerializerDefaults.Web)
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+}

@@ -1,0 +1,172 @@
+using System.ClientModel;
+using System.ClientModel.Primitives;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using LuluClaw.Tests;
+using OpenAI;
+using OpenAI.Chat;
+
+namespace LuluClaw.WebApi.Tests.Apis;
+
+/// <summary><c>/v1/chat/completions</c> and <c>/v1/models</c>, driven by the official OpenAI .NET SDK.</summary>
+public sealed class OpenAICompatibleApiTests : IAsyncLifetime
+{
+    private StubModelServer _stub = null!;
+    private LuluClawApp _app = null!;
+
+    public async ValueTask InitializeAsync()
+    {
+        _stub = await StubModelServer.StartAsync(Ct);
+        _app = await LuluClawApp.StartAsync(Provider.Sqlite);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.DisposeAsync();
+        await _stub.DisposeAsync();
+    }
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private OpenAIClient Sdk(LuluClawApp app, string key, string? sessionId = null)
+    {
+        var http = app.CreateClient();
+        if (sessionId is not null)
+        {
+            http.DefaultRequestHeaders.Add("X-Session-Id", sessionId);
+        }
+
+        return new OpenAIClient(new ApiKeyCredential(key), new OpenAIClientOptions
+        {
+            Endpoint = new Uri(http.BaseAddress!, "/v1"),
+            Transport = new HttpClientPipelineTransport(http),
+            RetryPolicy = new ClientRetryPolicy(maxRetries: 0),
+        });
+    }
+
+    private static async Task<string> PrimaryBotAsync(TestWorkspace workspace)
+    {
+        using var client = workspace.Client();
+        return (await client.GetFromJsonAsync<JsonElement>("/api/v1/bots", Ct))[0].GetProperty("id").GetString()!;
+    }
+
+    [Fact]
+    public async Task Sdk_CompleteChat_AnswersAsTheBot_AndChargesOneTurn()
+    {
+        var workspace = await _app.CreateWorkspaceAsync(credits: 10);
+        var bot = await PrimaryBotAsync(workspace);
+        var chat = Sdk(_app, workspace.Key).GetChatClient(bot);
+
+        ChatCompletion completion = await chat.CompleteChatAsync([new SystemChatMessage("Be brief."), new UserChatMessage("Hello there")], cancellationToken: Ct);
+
+        Assert.Equal("Echo: Hello there", completion.Content[0].Text);
+        Assert.Equal(ChatFinishReason.Stop, completion.FinishReason);
+        Assert.Equal(bot, completion.Model);
+        Assert.StartsWith("chatcmpl-", completion.Id);
+        Assert.True(completion.Usage.OutputTokenCount > 0);
+        Assert.Equal(9, await workspace.CreditsAsync());
+    }
+
+    [Fact]
+    public async Task Sdk_CompleteChatStreaming_YieldsTheReplyInPieces_ThenUsage()
+    {
+        var workspace = await _app.CreateWorkspaceAsync(credits: 10);
+        var bot = await PrimaryBotAsync(workspace);
+        var chat = Sdk(_app, workspace.Key).GetChatClient(bot);
+
+        var pieces = new List<string>();
+        ChatTokenUsage? usage = null;
+        ChatFinishReason? finish = null;
+        await foreach (var update in chat.CompleteChatStreamingAsync([new UserChatMessage("stream this please")], cancellationToken: Ct))
+        {
+            pieces.AddRange(update.ContentUpdate.Select(p => p.Text));
+            usage ??= update.Usage;
+            finish ??= update.FinishReason;
+        }
+
+        Assert.True(pieces.Count(p => p.Length > 0) >= 3);
+        Assert.Equal("Echo: stream this please", string.Concat(pieces));
+        Assert.Equal(ChatFinishReason.Stop, finish);
+        Assert.NotNull(usage);
+        Assert.Equal(9, await workspace.CreditsAsync());
+    }
+
+    [Fact]
+    public async Task Stateless_TheRequestsConversationReachesTheModel_AndNothingIsStored()
+    {
+        await using var app = await LuluClawApp.StartAsync(Provider.Sqlite, new Dictionary<string, string?> { ["Llm:OpenAI:BaseUrl"] = _stub.OpenAIBaseUrl.ToString() });
+        var workspace = await app.CreateWorkspaceAsync(credits: 10);
+        var chat = Sdk(app, workspace.Key).GetChatClient("Acme assistant"); // by name, case as given
+
+        ChatCompletion completion = await chat.CompleteChatAsync(
+            [new SystemChatMessage("Client rules."), new UserChatMessage("q1"), new AssistantChatMessage("a1"), new UserChatMessage("q2")], cancellationToken: Ct);
+
+        Assert.Equal("Stub reply to: q2", completion.Content[0].Text);
+        Assert.Equal(
+            [("system", "You are a helpful assistant."), ("system", "Client rules."), ("user", "q1"), ("assistant", "a1"), ("user", "q2")],
+            _stub.Requests[^1].Messages.Select(m => (m.Role, m.Content)));
+        Assert.Equal(9, await workspace.CreditsAsync());
+        Assert.Equal(0, await CountStoredMessagesAsync(app, workspace));
+    }
+
+    [Fact]
+    public async Task WithSessionHeader_TheSessionOwnsTheHistory()
+    {
+        await using var app = await LuluClawApp.StartAsync(Provider.Sqlite, new Dictionary<string, string?> { ["Llm:OpenAI:BaseUrl"] = _stub.OpenAIBaseUrl.ToString() });
+        var workspace = await app.CreateWorkspaceAsync(credits: 10);
+        var bot = await PrimaryBotAsync(workspace);
+        var chat = Sdk(app, workspace.Key, sessionId: "oai-thread").GetChatClient(bot);
+
+        await chat.CompleteChatAsync([new UserChatMessage("first")], cancellationToken: Ct);
+        await chat.CompleteChatAsync([new UserChatMessage("ignored earlier text"), new UserChatMessage("second")], cancellationToken: Ct);
+
+        Assert.Equal(["system", "user", "assistant", "user"], _stub.Requests[^1].Messages.Select(m => m.Role));
+        Assert.Equal("second", _stub.Requests[^1].Messages[^1].Content);
+        Assert.Equal(["first", "Stub reply to: first", "second", "Stub reply to: second"], (await workspace.HistoryAsync("oai-thread")).Select(m => m.Content));
+    }
+
+    [Fact]
+    public async Task Sdk_ListModels_AreTheWorkspacesBots()
+    {
+        var workspace = await _app.CreateWorkspaceAsync();
+        var bot = await PrimaryBotAsync(workspace);
+
+        var models = (await Sdk(_app, workspace.Key).GetOpenAIModelClient().GetModelsAsync(Ct)).Value;
+
+        Assert.Equal([bot], models.Select(m => m.Id));
+        Assert.Equal("luluclaw", models[0].OwnedBy);
+    }
+
+    [Fact]
+    public async Task Errors_AreInOpenAIsShape_WithTheRightStatus()
+    {
+        var workspace = await _app.CreateWorkspaceAsync(credits: 0);
+        var bot = await PrimaryBotAsync(workspace);
+        var sdk = Sdk(_app, workspace.Key);
+
+        var unknown = await Assert.ThrowsAsync<ClientResultException>(() => sdk.GetChatClient("no-such-bot").CompleteChatAsync([new UserChatMessage("hi")], cancellationToken: Ct));
+        var broke = await Assert.ThrowsAsync<ClientResultException>(() => sdk.GetChatClient(bot).CompleteChatAsync([new UserChatMessage("hi")], cancellationToken: Ct));
+        var badKey = await Assert.ThrowsAsync<ClientResultException>(() => Sdk(_app, "lulu_sk_" + new string('x', 43)).GetChatClient("m").CompleteChatAsync([new UserChatMessage("hi")], cancellationToken: Ct));
+
+        Assert.Equal(404, unknown.Status);
+        Assert.Equal(402, broke.Status);
+        Assert.Equal(401, badKey.Status);
+        using var client = workspace.Client();
+        var invalid = await client.PostAsJsonAsync("/v1/chat/completions", new { model = "x", messages = new[] { new { role = "assistant", content = "hi" } } }, Ct);
+        Assert.Equal(HttpStatusCode.BadRequest, invalid.StatusCode);
+        var error = (await invalid.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("error");
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        Assert.Equal("the last of 'messages' must be a non-empty 'user' message", error.GetProperty("message").GetString());
+    }
+
+    private static async Task<long> CountStoredMessagesAsync(LuluClawApp app, TestWorkspace workspace)
+    {
+        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={app.SqliteFile}");
+        await connection.OpenAsync(Ct);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT COUNT(*) FROM messages WHERE workspace_id = $id";
+        command.Parameters.AddWithValue("$id", workspace.Id);
+        return (long)(await command.ExecuteScalarAsync(Ct))!;
+    }
+}
