@@ -13,7 +13,18 @@ public interface IApiKeyGrain : IGrainWithStringKey
 
     /// <summary>Drops what the activation knows, so the next call reads the database again.</summary>
     Task InvalidateAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Counts one request of this key against <paramref name="limitPerMinute"/> in
+    /// <paramref name="bucket"/> (fixed one-minute windows, counted by the database, so exact across
+    /// nodes) and says whether it may go ahead.
+    /// </summary>
+    Task<RequestQuota> TakeRequestAsync(string bucket, int limitPerMinute, CancellationToken cancellationToken);
 }
+
+/// <summary>A key's request quota after one request: what the <c>X-RateLimit-*</c> headers say.</summary>
+/// <param name="ResetAt">When the current window ends and the count starts again.</param>
+public sealed record RequestQuota(bool Allowed, int Limit, int Remaining, DateTimeOffset ResetAt);
 
 /// <summary>What a key grants.</summary>
 public sealed record ApiKeyInfo(string Id, Guid WorkspaceId, IReadOnlyList<string> Scopes, string? Plan)

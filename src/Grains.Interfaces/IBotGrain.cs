@@ -89,6 +89,7 @@ public sealed record BotChanges(string? Name = null, string? SystemPrompt = null
 /// <summary>A bot: configuration, lifecycle and channel connections.</summary>
 /// <param name="Version">Grows with every configuration change and restart; a model client is built for one version.</param>
 /// <param name="StatusReason">Why the bot is in <see cref="BotStatus.Error"/>; null otherwise.</param>
+/// <param name="Provider">The provider its model client talks to (<c>openai</c>, <c>anthropic</c>, <c>echo</c>); null until built.</param>
 public sealed record BotInfo(
     string Id,
     Guid WorkspaceId,
@@ -102,4 +103,5 @@ public sealed record BotInfo(
     long RestartCount,
     DateTimeOffset CreatedAt,
     DateTimeOffset UpdatedAt,
-    DateTimeOffset? LastRestartedAt);
+    DateTimeOffset? LastRestartedAt,
+    string? Provider = null);

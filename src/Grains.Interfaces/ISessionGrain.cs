@@ -21,6 +21,9 @@ public interface ISessionGrain : IGrainWithStringKey
 
     /// <summary>The stored history of the thread, oldest first; empty for a thread never used.</summary>
     Task<IReadOnlyList<SessionMessage>> GetHistoryAsync(CancellationToken cancellationToken);
+
+    /// <summary>Deletes the thread and its history; false if it did not exist.</summary>
+    Task<bool> DeleteAsync(CancellationToken cancellationToken);
 }
 
 /// <summary>Formats and parses session grain keys: a session id is only unique within its workspace.</summary>
@@ -101,10 +104,17 @@ public sealed record ChatTurnResult
     /// <summary>Token usage the model reported.</summary>
     public TokenUsage? Usage { get; init; }
 
+    /// <summary>The model that answered (the bot's model).</summary>
+    public string? Model { get; init; }
+
     /// <summary>A failed turn.</summary>
     public static ChatTurnResult Failed(ChatTurnStatus status, string sessionId, string error, TimeSpan? retryAfter = null) =>
         new() { Status = status, SessionId = sessionId, Error = error, RetryAfter = retryAfter };
 }
+
+/// <summary>A thread as a list shows it.</summary>
+/// <param name="Channel">The surface that started it: <c>gateway</c>, <c>api</c>, <c>openai</c>, <c>openclaw</c>.</param>
+public sealed record SessionSummary(string SessionId, string BotId, string Channel, DateTimeOffset CreatedAt, DateTimeOffset LastActivity, long MessageCount);
 
 /// <summary>Token counts of one model call.</summary>
 public sealed record TokenUsage(long InputTokens, long OutputTokens);

@@ -33,6 +33,9 @@ public interface IWorkspaceGrain : IGrainWithStringKey
     /// <summary>Revokes a key of this workspace; false if there is no such key.</summary>
     Task<bool> RevokeKeyAsync(string keyId, CancellationToken cancellationToken);
 
+    /// <summary>Every session of the workspace, whichever surface started it, most recently active first.</summary>
+    Task<IReadOnlyList<SessionSummary>> ListSessionsAsync(CancellationToken cancellationToken);
+
     /// <summary>The workspace's bots, oldest first, with their live status.</summary>
     Task<IReadOnlyList<BotInfo>> ListBotsAsync(CancellationToken cancellationToken);
 

@@ -4,7 +4,7 @@ using LuluClaw.Grains.Storage;
 namespace LuluClaw.Grains;
 
 /// <summary>Resolves one key hash to its workspace and scopes, caching the answer while active.</summary>
-public sealed class ApiKeyGrain(IGrainContext context, ITenantStore tenants) : IApiKeyGrain, IGrainBase
+public sealed class ApiKeyGrain(IGrainContext context, ITenantStore tenants, IRequestCounter counter, TimeProvider time) : IApiKeyGrain, IGrainBase
 {
     private ApiKeyInfo? _key;
 
@@ -30,5 +30,19 @@ public sealed class ApiKeyGrain(IGrainContext context, ITenantStore tenants) : I
         _key = null;
         context.DeactivateOnIdle();
         return Task.CompletedTask;
+    }
+
+    public async Task<RequestQuota> TakeRequestAsync(string bucket, int limitPerMinute, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var windowStart = DateTimeOffset.FromUnixTimeSeconds(now.ToUnixTimeSeconds() / 60 * 60);
+        var resetAt = windowStart.AddMinutes(1);
+        if (_key is null)
+        {
+            return new RequestQuota(false, limitPerMinute, 0, resetAt);
+        }
+
+        var count = await counter.CountAsync(_key.Id, bucket, windowStart, cancellationToken);
+        return new RequestQuota(count <= limitPerMinute, limitPerMinute, (int)Math.Max(0, limitPerMinute - count), resetAt);
     }
 }

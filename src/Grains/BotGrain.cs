@@ -1,6 +1,7 @@
 using LuluClaw.Actors;
 using LuluClaw.Grains.Models;
 using LuluClaw.Grains.Storage;
+using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
 
 namespace LuluClaw.Grains;
@@ -22,6 +23,7 @@ public sealed partial class BotGrain(
     private BotRecord? _bot;
     private BotStatus _status = BotStatus.Starting;
     private string? _reason;
+    private string? _provider;
 
     public async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -174,7 +176,8 @@ public sealed partial class BotGrain(
     {
         try
         {
-            await models.GetClientAsync(Info(), cancellationToken);
+            var client = await models.GetClientAsync(Info(), cancellationToken);
+            _provider = client.GetService<ChatClientMetadata>()?.ProviderName;
             _status = BotStatus.Running;
             _reason = null;
         }
@@ -195,7 +198,7 @@ public sealed partial class BotGrain(
         var b = _bot!;
         return new BotInfo(
             b.Id, b.WorkspaceId, b.Name, b.SystemPrompt, b.Model, b.Channels, _status, _reason, b.Version, b.RestartCount, b.CreatedAt, b.UpdatedAt,
-            b.LastRestartedAt);
+            b.LastRestartedAt, _provider);
     }
 
     private static partial class Log

@@ -47,6 +47,15 @@ public sealed partial class SessionGrain(
     public Task<IReadOnlyList<SessionMessage>> GetHistoryAsync(CancellationToken cancellationToken) =>
         Task.FromResult<IReadOnlyList<SessionMessage>>(_history.ToArray());
 
+    public async Task<bool> DeleteAsync(CancellationToken cancellationToken)
+    {
+        var deleted = await conversations.DeleteSessionAsync(_key.WorkspaceId, _key.SessionId, cancellationToken);
+        _session = null;
+        _history = [];
+        context.DeactivateOnIdle();
+        return deleted;
+    }
+
     public async Task<ChatTurnResult> SendAsync(ChatTurnRequest request, CancellationToken cancellationToken)
     {
         // :: Steps 1 and 2.
@@ -262,6 +271,7 @@ public sealed partial class SessionGrain(
             CreditsUsed = turn.Admission.CreditsUsed,
             CreditsRemaining = turn.Admission.CreditsRemaining,
             Usage = usage,
+            Model = turn.Bot.Model,
         };
     }
 

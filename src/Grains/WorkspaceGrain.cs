@@ -15,6 +15,7 @@ public sealed class WorkspaceGrain(
     ITurnLedger ledger,
     IOptionsMonitor<PlanOptions> plans,
     IProviderKeyProtector protector,
+    IConversationStore conversations,
     IChatClientProvider models,
     TimeProvider time)
     : IWorkspaceGrain, IGrainBase
@@ -101,6 +102,9 @@ public sealed class WorkspaceGrain(
         await context.GrainFactory.Get<IApiKeyGrain>(hash).InvalidateAsync(cancellationToken);
         return true;
     }
+
+    public Task<IReadOnlyList<SessionSummary>> ListSessionsAsync(CancellationToken cancellationToken) =>
+        conversations.ListSessionsAsync(_id, cancellationToken);
 
     public async Task<IReadOnlyList<BotInfo>> ListBotsAsync(CancellationToken cancellationToken)
     {

@@ -63,6 +63,7 @@ public static class WebApiEndpoints
         app.MapGatewayApi();
         app.MapDeveloperApi();
         app.MapOpenAICompatibleApi();
+        app.MapOpenClawApi();
         app.MapAdminApi(AdminToken(app.Configuration));
         return app;
     }

@@ -99,4 +99,17 @@ public interface IConversationStore
     /// transaction. A sequence number taken already fails the whole write.
     /// </summary>
     Task CommitTurnAsync(CommittedTurn turn, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>Every session of the workspace, most recently active first.</summary>
+    Task<IReadOnlyList<SessionSummary>> ListSessionsAsync(Guid workspaceId, CancellationToken cancellationToken);
+
+    /// <summary>Deletes the session and its messages; false if there was no such session.</summary>
+    Task<bool> DeleteSessionAsync(Guid workspaceId, string sessionId, CancellationToken cancellationToken);
+}
+
+/// <summary>Per-key request counters in fixed windows, decided by the database.</summary>
+public interface IRequestCounter
+{
+    /// <summary>Counts one request of <paramref name="keyId"/> in <paramref name="bucket"/>'s window starting at <paramref name="windowStart"/> and returns the count, this one included.</summary>
+    Task<long> CountAsync(string keyId, string bucket, DateTimeOffset windowStart, CancellationToken cancellationToken);
 }

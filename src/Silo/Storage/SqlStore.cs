@@ -9,7 +9,7 @@ namespace LuluClaw.Silo.Storage;
 /// The storage of both providers: one copy of each query over a <see cref="DbDataSource"/>, with
 /// the few differences in <see cref="SqlDialect"/>. Every multi-row invariant is one transaction.
 /// </summary>
-public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect) : ITenantStore, ITurnLedger, IConversationStore
+public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect) : ITenantStore, ITurnLedger, IConversationStore, IRequestCounter
 {
     static SqlStore() => DefaultTypeMap.MatchNamesWithUnderscores = true;
 
@@ -443,7 +443,53 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect) : ITen
         }
     }
 
+    public Task<IReadOnlyList<SessionSummary>> ListSessionsAsync(Guid workspaceId, CancellationToken cancellationToken) =>
+        ReadAsync<IReadOnlyList<SessionSummary>>(async c => (await c.QueryAsync<SessionListRow>(Command(
+            """
+            SELECT session_id, bot_id, channel, created_at, last_activity, message_count FROM sessions
+            WHERE workspace_id = @WorkspaceId ORDER BY last_activity DESC, session_id
+            """,
+            new { WorkspaceId = workspaceId.ToString("D") }, null, cancellationToken)))
+            .Select(r => new SessionSummary(r.SessionId, r.BotId, r.Channel, Time(r.CreatedAt), Time(r.LastActivity), r.MessageCount)).ToArray(),
+            cancellationToken);
+
+    public Task<bool> DeleteSessionAsync(Guid workspaceId, string sessionId, CancellationToken cancellationToken) =>
+        WriteAsync(async (c, tx) =>
+        {
+            var parameters = new { WorkspaceId = workspaceId.ToString("D"), SessionId = sessionId };
+            await c.ExecuteAsync(Command("DELETE FROM messages WHERE workspace_id = @WorkspaceId AND session_id = @SessionId", parameters, tx, cancellationToken));
+            return await c.ExecuteAsync(Command(
+                "DELETE FROM sessions WHERE workspace_id = @WorkspaceId AND session_id = @SessionId", parameters, tx, cancellationToken)) == 1;
+        }, cancellationToken);
+
+    // ---- request counters ----
+
+    public Task<long> CountAsync(string keyId, string bucket, DateTimeOffset windowStart, CancellationToken cancellationToken) =>
+        WriteAsync(async (c, tx) =>
+        {
+            var parameters = new { KeyId = keyId, Bucket = bucket, WindowStart = Ms(windowStart) };
+            await c.ExecuteAsync(Command(
+                "DELETE FROM request_counts WHERE key_id = @KeyId AND bucket = @Bucket AND window_start < @WindowStart", parameters, tx, cancellationToken));
+            return await c.QuerySingleAsync<long>(Command(
+                """
+                INSERT INTO request_counts (key_id, bucket, window_start, count) VALUES (@KeyId, @Bucket, @WindowStart, 1)
+                ON CONFLICT (key_id, bucket, window_start) DO UPDATE SET count = request_counts.count + 1
+                RETURNING count
+                """, parameters, tx, cancellationToken));
+        }, cancellationToken);
+
     // ---- rows as the database returns them ----
+
+    private sealed class SessionListRow
+    {
+        public string SessionId { get; init; } = "";
+        public string BotId { get; init; } = "";
+        public string Channel { get; init; } = "";
+        public long CreatedAt { get; init; }
+        public long LastActivity { get; init; }
+        public long MessageCount { get; init; }
+    }
+
 
     private sealed class WorkspaceRow
     {

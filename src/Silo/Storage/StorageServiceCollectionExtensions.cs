@@ -53,6 +53,7 @@ public static class StorageServiceCollectionExtensions
         services.AddSingleton<ITenantStore>(sp => sp.GetRequiredService<SqlStore>());
         services.AddSingleton<ITurnLedger>(sp => sp.GetRequiredService<SqlStore>());
         services.AddSingleton<IConversationStore>(sp => sp.GetRequiredService<SqlStore>());
+        services.AddSingleton<IRequestCounter>(sp => sp.GetRequiredService<SqlStore>());
         services.AddSingleton<SchemaMigrator>();
         services.AddHostedService<AbandonedTurnReaper>();
         return services;

@@ -8,7 +8,8 @@ using Microsoft.Extensions.DependencyInjection;
 namespace LuluClaw.WebApi.Http;
 
 /// <summary>The caller a request was authenticated as.</summary>
-public sealed record Caller(ApiKeyInfo Key)
+/// <param name="KeyHash">The key's SHA-256 (hex): the key of its <see cref="IApiKeyGrain"/>.</param>
+public sealed record Caller(ApiKeyInfo Key, string KeyHash)
 {
     /// <summary>The caller's workspace.</summary>
     public Guid WorkspaceId => Key.WorkspaceId;
@@ -38,21 +39,10 @@ public static class ApiKeyAuthentication
         builder.AddEndpointFilter(async (invocation, next) =>
         {
             var http = invocation.HttpContext;
-            if (BearerToken(http.Request) is not { } token)
-            {
-                return error(StatusCodes.Status401Unauthorized, "missing API key: send 'Authorization: Bearer lulu_sk_...'");
-            }
-
-            if (!ApiKeys.IsWellFormed(token))
-            {
-                return error(StatusCodes.Status401Unauthorized, "malformed API key");
-            }
-
-            var grains = http.RequestServices.GetRequiredService<IGrainFactory>();
-            var key = await grains.Get<IApiKeyGrain>(ApiKeys.Hash(token)).ResolveAsync(http.RequestAborted);
+            var (key, refusal) = await AuthenticateAsync(http);
             if (key is null)
             {
-                return error(StatusCodes.Status401Unauthorized, "invalid API key");
+                return error(StatusCodes.Status401Unauthorized, refusal!);
             }
 
             if (!key.HasScope(scope))
@@ -60,9 +50,36 @@ public static class ApiKeyAuthentication
                 return error(StatusCodes.Status403Forbidden, $"this API key lacks the '{scope}' scope");
             }
 
-            http.Items[CallerItem] = new Caller(key);
             return await next(invocation);
         });
+
+    /// <summary>
+    /// Resolves the request's bearer key and, if valid, makes it the request's caller; otherwise
+    /// says why not (for a 401).
+    /// </summary>
+    public static async Task<(ApiKeyInfo? Key, string? Refusal)> AuthenticateAsync(HttpContext http)
+    {
+        if (BearerToken(http.Request) is not { } token)
+        {
+            return (null, "missing API key: send 'Authorization: Bearer lulu_sk_...'");
+        }
+
+        if (!ApiKeys.IsWellFormed(token))
+        {
+            return (null, "malformed API key");
+        }
+
+        var grains = http.RequestServices.GetRequiredService<IGrainFactory>();
+        var hash = ApiKeys.Hash(token);
+        var key = await grains.Get<IApiKeyGrain>(hash).ResolveAsync(http.RequestAborted);
+        if (key is null)
+        {
+            return (null, "invalid API key");
+        }
+
+        http.Items[CallerItem] = new Caller(key, hash);
+        return (key, null);
+    }
 
     /// <summary>
     /// Requires <c>Authorization: Bearer &lt;admin token&gt;</c>, compared in constant time; 401 otherwise.

@@ -247,6 +247,35 @@ public abstract class StoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task RequestCounter_CountsPerKeyBucketAndWindow_ExactlyUnderConcurrency()
+    {
+        var counts = await Task.WhenAll(Enumerable.Range(0, 30).Select(_ => Task.Run(() => Store.CountAsync("key_a", "read", T0, Ct))));
+
+        Assert.Equal(Enumerable.Range(1, 30).Select(i => (long)i), counts.Order());
+        Assert.Equal(1, await Store.CountAsync("key_a", "chat", T0, Ct));
+        Assert.Equal(1, await Store.CountAsync("key_b", "read", T0, Ct));
+        Assert.Equal(1, await Store.CountAsync("key_a", "read", T0.AddMinutes(1), Ct)); // a new window starts from one
+    }
+
+    [Fact]
+    public async Task Sessions_ListedMostRecentFirst_DeleteRemovesSessionAndMessages()
+    {
+        var workspace = await NewWorkspaceAsync();
+        var first = Admission(workspace, T0);
+        await Store.TryAdmitAsync(first, Ct);
+        await Store.CommitTurnAsync(Turn(workspace, first.TurnId, newSession: true, 1), T0, Ct);
+
+        var sessions = await Store.ListSessionsAsync(workspace.Id, Ct);
+
+        Assert.Equal([new SessionSummary("s1", workspace.PrimaryBotId, "gateway", T0, T0, 2)], sessions);
+        Assert.Empty(await Store.ListSessionsAsync(Guid.NewGuid(), Ct));
+        Assert.False(await Store.DeleteSessionAsync(Guid.NewGuid(), "s1", Ct));
+        Assert.True(await Store.DeleteSessionAsync(workspace.Id, "s1", Ct));
+        Assert.Empty(await Store.GetMessagesAsync(workspace.Id, "s1", Ct));
+        Assert.Null(await Store.GetSessionAsync(workspace.Id, "s1", Ct));
+    }
+
+    [Fact]
     public async Task Refund_ReturnsCreditsAndFreesTheWindow_Once()
     {
         var workspace = await NewWorkspaceAsync(credits: 1);
