@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json;
 using LuluClaw.Actors;
 using LuluClaw.WebApi.Http;
@@ -77,40 +76,13 @@ public static class GatewayApi
             return Outcome(http, await session.SendAsync(request, http.RequestAborted));
         }
 
-        await using var events = session.StreamAsync(request, http.RequestAborted).GetAsyncEnumerator(http.RequestAborted);
-        if (!await events.MoveNextAsync())
+        return await TurnStream.RespondAsync(http, session.StreamAsync(request, http.RequestAborted), refused => Outcome(http, refused), e => [e switch
         {
-            throw new InvalidOperationException("A turn stream ended without an outcome.");
-        }
-
-        if (events.Current.Result is { Status: not ChatTurnStatus.Ok } refused)
-        {
-            return Outcome(http, refused);
-        }
-
-        await using var sse = await SseResponse.StartAsync(http);
-        try
-        {
-            do
-            {
-                var (delta, result) = events.Current;
-                var (name, data) = (delta, result) switch
-                {
-                    ({ } text, _) => ("delta", JsonSerializer.Serialize(new DeltaEvent(text), LuluJsonContext.Web.DeltaEvent)),
-                    (_, { Status: ChatTurnStatus.Ok } ok) => ("done", JsonSerializer.Serialize(Answer(ok), LuluJsonContext.Web.ChatResponse)),
-                    (_, { } failed) => ("error", JsonSerializer.Serialize(new ErrorBody(failed.Error!), LuluJsonContext.Web.ErrorBody)),
-                    _ => throw new InvalidOperationException("A turn event carries neither text nor an outcome."),
-                };
-                await sse.WriteAsync(name, data, http.RequestAborted);
-            }
-            while (await events.MoveNextAsync());
-        }
-        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
-        {
-            // The client left: the session grain has cancelled the model call and kept what it produced.
-        }
-
-        return Results.Empty;
+            { Delta: { } text } => new SseEvent("delta", JsonSerializer.Serialize(new DeltaEvent(text), LuluJsonContext.Web.DeltaEvent)),
+            { Result: { Status: ChatTurnStatus.Ok } ok } => new SseEvent("done", JsonSerializer.Serialize(Answer(ok), LuluJsonContext.Web.ChatResponse)),
+            { Result: { } failed } => new SseEvent("error", JsonSerializer.Serialize(new ErrorBody(failed.Error!), LuluJsonContext.Web.ErrorBody)),
+            _ => throw new InvalidOperationException("A turn event carries neither text nor an outcome."),
+        }]);
     }
 
     private static ChatResponse Answer(ChatTurnResult result) => new(result.Reply!, result.SessionId, result.CreditsUsed, result.CreditsRemaining);
@@ -118,23 +90,10 @@ public static class GatewayApi
     /// <summary>A turn's outcome as this surface's JSON and status code, with <c>Retry-After</c> when there is one.</summary>
     private static IResult Outcome(HttpContext http, ChatTurnResult result)
     {
-        if (result.RetryAfter is { } retryAfter)
-        {
-            var seconds = Math.Max(1, (long)Math.Ceiling(retryAfter.TotalSeconds));
-            http.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
-        }
-
-        return result.Status switch
-        {
-            ChatTurnStatus.Ok => TypedResults.Json(Answer(result), LuluJsonContext.Web.ChatResponse),
-            ChatTurnStatus.RateLimited => Error(StatusCodes.Status429TooManyRequests, result.Error!),
-            ChatTurnStatus.InsufficientCredits => Error(StatusCodes.Status402PaymentRequired, result.Error!),
-            ChatTurnStatus.ModelUnavailable => Error(StatusCodes.Status503ServiceUnavailable, result.Error!),
-            ChatTurnStatus.NotFound => Error(StatusCodes.Status404NotFound, result.Error!),
-            ChatTurnStatus.Conflict => Error(StatusCodes.Status409Conflict, result.Error!),
-            ChatTurnStatus.Unauthorized => Error(StatusCodes.Status401Unauthorized, result.Error!),
-            _ => Error(StatusCodes.Status500InternalServerError, "unexpected turn outcome"),
-        };
+        TurnRefusal.SetRetryAfter(http, result);
+        return result.Status == ChatTurnStatus.Ok
+            ? TypedResults.Json(Answer(result), LuluJsonContext.Web.ChatResponse)
+            : Error(TurnRefusal.StatusCode(result.Status), result.Error ?? "unexpected turn outcome");
     }
 
     /// <summary>A server-made session id.</summary>

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using LuluClaw.Actors;
@@ -102,77 +101,43 @@ public static class OpenAICompatibleApi
             OpenAIJsonContext.Web.OpenAICompletion);
     }
 
-    private static async Task<IResult> StreamAsync(
+    private static Task<IResult> StreamAsync(
         HttpContext http, IAsyncEnumerable<ChatTurnEvent> turn, string id, long created, string model, bool includeUsage)
     {
-        await using var events = turn.GetAsyncEnumerator(http.RequestAborted);
-        if (!await events.MoveNextAsync())
-        {
-            throw new InvalidOperationException("A turn stream ended without an outcome.");
-        }
-
-        if (events.Current.Result is { Status: not ChatTurnStatus.Ok } refused)
-        {
-            return Refusal(http, refused);
-        }
-
-        await using var sse = await SseResponse.StartAsync(http);
-        string Chunk(OpenAIDelta delta, string? finish, OpenAIUsage? usage = null, bool noChoices = false) => JsonSerializer.Serialize(
+        SseEvent Chunk(OpenAIDelta delta, string? finish, OpenAIUsage? usage = null, bool noChoices = false) => new(null, JsonSerializer.Serialize(
             new OpenAIChunk(id, "chat.completion.chunk", created, model, noChoices ? [] : [new OpenAIChunkChoice(0, delta, finish)], usage),
-            OpenAIJsonContext.Web.OpenAIChunk);
-        try
+            OpenAIJsonContext.Web.OpenAIChunk));
+
+        IEnumerable<SseEvent> Map(ChatTurnEvent e)
         {
-            await sse.WriteAsync(null, Chunk(new OpenAIDelta("assistant", ""), null), http.RequestAborted);
-            do
+            switch (e)
             {
-                var (delta, result) = events.Current;
-                if (delta is not null)
-                {
-                    await sse.WriteAsync(null, Chunk(new OpenAIDelta(null, delta), null), http.RequestAborted);
-                }
-                else if (result is { Status: ChatTurnStatus.Ok })
-                {
-                    await sse.WriteAsync(null, Chunk(new OpenAIDelta(null, null), "stop"), http.RequestAborted);
+                case { Delta: { } text }:
+                    yield return Chunk(new OpenAIDelta(null, text), null);
+                    break;
+                case { Result: { Status: ChatTurnStatus.Ok } ok }:
+                    yield return Chunk(new OpenAIDelta(null, null), "stop");
                     if (includeUsage)
                     {
-                        await sse.WriteAsync(null, Chunk(new OpenAIDelta(null, null), null, Usage(result.Usage), noChoices: true), http.RequestAborted);
+                        yield return Chunk(new OpenAIDelta(null, null), null, Usage(ok.Usage), noChoices: true);
                     }
-                }
-                else if (result is not null)
-                {
-                    var failure = new OpenAIErrorBody(new OpenAIError(result.Error!, "server_error", null, "model_unavailable"));
-                    await sse.WriteAsync(null, JsonSerializer.Serialize(failure, OpenAIJsonContext.Web.OpenAIErrorBody), http.RequestAborted);
-                }
+
+                    break;
+                case { Result: { } failed }:
+                    yield return new SseEvent(null, JsonSerializer.Serialize(
+                        new OpenAIErrorBody(new OpenAIError(failed.Error!, "server_error", null, "model_unavailable")), OpenAIJsonContext.Web.OpenAIErrorBody));
+                    break;
             }
-            while (await events.MoveNextAsync());
-
-            await sse.WriteAsync(null, "[DONE]", http.RequestAborted);
-        }
-        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
-        {
-            // The client left; the session grain has cancelled the model call.
         }
 
-        return Results.Empty;
+        return TurnStream.RespondAsync(http, turn, refused => Refusal(http, refused), Map,
+            prologue: [Chunk(new OpenAIDelta("assistant", ""), null)], epilogue: [new SseEvent(null, "[DONE]")]);
     }
 
     private static IResult Refusal(HttpContext http, ChatTurnResult result)
     {
-        if (result.RetryAfter is { } retryAfter)
-        {
-            http.Response.Headers.RetryAfter = Math.Max(1, (long)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
-        }
-
-        return Error(result.Status switch
-        {
-            ChatTurnStatus.RateLimited => StatusCodes.Status429TooManyRequests,
-            ChatTurnStatus.InsufficientCredits => StatusCodes.Status402PaymentRequired,
-            ChatTurnStatus.ModelUnavailable => StatusCodes.Status503ServiceUnavailable,
-            ChatTurnStatus.NotFound => StatusCodes.Status404NotFound,
-            ChatTurnStatus.Conflict => StatusCodes.Status409Conflict,
-            ChatTurnStatus.Unauthorized => StatusCodes.Status401Unauthorized,
-            _ => StatusCodes.Status500InternalServerError,
-        }, result.Error ?? "unexpected turn outcome");
+        TurnRefusal.SetRetryAfter(http, result);
+        return Error(TurnRefusal.StatusCode(result.Status), result.Error ?? "unexpected turn outcome");
     }
 
     /// <summary>The request's messages; the last must be the user's new message.</summary>

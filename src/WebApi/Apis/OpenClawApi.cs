@@ -128,45 +128,16 @@ public static class OpenClawApi
         }
     }
 
-    private static async Task<IResult> StreamAsync(HttpContext http, IAsyncEnumerable<ChatTurnEvent> turn, string id)
-    {
-        await using var events = turn.GetAsyncEnumerator(http.RequestAborted);
-        if (!await events.MoveNextAsync())
+    private static Task<IResult> StreamAsync(HttpContext http, IAsyncEnumerable<ChatTurnEvent> turn, string id) =>
+        TurnStream.RespondAsync(http, turn, refused => Refusal(http, refused), e => [e switch
         {
-            throw new InvalidOperationException("A turn stream ended without an outcome.");
-        }
-
-        if (events.Current.Result is { Status: not ChatTurnStatus.Ok } refused)
-        {
-            return Refusal(http, refused);
-        }
-
-        await using var sse = await SseResponse.StartAsync(http);
-        try
-        {
-            await sse.WriteAsync("start", JsonSerializer.Serialize(new OpenClawStart(id), OpenClawJsonContext.Web.OpenClawStart), http.RequestAborted);
-            do
-            {
-                var (delta, result) = events.Current;
-                var (name, data) = (delta, result) switch
-                {
-                    ({ } text, _) => ("delta", JsonSerializer.Serialize(new OpenClawDelta(text), OpenClawJsonContext.Web.OpenClawDelta)),
-                    (_, { Status: ChatTurnStatus.Ok } ok) => ("done", JsonSerializer.Serialize(new OpenClawDone(Usage(ok.Usage)), OpenClawJsonContext.Web.OpenClawDone)),
-                    (_, { } failed) => ("error", JsonSerializer.Serialize(
-                        new OpenClawErrorBody(new OpenClawError("MODEL_ERROR", failed.Error!, null)), OpenClawJsonContext.Web.OpenClawErrorBody)),
-                    _ => throw new InvalidOperationException("A turn event carries neither text nor an outcome."),
-                };
-                await sse.WriteAsync(name, data, http.RequestAborted);
-            }
-            while (await events.MoveNextAsync());
-        }
-        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
-        {
-            // The client left; the session grain has cancelled the model call and kept what it produced.
-        }
-
-        return Results.Empty;
-    }
+            { Delta: { } text } => new SseEvent("delta", JsonSerializer.Serialize(new OpenClawDelta(text), OpenClawJsonContext.Web.OpenClawDelta)),
+            { Result: { Status: ChatTurnStatus.Ok } ok } => new SseEvent("done", JsonSerializer.Serialize(new OpenClawDone(Usage(ok.Usage)), OpenClawJsonContext.Web.OpenClawDone)),
+            { Result: { } failed } => new SseEvent("error", JsonSerializer.Serialize(
+                new OpenClawErrorBody(new OpenClawError("MODEL_ERROR", failed.Error!, null)), OpenClawJsonContext.Web.OpenClawErrorBody)),
+            _ => throw new InvalidOperationException("A turn event carries neither text nor an outcome."),
+        }],
+        prologue: [new SseEvent("start", JsonSerializer.Serialize(new OpenClawStart(id), OpenClawJsonContext.Web.OpenClawStart))]);
 
     // ---- sessions ----
 
@@ -223,25 +194,9 @@ public static class OpenClawApi
 
     // ---- helpers ----
 
-    private static IResult Refusal(HttpContext http, ChatTurnResult result)
-    {
-        long? retryAfter = result.RetryAfter is { } r ? Math.Max(1, (long)Math.Ceiling(r.TotalSeconds)) : null;
-        if (retryAfter is { } seconds)
-        {
-            http.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
-        }
-
-        return Error(result.Status switch
-        {
-            ChatTurnStatus.RateLimited => StatusCodes.Status429TooManyRequests,
-            ChatTurnStatus.InsufficientCredits => StatusCodes.Status402PaymentRequired,
-            ChatTurnStatus.ModelUnavailable => StatusCodes.Status502BadGateway,
-            ChatTurnStatus.NotFound => StatusCodes.Status404NotFound,
-            ChatTurnStatus.Conflict => StatusCodes.Status409Conflict,
-            ChatTurnStatus.Unauthorized => StatusCodes.Status401Unauthorized,
-            _ => StatusCodes.Status500InternalServerError,
-        }, result.Error ?? "unexpected turn outcome", retryAfter);
-    }
+    private static IResult Refusal(HttpContext http, ChatTurnResult result) =>
+        Error(TurnRefusal.StatusCode(result.Status, modelFailure: StatusCodes.Status502BadGateway), result.Error ?? "unexpected turn outcome",
+            TurnRefusal.SetRetryAfter(http, result));
 
     private static OpenClawUsage Usage(TokenUsage? usage) => new(usage?.InputTokens ?? 0, usage?.OutputTokens ?? 0);
 

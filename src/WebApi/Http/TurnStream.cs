@@ -1,0 +1,96 @@
+using Microsoft.AspNetCore.Http;
+
+namespace LuluClaw.WebApi.Http;
+
+/// <summary>One server-sent event: its name (null for none) and its data line.</summary>
+public readonly record struct SseEvent(string? Name, string Data);
+
+/// <summary>Answers a streamed chat turn on any surface, in that surface's events.</summary>
+public static class TurnStream
+{
+    /// <summary>
+    /// A refusal found before any text (the turn's first event is a failed outcome) is answered by
+    /// <paramref name="refusal"/> with its status code. Otherwise the answer is server-sent events:
+    /// <paramref name="prologue"/>, the events <paramref name="map"/> makes of each turn event, and
+    /// <paramref name="epilogue"/>. A client that leaves ends the response quietly; the session grain
+    /// has then cancelled the model call and kept what it produced.
+    /// </summary>
+    public static async Task<IResult> RespondAsync(
+        HttpContext http,
+        IAsyncEnumerable<ChatTurnEvent> turn,
+        Func<ChatTurnResult, IResult> refusal,
+        Func<ChatTurnEvent, IEnumerable<SseEvent>> map,
+        IEnumerable<SseEvent>? prologue = null,
+        IEnumerable<SseEvent>? epilogue = null)
+    {
+        await using var events = turn.GetAsyncEnumerator(http.RequestAborted);
+        if (!await events.MoveNextAsync())
+        {
+            throw new InvalidOperationException("A turn stream ended without an outcome.");
+        }
+
+        if (events.Current.Result is { Status: not ChatTurnStatus.Ok } refused)
+        {
+            return refusal(refused);
+        }
+
+        await using var sse = await SseResponse.StartAsync(http);
+        try
+        {
+            foreach (var e in prologue ?? [])
+            {
+                await sse.WriteAsync(e.Name, e.Data, http.RequestAborted);
+            }
+
+            do
+            {
+                foreach (var e in map(events.Current))
+                {
+                    await sse.WriteAsync(e.Name, e.Data, http.RequestAborted);
+                }
+            }
+            while (await events.MoveNextAsync());
+
+            foreach (var e in epilogue ?? [])
+            {
+                await sse.WriteAsync(e.Name, e.Data, http.RequestAborted);
+            }
+        }
+        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+        {
+            // The client left.
+        }
+
+        return Results.Empty;
+    }
+}
+
+/// <summary>What a refused turn means in HTTP, the same on every surface.</summary>
+public static class TurnRefusal
+{
+    /// <summary>The status code of <paramref name="status"/>; a model failure is <paramref name="modelFailure"/> (503, or 502 where a surface says so).</summary>
+    public static int StatusCode(ChatTurnStatus status, int modelFailure = StatusCodes.Status503ServiceUnavailable) => status switch
+    {
+        ChatTurnStatus.Ok => StatusCodes.Status200OK,
+        ChatTurnStatus.RateLimited => StatusCodes.Status429TooManyRequests,
+        ChatTurnStatus.InsufficientCredits => StatusCodes.Status402PaymentRequired,
+        ChatTurnStatus.ModelUnavailable => modelFailure,
+        ChatTurnStatus.NotFound => StatusCodes.Status404NotFound,
+        ChatTurnStatus.Conflict => StatusCodes.Status409Conflict,
+        ChatTurnStatus.Unauthorized => StatusCodes.Status401Unauthorized,
+        _ => StatusCodes.Status500InternalServerError,
+    };
+
+    /// <summary>Sets <c>Retry-After</c> (whole seconds, at least 1) when the turn says when to retry; returns the seconds.</summary>
+    public static long? SetRetryAfter(HttpContext http, ChatTurnResult result)
+    {
+        if (result.RetryAfter is not { } retryAfter)
+        {
+            return null;
+        }
+
+        var seconds = Math.Max(1, (long)Math.Ceiling(retryAfter.TotalSeconds));
+        http.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return seconds;
+    }
+}
