@@ -93,6 +93,37 @@ public sealed class OpenAICompatibleApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Streamed_WireFormat_RoleChunkDeltasStopUsageThenDone()
+    {
+        var workspace = await _app.CreateWorkspaceAsync(credits: 10);
+        var bot = await PrimaryBotAsync(workspace);
+        using var client = workspace.Client();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = JsonContent.Create(new { model = bot, stream = true, stream_options = new { include_usage = true }, messages = new[] { new { role = "user", content = "one two" } } }),
+        };
+
+        using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, Ct);
+        await using var stream = await response.Content.ReadAsStreamAsync(Ct);
+        var data = new List<string>();
+        await foreach (var item in System.Net.ServerSentEvents.SseParser.Create(stream).EnumerateAsync(Ct))
+        {
+            data.Add(item.Data);
+        }
+
+        Assert.Equal("[DONE]", data[^1]);
+        var chunks = data[..^1].Select(d => JsonDocument.Parse(d).RootElement).ToArray();
+        Assert.All(chunks, c => Assert.Equal("chat.completion.chunk", c.GetProperty("object").GetString()));
+        Assert.Single(chunks.Select(c => c.GetProperty("id").GetString()).Distinct());
+        Assert.Equal("assistant", chunks[0].GetProperty("choices")[0].GetProperty("delta").GetProperty("role").GetString());
+        var text = string.Concat(chunks[1..^2].Select(c => c.GetProperty("choices")[0].GetProperty("delta").GetProperty("content").GetString()));
+        Assert.Equal("Echo: one two", text);
+        Assert.Equal("stop", chunks[^2].GetProperty("choices")[0].GetProperty("finish_reason").GetString());
+        Assert.Equal(0, chunks[^1].GetProperty("choices").GetArrayLength());
+        Assert.Equal(3, chunks[^1].GetProperty("usage").GetProperty("completion_tokens").GetInt64());
+    }
+
+    [Fact]
     public async Task Stateless_TheRequestsConversationReachesTheModel_AndNothingIsStored()
     {
         await using var app = await LuluClawApp.StartAsync(Provider.Sqlite, new Dictionary<string, string?> { ["Llm:OpenAI:BaseUrl"] = _stub.OpenAIBaseUrl.ToString() });
