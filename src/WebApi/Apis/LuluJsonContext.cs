@@ -133,13 +133,20 @@ public sealed record HistoryResponse(string SessionId, IReadOnlyList<MessageResp
 [JsonSerializable(typeof(ProviderKeyResponse[]))]
 public sealed partial class LuluJsonContext : JsonSerializerContext
 {
+    /// <summary>The context every response uses: snake_case (see <see cref="SurfaceJson"/>).</summary>
+    public static LuluJsonContext Web { get; } = new(SurfaceJson.Options(JsonNamingPolicy.SnakeCaseLower));
+}
+
+/// <summary>The serializer options every surface's source-generated context is built with.</summary>
+public static class SurfaceJson
+{
     /// <summary>
-    /// The context every response uses: snake_case, and only the escaping JSON needs (an API body is
-    /// not HTML, so quotes in error messages stay readable).
+    /// Web defaults with the surface's property naming, and only the escaping JSON needs (an API body
+    /// is not HTML, so quotes in error messages stay readable).
     /// </summary>
-    public static LuluJsonContext Web { get; } = new(new JsonSerializerOptions(JsonSerializerDefaults.Web)
+    public static JsonSerializerOptions Options(JsonNamingPolicy naming) => new(JsonSerializerDefaults.Web)
     {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        PropertyNamingPolicy = naming,
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-    });
+    };
 }

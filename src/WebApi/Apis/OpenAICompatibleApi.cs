@@ -68,8 +68,7 @@ public static class OpenAICompatibleApi
                 return Error(StatusCodes.Status400BadRequest, $"'{SessionHeader}' must be at most {GatewayApi.MaxSessionIdLength} characters without control characters");
             }
 
-            var bots = await grains.Get<IWorkspaceGrain>(caller.WorkspaceId.ToString("D")).ListBotsAsync(http.RequestAborted);
-            var bot = bots.FirstOrDefault(b => b.Id == model) ?? bots.FirstOrDefault(b => string.Equals(b.Name, model, StringComparison.OrdinalIgnoreCase));
+            var bot = await ResolveBotAsync(grains, caller.WorkspaceId, model!, http.RequestAborted);
             if (bot is null)
             {
                 return Error(StatusCodes.Status404NotFound, $"The model '{model}' does not exist: name one of this workspace's bots by id or name (GET /v1/models)");
@@ -86,6 +85,21 @@ public static class OpenAICompatibleApi
                 ? await StreamAsync(http, session.StreamAsync(request, http.RequestAborted), id, created, bot.Id, includeUsage)
                 : Completion(http, await session.SendAsync(request, http.RequestAborted), id, created, bot.Id);
         }
+    }
+
+    /// <summary>
+    /// The bot <paramref name="model"/> names: by id straight from its grain (the usual case, one
+    /// call), else by name among the workspace's bots. Another workspace's bot is not found.
+    /// </summary>
+    private static async Task<BotInfo?> ResolveBotAsync(IGrainFactory grains, Guid workspaceId, string model, CancellationToken cancellationToken)
+    {
+        if (await grains.Get<IBotGrain>(model).GetAsync(cancellationToken) is { } byId && byId.WorkspaceId == workspaceId)
+        {
+            return byId;
+        }
+
+        var bots = await grains.Get<IWorkspaceGrain>(workspaceId.ToString("D")).ListBotsAsync(cancellationToken);
+        return bots.FirstOrDefault(b => string.Equals(b.Name, model, StringComparison.OrdinalIgnoreCase));
     }
 
     private static IResult Completion(HttpContext http, ChatTurnResult result, string id, long created, string model)
@@ -270,9 +284,5 @@ public sealed record OpenAIModel(string Id, string Object, long Created, string 
 public sealed partial class OpenAIJsonContext : JsonSerializerContext
 {
     /// <summary>The context every response of this surface uses.</summary>
-    public static OpenAIJsonContext Web { get; } = new(new JsonSerializerOptions(JsonSerializerDefaults.Web)
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-    });
+    public static OpenAIJsonContext Web { get; } = new(SurfaceJson.Options(JsonNamingPolicy.SnakeCaseLower));
 }

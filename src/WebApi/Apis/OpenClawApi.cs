@@ -267,9 +267,5 @@ public sealed record OpenClawModel(string Provider, string Model);
 public sealed partial class OpenClawJsonContext : JsonSerializerContext
 {
     /// <summary>The context every response of this surface uses.</summary>
-    public static OpenClawJsonContext Web { get; } = new(new JsonSerializerOptions(JsonSerializerDefaults.Web)
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-    });
+    public static OpenClawJsonContext Web { get; } = new(SurfaceJson.Options(JsonNamingPolicy.CamelCase));
 }
