@@ -6,6 +6,8 @@ using LuluClaw.Tests;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 
+using static LuluClaw.WebApi.Tests.LuluResponses;
+
 namespace LuluClaw.WebApi.Tests.Apis;
 
 /// <summary>The Developer API on the echo model: bots and their lifecycle, chat by bot, scopes, tenancy.</summary>
@@ -266,7 +268,7 @@ public sealed class DeveloperApiTests : IAsyncLifetime
         await using var app = await LuluClawApp.StartAsync(Provider.Sqlite, new Dictionary<string, string?> { ["Llm:OpenAI:BaseUrl"] = "http://127.0.0.1:9/v1" });
         var workspace = await app.CreateWorkspaceAsync();
         using var client = workspace.Client();
-        var id = await CreateBotAsync(client, "Claude", "p", model: "claude-3-5-haiku-latest");
+        var id = await CreateBotAsync(client, "Claude", "p", "claude-3-5-haiku-latest");
 
         var bot = await Json(await client.GetAsync($"/api/v1/bots/{id}", Ct));
         Assert.Equal("error", bot.GetProperty("status").GetString());
@@ -373,20 +375,5 @@ public sealed class DeveloperApiTests : IAsyncLifetime
         return document.GetProperty("components").GetProperty("schemas").GetProperty(name);
     }
 
-    private static async Task<string> CreateBotAsync(HttpClient client, string name, string systemPrompt, string? model = null)
-    {
-        var created = await client.PostAsJsonAsync("/api/v1/bots", new { name, system_prompt = systemPrompt, model = model ?? "gpt-4o-mini" }, Ct);
-        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
-        return (await Json(created)).GetProperty("id").GetString()!;
-    }
-
     private static Task<HttpResponseMessage> ChatAsync(HttpClient client, object body) => client.PostAsJsonAsync("/api/v1/chat", body, Ct);
-
-    private static async Task<JsonElement> Json(HttpResponseMessage response) => await response.Content.ReadFromJsonAsync<JsonElement>(Ct);
-
-    private static async Task<string> ErrorOf(HttpResponseMessage response)
-    {
-        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
-        return (await Json(response)).GetProperty("error").GetString()!;
-    }
 }

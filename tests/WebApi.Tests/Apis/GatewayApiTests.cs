@@ -4,6 +4,8 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 
+using static LuluClaw.WebApi.Tests.LuluResponses;
+
 namespace LuluClaw.WebApi.Tests.Apis;
 
 /// <summary>The Gateway chat endpoint, run once per storage provider.</summary>
@@ -17,15 +19,6 @@ public abstract class GatewayApiTests(Provider provider) : IAsyncLifetime
 
     private static async Task<HttpResponseMessage> ChatAsync(HttpClient client, object body) =>
         await client.PostAsJsonAsync("/api/gateway/chat", body, TestContext.Current.CancellationToken);
-
-    private static async Task<string> ErrorOf(HttpResponseMessage response)
-    {
-        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
-        var body = await response.Content.ReadFromJsonAsync<JsonElement>(TestContext.Current.CancellationToken);
-        var error = body.GetProperty("error").GetString();
-        Assert.False(string.IsNullOrWhiteSpace(error));
-        return error!;
-    }
 
     [Fact]
     public async Task Chat_WithoutSessionId_AnswersInNewServerMadeThread()

@@ -4,6 +4,8 @@ using System.Text;
 using System.Text.Json;
 using LuluClaw.Tests;
 
+using static LuluClaw.WebApi.Tests.LuluResponses;
+
 namespace LuluClaw.WebApi.Tests.Apis;
 
 /// <summary>
@@ -46,7 +48,7 @@ public sealed class ModelProviderTests : IAsyncLifetime
     {
         var workspace = await _app.CreateWorkspaceAsync();
         using var client = workspace.Client();
-        var bot = await CreateBotAsync(client, "You are terse.", model);
+        var bot = await CreateBotAsync(client, "Bot", "You are terse.", model);
 
         for (var i = 1; i <= 3; i++)
         {
@@ -75,8 +77,8 @@ public sealed class ModelProviderTests : IAsyncLifetime
     {
         var workspace = await _app.CreateWorkspaceAsync();
         using var client = workspace.Client();
-        await ChatAsync(client, new { message = "hi", bot_id = await CreateBotAsync(client, "p", "gpt-4o-mini") });
-        await ChatAsync(client, new { message = "hi", bot_id = await CreateBotAsync(client, "p", "claude-3-5-haiku-latest") });
+        await ChatAsync(client, new { message = "hi", bot_id = await CreateBotAsync(client, "Bot", "p", "gpt-4o-mini") });
+        await ChatAsync(client, new { message = "hi", bot_id = await CreateBotAsync(client, "Bot", "p", "claude-3-5-haiku-latest") });
 
         Assert.Equal($"Bearer {PlatformOpenAIKey}", _stub.Requests.Single(r => r.Path == "/v1/chat/completions").Authorization);
         Assert.Equal(PlatformAnthropicKey, _stub.Requests.Single(r => r.Path == "/v1/messages").ApiKey);
@@ -87,7 +89,7 @@ public sealed class ModelProviderTests : IAsyncLifetime
     {
         var workspace = await _app.CreateWorkspaceAsync();
         using var client = workspace.Client();
-        var bot = await CreateBotAsync(client, "Old prompt.", "gpt-4o-mini");
+        var bot = await CreateBotAsync(client, "Bot", "Old prompt.", "gpt-4o-mini");
         await ChatAsync(client, new { message = "one", session_id = "s", bot_id = bot });
 
         Assert.Equal(HttpStatusCode.OK, (await client.PatchAsJsonAsync($"/api/v1/bots/{bot}", new { system_prompt = "New prompt." }, Ct)).StatusCode);
@@ -112,7 +114,7 @@ public sealed class ModelProviderTests : IAsyncLifetime
     {
         var workspace = await _app.CreateWorkspaceAsync();
         using var client = workspace.Client();
-        var bot = await CreateBotAsync(client, "Old prompt.", "gpt-4o-mini");
+        var bot = await CreateBotAsync(client, "Bot", "Old prompt.", "gpt-4o-mini");
         _stub.HoldReplies();
         var inFlight = ChatAsync(client, new { message = "slow", session_id = "a", bot_id = bot });
         await _stub.WaitForRequestsAsync(1, Ct);
@@ -132,7 +134,7 @@ public sealed class ModelProviderTests : IAsyncLifetime
     {
         var workspace = await _app.CreateWorkspaceAsync();
         using var client = workspace.Client();
-        var bot = await CreateBotAsync(client, "p", "gpt-4o-mini");
+        var bot = await CreateBotAsync(client, "Bot", "p", "gpt-4o-mini");
         await ChatAsync(client, new { message = "before", session_id = "s", bot_id = bot });
         var models = (Silo.Models.ChatClientProvider)_app.Services.GetService(typeof(Silo.Models.ChatClientProvider))!;
         var built = models.ClientsBuilt;
@@ -156,7 +158,7 @@ public sealed class ModelProviderTests : IAsyncLifetime
     {
         var workspace = await _app.CreateWorkspaceAsync(credits: 10);
         using var client = workspace.Client();
-        var bot = await CreateBotAsync(client, "p", "gpt-4o-mini");
+        var bot = await CreateBotAsync(client, "Bot", "p", "gpt-4o-mini");
         _stub.FailNext(status, retryAfter);
 
         var response = await ChatAsync(client, new { message = "hi", session_id = "s", bot_id = bot });
@@ -179,7 +181,7 @@ public sealed class ModelProviderTests : IAsyncLifetime
     {
         var workspace = await _app.CreateWorkspaceAsync(credits: 10);
         using var client = workspace.Client();
-        var bot = await CreateBotAsync(client, "p", "claude-3-5-haiku-latest");
+        var bot = await CreateBotAsync(client, "Bot", "p", "claude-3-5-haiku-latest");
         _stub.FailNext(429, "9");
 
         var response = await ChatAsync(client, new { message = "hi", session_id = "s", bot_id = bot });
@@ -274,7 +276,7 @@ public sealed class ModelProviderTests : IAsyncLifetime
         using var client = workspace.Client();
         Assert.Equal(HttpStatusCode.OK, (await client.PutAsJsonAsync("/api/v1/provider-keys/anthropic", new { api_key = "sk-ant-byok-000000000000009" }, Ct)).StatusCode);
 
-        await ChatAsync(client, new { message = "hi", bot_id = await CreateBotAsync(client, "p", "claude-3-5-haiku-latest") });
+        await ChatAsync(client, new { message = "hi", bot_id = await CreateBotAsync(client, "Bot", "p", "claude-3-5-haiku-latest") });
         Assert.Equal("sk-ant-byok-000000000000009", _stub.Requests[^1].ApiKey);
 
         var unknown = await client.PutAsJsonAsync("/api/v1/provider-keys/mistral", new { api_key = "k-0000000000000" }, Ct);
@@ -293,20 +295,5 @@ public sealed class ModelProviderTests : IAsyncLifetime
         return buffer.ToArray();
     }
 
-    private static async Task<string> CreateBotAsync(HttpClient client, string systemPrompt, string model)
-    {
-        var created = await client.PostAsJsonAsync("/api/v1/bots", new { name = "Bot", system_prompt = systemPrompt, model }, Ct);
-        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
-        return (await Json(created)).GetProperty("id").GetString()!;
-    }
-
     private static Task<HttpResponseMessage> ChatAsync(HttpClient client, object body) => client.PostAsJsonAsync("/api/v1/chat", body, Ct);
-
-    private static async Task<JsonElement> Json(HttpResponseMessage response) => await response.Content.ReadFromJsonAsync<JsonElement>(Ct);
-
-    private static async Task<string> ErrorOf(HttpResponseMessage response)
-    {
-        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
-        return (await Json(response)).GetProperty("error").GetString()!;
-    }
 }
