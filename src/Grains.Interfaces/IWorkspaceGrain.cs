@@ -97,7 +97,13 @@ public enum AdmissionStatus
 /// <param name="CreditsRemaining">The balance after this admission.</param>
 /// <param name="RetryAfter">For <see cref="AdmissionStatus.RateLimited"/>: until every full window has room again.</param>
 /// <param name="Detail">For <see cref="AdmissionStatus.RateLimited"/>: which window refused, in words.</param>
-public sealed record AdmissionResult(AdmissionStatus Status, long CreditsUsed, long CreditsRemaining, TimeSpan? RetryAfter = null, string? Detail = null);
+/// <param name="SessionLastSeq">
+/// For <see cref="AdmissionStatus.Admitted"/>: the last sequence number stored in the session, as the
+/// admission's transaction saw it (0 for none), so a session activation can tell that another node
+/// has written the thread since it read it.
+/// </param>
+public sealed record AdmissionResult(
+    AdmissionStatus Status, long CreditsUsed, long CreditsRemaining, TimeSpan? RetryAfter = null, string? Detail = null, long SessionLastSeq = 0);
 
 /// <summary>
 /// What to mint a key with. Null or empty scopes mean the defaults (<c>chat</c> and <c>bots</c>); a

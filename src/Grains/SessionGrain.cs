@@ -44,8 +44,12 @@ public sealed partial class SessionGrain(
 
     public Task OnDeactivateAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public Task<IReadOnlyList<SessionMessage>> GetHistoryAsync(CancellationToken cancellationToken) =>
-        Task.FromResult<IReadOnlyList<SessionMessage>>(_history.ToArray());
+    public async Task<IReadOnlyList<SessionMessage>> GetHistoryAsync(CancellationToken cancellationToken)
+    {
+        // Read through: another node may have written the thread since this activation loaded it.
+        await OnActivateAsync(cancellationToken);
+        return _history.ToArray();
+    }
 
     public async Task<bool> DeleteAsync(CancellationToken cancellationToken)
     {
@@ -171,6 +175,8 @@ public sealed partial class SessionGrain(
         }
     }
 
+    private long LastSeq => _history.Count == 0 ? 0 : _history[^1].Seq;
+
     private TimeSpan ModelTimeout => TimeSpan.FromSeconds(modelOptions.CurrentValue.TimeoutSeconds);
 
     /// <summary>Steps 1 and 2: the bot and its model client, then admission and debit. Null and the refusal if the turn cannot go ahead.</summary>
@@ -216,6 +222,19 @@ public sealed partial class SessionGrain(
         // :: Step 2: admission and debit, decided by the database.
         var turnId = Ids.New("turn");
         var admission = await workspace.AdmitTurnAsync(new AdmitTurnRequest(turnId, request.KeyId, _key.SessionId), cancellationToken);
+        if (admission.Status == AdmissionStatus.Admitted && request.Transcript is null && admission.SessionLastSeq != LastSeq)
+        {
+            // Another node has written this thread since this activation read it: catch up, so the
+            // model sees the whole thread and the turn appends after it.
+            await OnActivateAsync(cancellationToken);
+            if (_session is not null && _session.BotId != bot.Id)
+            {
+                await workspace.RefundTurnAsync(turnId, CancellationToken.None);
+                return (null, ChatTurnResult.Failed(ChatTurnStatus.Conflict, _key.SessionId,
+                    $"session '{_key.SessionId}' was started elsewhere with bot '{_session.BotId}'; retry the message"));
+            }
+        }
+
         return admission.Status switch
         {
             AdmissionStatus.Admitted => (new Turn(workspace, turnId, bot, client, admission), null),
@@ -230,7 +249,7 @@ public sealed partial class SessionGrain(
     private async Task<ChatTurnResult> CommitAsync(Turn turn, ChatTurnRequest request, string reply, TokenUsage? usage, bool cutShort)
     {
         var now = time.GetStoredNow();
-        var next = _history.Count == 0 ? 1 : _history[^1].Seq + 1;
+        var next = LastSeq + 1;
         var stateless = request.Transcript is not null;
         SessionMessage[] turnMessages = stateless ? [] : [new(next, "user", request.Message, now), new(next + 1, "assistant", reply, now, cutShort)];
         try

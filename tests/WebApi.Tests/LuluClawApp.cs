@@ -67,6 +67,28 @@ public sealed class LuluClawApp : WebApplicationFactory<Program>
         return app;
     }
 
+    /// <summary>
+    /// Another node of the same cluster: a second app on this app's PostgreSQL database, with
+    /// <paramref name="settings"/> on top of this app's. Dispose it before this app.
+    /// </summary>
+    public LuluClawApp AnotherNode(IDictionary<string, string?>? settings = null)
+    {
+        if (_postgres is null)
+        {
+            throw new InvalidOperationException("only PostgreSQL is shared by several nodes");
+        }
+
+        var all = new Dictionary<string, string?>(_settings);
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+        {
+            all[key] = value;
+        }
+
+        var node = new LuluClawApp(all, folder: null, postgres: null, _services);
+        _ = node.Server;
+        return node;
+    }
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.ConfigureAppConfiguration(configuration => configuration.AddInMemoryCollection(_settings));

@@ -40,6 +40,20 @@ internal sealed class GrainCall<T>(MethodInfo method, object?[] args) : IGrainCa
     public void Fail(Exception error) => _completion.TrySetException(error);
 }
 
+/// <summary>A call of the runtime's own: closes the activation once the calls queued before it are done.</summary>
+internal sealed class ResetCall(IGrainContext activation) : IGrainCall
+{
+    public Task RunAsync(IGrainBase instance)
+    {
+        activation.DeactivateOnIdle();
+        return Task.CompletedTask;
+    }
+
+    public void Fail(Exception error)
+    {
+    }
+}
+
 /// <summary>The object behind an actor reference: turns each interface call into a mailbox entry.</summary>
 public class GrainProxy : DispatchProxy
 {

@@ -65,6 +65,23 @@ public sealed class GrainRuntime : IGrainFactory, IAsyncDisposable
         return proxy;
     }
 
+    /// <summary>
+    /// Drops the activation of <typeparamref name="TGrain"/> with <paramref name="key"/>, if there is
+    /// one, as soon as the calls already in its mailbox are done, so that the next call loads its
+    /// state afresh (another node changed it). False if there was no activation.
+    /// </summary>
+    public bool Reset<TGrain>(string key) where TGrain : class, IGrainWithStringKey
+    {
+        if (!_activations.TryGetValue(new GrainId(typeof(TGrain), key), out var activation))
+        {
+            return false;
+        }
+
+        // A closed activation is on its way out already: the next call gets a fresh one either way.
+        activation.TryEnqueue(new ResetCall(activation));
+        return true;
+    }
+
     /// <summary>Collects every activation idle for longer than the idle timeout; returns how many went.</summary>
     public async Task<int> CollectIdleActivationsAsync(CancellationToken cancellationToken = default)
     {

@@ -30,6 +30,12 @@ public abstract class SqlDialect
 
     /// <summary>A statement that makes concurrent migrators wait for each other, inside the migration transaction.</summary>
     public virtual string? MigrationLockSql => null;
+
+    /// <summary>
+    /// The statement that announces a change to the other nodes at commit (parameters <c>@Channel</c>
+    /// and <c>@Payload</c>); null where one process owns the database.
+    /// </summary>
+    public virtual string? NotifySql => null;
 }
 
 /// <summary>
@@ -83,4 +89,6 @@ public sealed class PostgresDialect : SqlDialect
     public override bool IsUniqueViolation(Exception error) => error is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation };
 
     public override string MigrationLockSql => "SELECT pg_advisory_xact_lock(4242424201)";
+
+    public override string NotifySql => "SELECT pg_notify(@Channel, @Payload)";
 }

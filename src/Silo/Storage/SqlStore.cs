@@ -2,6 +2,7 @@ using System.Data.Common;
 using Dapper;
 using LuluClaw.Grains;
 using LuluClaw.Grains.Storage;
+using LuluClaw.Silo.Cluster;
 
 namespace LuluClaw.Silo.Storage;
 
@@ -9,12 +10,16 @@ namespace LuluClaw.Silo.Storage;
 /// The storage of both providers: one copy of each query over a <see cref="DbDataSource"/>, with
 /// the few differences in <see cref="SqlDialect"/>. Every multi-row invariant is one transaction.
 /// </summary>
-public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect) : ITenantStore, ITurnLedger, IConversationStore, IRequestCounter
+public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string? nodeId = null)
+    : ITenantStore, ITurnLedger, IConversationStore, IRequestCounter
 {
     static SqlStore() => DefaultTypeMap.MatchNamesWithUnderscores = true;
 
     /// <summary>The provider's dialect.</summary>
     public SqlDialect Dialect => dialect;
+
+    /// <summary>This process's name in <c>cluster_changes</c>: its own changes it has applied already.</summary>
+    public string NodeId { get; } = nodeId ?? Guid.NewGuid().ToString("N")[..12];
 
     // ---- connections and transactions ----
 
@@ -55,6 +60,35 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect) : ITen
     private static long Ms(DateTimeOffset time) => time.ToUnixTimeMilliseconds();
 
     private static DateTimeOffset Time(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
+
+    /// <summary>
+    /// Inside a write: records a change other nodes must see, announced when the transaction commits
+    /// and never if it rolls back. Nothing where one process owns the database (SQLite).
+    /// </summary>
+    private Task RecordChangeAsync(DbConnection c, DbTransaction tx, string kind, string subject, CancellationToken cancellationToken)
+    {
+        if (dialect.NotifySql is not { } notify)
+        {
+            return Task.CompletedTask;
+        }
+
+        var change = ClusterChange.New(NodeId, kind, subject);
+        return c.ExecuteAsync(Command(
+            $"INSERT INTO cluster_changes (id, node, kind, subject, at) VALUES (@Id, @Node, @Kind, @Subject, @At); {notify}",
+            new { change.Id, change.Node, change.Kind, change.Subject, change.At, ClusterChange.Channel, Payload = change.ToPayload() },
+            tx, cancellationToken));
+    }
+
+    /// <summary>The changes recorded since <paramref name="since"/> (Unix ms), oldest first.</summary>
+    internal Task<IReadOnlyList<ClusterChange>> ChangesSinceAsync(long since, CancellationToken cancellationToken) =>
+        ReadAsync<IReadOnlyList<ClusterChange>>(async c => (await c.QueryAsync<ClusterChange>(Command(
+            "SELECT id, node, kind, subject, at FROM cluster_changes WHERE at > @Since ORDER BY at", new { Since = since }, null, cancellationToken)))
+            .ToArray(), cancellationToken);
+
+    /// <summary>Deletes the changes older than <paramref name="before"/> (Unix ms).</summary>
+    internal Task PruneChangesAsync(long before, CancellationToken cancellationToken) =>
+        WriteAsync((c, tx) => c.ExecuteAsync(Command("DELETE FROM cluster_changes WHERE at < @Before", new { Before = before }, tx, cancellationToken)),
+            cancellationToken);
 
     // ---- tenants ----
 
@@ -159,15 +193,23 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect) : ITen
     {
         var parameters = new DynamicParameters(BotParameters(bot));
         parameters.Add("ExpectedVersion", expectedVersion);
-        var row = await WriteAsync((c, tx) => c.QuerySingleOrDefaultAsync<BotRow>(Command(
-            $"""
-            UPDATE bots SET name = @Name, system_prompt = @SystemPrompt, model = @Model, channels = @Channels,
-                restart_count = @RestartCount, updated_at = @UpdatedAt, last_restarted_at = @LastRestartedAt, version = version + 1
-            WHERE id = @Id AND version = @ExpectedVersion
-            RETURNING {BotColumns}
-            """,
-            parameters, tx, cancellationToken)), cancellationToken)
-            .ConfigureAwait(false);
+        var row = await WriteAsync(async (c, tx) =>
+        {
+            var updated = await c.QuerySingleOrDefaultAsync<BotRow>(Command(
+                $"""
+                UPDATE bots SET name = @Name, system_prompt = @SystemPrompt, model = @Model, channels = @Channels,
+                    restart_count = @RestartCount, updated_at = @UpdatedAt, last_restarted_at = @LastRestartedAt, version = version + 1
+                WHERE id = @Id AND version = @ExpectedVersion
+                RETURNING {BotColumns}
+                """,
+                parameters, tx, cancellationToken));
+            if (updated is not null)
+            {
+                await RecordChangeAsync(c, tx, ClusterChange.Bot, bot.Id, cancellationToken);
+            }
+
+            return updated;
+        }, cancellationToken).ConfigureAwait(false);
         return row?.ToRecord() ?? throw new StaleStateException($"bot {bot.Id} is no longer at version {expectedVersion}");
     }
 
@@ -187,19 +229,26 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect) : ITen
                     (SELECT id FROM bots WHERE workspace_id = @WorkspaceId ORDER BY created_at, id LIMIT 1), '')
                 WHERE id = @WorkspaceId AND primary_bot_id = @Id
                 """, parameters, tx, cancellationToken));
+            await RecordChangeAsync(c, tx, ClusterChange.Bot, botId, cancellationToken);
             return true;
         }, cancellationToken);
 
     public Task PutProviderKeyAsync(ProviderKeyRecord key, CancellationToken cancellationToken) =>
-        WriteAsync((c, tx) => c.ExecuteAsync(Command(
-            """
-            INSERT INTO provider_keys (workspace_id, provider, ciphertext, hint, updated_at)
-            VALUES (@WorkspaceId, @Provider, @Ciphertext, @Hint, @UpdatedAt)
-            ON CONFLICT (workspace_id, provider) DO UPDATE
-            SET ciphertext = excluded.ciphertext, hint = excluded.hint, updated_at = excluded.updated_at
-            """,
-            new { WorkspaceId = key.WorkspaceId.ToString("D"), key.Provider, key.Ciphertext, key.Hint, UpdatedAt = Ms(key.UpdatedAt) },
-            tx, cancellationToken)), cancellationToken);
+        WriteAsync(async (c, tx) =>
+        {
+            var workspaceId = key.WorkspaceId.ToString("D");
+            await c.ExecuteAsync(Command(
+                """
+                INSERT INTO provider_keys (workspace_id, provider, ciphertext, hint, updated_at)
+                VALUES (@WorkspaceId, @Provider, @Ciphertext, @Hint, @UpdatedAt)
+                ON CONFLICT (workspace_id, provider) DO UPDATE
+                SET ciphertext = excluded.ciphertext, hint = excluded.hint, updated_at = excluded.updated_at
+                """,
+                new { WorkspaceId = workspaceId, key.Provider, key.Ciphertext, key.Hint, UpdatedAt = Ms(key.UpdatedAt) },
+                tx, cancellationToken));
+            await RecordChangeAsync(c, tx, ClusterChange.ProviderKeys, workspaceId, cancellationToken);
+            return 0;
+        }, cancellationToken);
 
     public Task<ProviderKeyRecord?> GetProviderKeyAsync(Guid workspaceId, string provider, CancellationToken cancellationToken) =>
         ReadAsync(async c => (await c.QuerySingleOrDefaultAsync<ProviderKeyRow>(Command(
@@ -212,9 +261,18 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect) : ITen
             new { WorkspaceId = workspaceId.ToString("D") }, null, cancellationToken))).Select(k => k.ToRecord()).ToArray(), cancellationToken);
 
     public Task<bool> DeleteProviderKeyAsync(Guid workspaceId, string provider, CancellationToken cancellationToken) =>
-        WriteAsync(async (c, tx) => await c.ExecuteAsync(Command(
-            "DELETE FROM provider_keys WHERE workspace_id = @WorkspaceId AND provider = @Provider",
-            new { WorkspaceId = workspaceId.ToString("D"), Provider = provider }, tx, cancellationToken)) == 1, cancellationToken);
+        WriteAsync(async (c, tx) =>
+        {
+            if (await c.ExecuteAsync(Command(
+                "DELETE FROM provider_keys WHERE workspace_id = @WorkspaceId AND provider = @Provider",
+                new { WorkspaceId = workspaceId.ToString("D"), Provider = provider }, tx, cancellationToken)) != 1)
+            {
+                return false;
+            }
+
+            await RecordChangeAsync(c, tx, ClusterChange.ProviderKeys, workspaceId.ToString("D"), cancellationToken);
+            return true;
+        }, cancellationToken);
 
     // ---- the Data Protection key ring ----
 
@@ -247,9 +305,18 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect) : ITen
             new { KeyHash = keyHash }, null, cancellationToken)))?.ToRecord(), cancellationToken);
 
     public Task<string?> RevokeApiKeyAsync(Guid workspaceId, string keyId, DateTimeOffset now, CancellationToken cancellationToken) =>
-        WriteAsync((c, tx) => c.QuerySingleOrDefaultAsync<string?>(Command(
-            "UPDATE api_keys SET revoked_at = @Now WHERE id = @Id AND workspace_id = @WorkspaceId AND revoked_at IS NULL RETURNING key_hash",
-            new { Id = keyId, WorkspaceId = workspaceId.ToString("D"), Now = Ms(now) }, tx, cancellationToken)), cancellationToken);
+        WriteAsync(async (c, tx) =>
+        {
+            var hash = await c.QuerySingleOrDefaultAsync<string?>(Command(
+                "UPDATE api_keys SET revoked_at = @Now WHERE id = @Id AND workspace_id = @WorkspaceId AND revoked_at IS NULL RETURNING key_hash",
+                new { Id = keyId, WorkspaceId = workspaceId.ToString("D"), Now = Ms(now) }, tx, cancellationToken));
+            if (hash is not null)
+            {
+                await RecordChangeAsync(c, tx, ClusterChange.ApiKey, hash, cancellationToken);
+            }
+
+            return hash;
+        }, cancellationToken);
 
     // ---- the turn ledger ----
 
@@ -325,7 +392,12 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect) : ITen
             var remaining = await c.QuerySingleAsync<long>(Command(
                 "UPDATE workspaces SET credits = credits - @Cost WHERE id = @Id RETURNING credits",
                 new { Id = workspaceId, admission.Cost }, tx, cancellationToken));
-            return new AdmissionResult(AdmissionStatus.Admitted, admission.Cost, remaining);
+
+            // :: Step 6: where the thread stands, so an activation whose copy is behind (another node wrote it) catches up first.
+            var lastSeq = await c.ExecuteScalarAsync<long>(Command(
+                "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE workspace_id = @WorkspaceId AND session_id = @SessionId",
+                new { WorkspaceId = workspaceId, admission.SessionId }, tx, cancellationToken));
+            return new AdmissionResult(AdmissionStatus.Admitted, admission.Cost, remaining, SessionLastSeq: lastSeq);
         }, cancellationToken);
 
     /// <summary>
@@ -458,8 +530,14 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect) : ITen
         {
             var parameters = new { WorkspaceId = workspaceId.ToString("D"), SessionId = sessionId };
             await c.ExecuteAsync(Command("DELETE FROM messages WHERE workspace_id = @WorkspaceId AND session_id = @SessionId", parameters, tx, cancellationToken));
-            return await c.ExecuteAsync(Command(
-                "DELETE FROM sessions WHERE workspace_id = @WorkspaceId AND session_id = @SessionId", parameters, tx, cancellationToken)) == 1;
+            if (await c.ExecuteAsync(Command(
+                "DELETE FROM sessions WHERE workspace_id = @WorkspaceId AND session_id = @SessionId", parameters, tx, cancellationToken)) != 1)
+            {
+                return false;
+            }
+
+            await RecordChangeAsync(c, tx, ClusterChange.Session, SessionKey.Of(workspaceId, sessionId), cancellationToken);
+            return true;
         }, cancellationToken);
 
     // ---- request counters ----

@@ -1,5 +1,6 @@
 using System.Data.Common;
 using LuluClaw.Grains.Storage;
+using LuluClaw.Silo.Cluster;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -15,6 +16,12 @@ public sealed class StorageOptions
 
     /// <summary><c>sqlite</c> (default) or <c>postgres</c>.</summary>
     public string Provider { get; set; } = "sqlite";
+
+    /// <summary>
+    /// PostgreSQL: how long to wait for a connection or a statement before giving up (default 5 s), so
+    /// that requests fail fast with 503 while the database is unreachable instead of hanging.
+    /// </summary>
+    public int TimeoutSeconds { get; set; } = 5;
 
     /// <summary>SQLite's <c>synchronous</c> pragma: FULL (default) makes every acknowledged turn survive power loss too.</summary>
     public string SqliteSynchronous { get; set; } = "FULL";
@@ -48,7 +55,7 @@ public static class StorageServiceCollectionExtensions
             var (options, connectionString) = StorageOptions.From(configuration);
             return options.Provider == "sqlite"
                 ? CreateSqlite(connectionString, options.SqliteSynchronous)
-                : CreatePostgres(connectionString);
+                : CreatePostgres(connectionString, options.TimeoutSeconds);
         });
         services.AddSingleton<ITenantStore>(sp => sp.GetRequiredService<SqlStore>());
         services.AddSingleton<ITurnLedger>(sp => sp.GetRequiredService<SqlStore>());
@@ -56,6 +63,9 @@ public static class StorageServiceCollectionExtensions
         services.AddSingleton<IRequestCounter>(sp => sp.GetRequiredService<SqlStore>());
         services.AddSingleton<SchemaMigrator>();
         services.AddHostedService<AbandonedTurnReaper>();
+        services.AddOptions<ClusterOptions>().Bind(configuration.GetSection("Cluster"));
+        services.AddHostedService<ClusterChangeFeed>();
+
         return services;
     }
 
@@ -73,7 +83,10 @@ public static class StorageServiceCollectionExtensions
         return new SqlStore(dataSource, new SqliteDialect(synchronous));
     }
 
-    /// <summary>A store over PostgreSQL.</summary>
-    public static SqlStore CreatePostgres(string connectionString) =>
-        new(NpgsqlDataSource.Create(connectionString), new PostgresDialect());
+    /// <summary>A store over PostgreSQL; connecting and each statement give up after <paramref name="timeoutSeconds"/>.</summary>
+    public static SqlStore CreatePostgres(string connectionString, int timeoutSeconds = 5)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString) { Timeout = timeoutSeconds, CommandTimeout = timeoutSeconds };
+        return new(NpgsqlDataSource.Create(builder.ConnectionString), new PostgresDialect());
+    }
 }
