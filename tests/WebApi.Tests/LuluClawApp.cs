@@ -38,8 +38,10 @@ public sealed class LuluClawApp : WebApplicationFactory<Program>
     /// Starts an app on an empty database; <paramref name="settings"/> add to or override the
     /// defaults, and <paramref name="services"/> may replace services (a manual clock, say).
     /// </summary>
+    /// <remarks><paramref name="connectionString"/> may rewrite the test database's connection string (to go through a proxy, say).</remarks>
     public static async Task<LuluClawApp> StartAsync(
-        Provider provider, IDictionary<string, string?>? settings = null, Action<IServiceCollection>? services = null)
+        Provider provider, IDictionary<string, string?>? settings = null, Action<IServiceCollection>? services = null,
+        Func<string, string>? connectionString = null)
     {
         var all = new Dictionary<string, string?> { ["Admin:Token"] = AdminToken, ["Demo:Seed"] = "false" };
         string? folder = null;
@@ -48,7 +50,7 @@ public sealed class LuluClawApp : WebApplicationFactory<Program>
         {
             postgres = await TestPostgres.CreateAsync();
             all["Storage:Provider"] = "postgres";
-            all["ConnectionStrings:LuluClaw"] = postgres.ConnectionString;
+            all["ConnectionStrings:LuluClaw"] = connectionString?.Invoke(postgres.ConnectionString) ?? postgres.ConnectionString;
         }
         else
         {

@@ -210,6 +210,7 @@ public static class OpenClawApi
         409 => "CONFLICT",
         429 => "RATE_LIMITED",
         502 => "MODEL_ERROR",
+        503 => "SERVICE_UNAVAILABLE",
         _ => "INTERNAL_ERROR",
     };
 }

@@ -28,14 +28,31 @@ public static partial class ErrorHandling
             var (status, message) = e switch
             {
                 BadHttpRequestException bad => (bad.StatusCode, bad.Message),
-                DbException or TimeoutException => (StatusCodes.Status503ServiceUnavailable, "storage is unavailable; retry after a short delay"),
+                DbException or TimeoutException => (StatusCodes.Status503ServiceUnavailable, "the database is unavailable; retry after a short delay"),
                 _ => (StatusCodes.Status500InternalServerError, "internal error"),
             };
             var logger = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("LuluClaw.WebApi");
-            Log.Unhandled(logger, context.Request.Method, context.Request.Path, status, e);
+            if (status == StatusCodes.Status503ServiceUnavailable)
+            {
+                Log.StorageUnavailable(logger, context.Request.Method, context.Request.Path, e.Message); // expected while the database is away: no stack
+            }
+            else
+            {
+                Log.Unhandled(logger, context.Request.Method, context.Request.Path, status, e);
+            }
+
             context.Response.Clear();
-            context.Response.StatusCode = status;
-            await context.Response.WriteAsJsonAsync(new ErrorBody(message), Apis.LuluJsonContext.Web.ErrorBody);
+            if (status == StatusCodes.Status503ServiceUnavailable)
+            {
+                context.Response.Headers.RetryAfter = "2";
+            }
+
+            // Each surface answers in its own error shape.
+            var path = context.Request.Path;
+            var result = path.StartsWithSegments("/v1") ? Apis.OpenAICompatibleApi.Error(status, message)
+                : path.StartsWithSegments("/openclaw") ? Apis.OpenClawApi.Error(status, message, status == StatusCodes.Status503ServiceUnavailable ? 2 : null)
+                : Apis.GatewayApi.Error(status, message);
+            await result.ExecuteAsync(context);
         }
     });
 
@@ -43,5 +60,8 @@ public static partial class ErrorHandling
     {
         [LoggerMessage(EventId = 1001, Level = LogLevel.Error, Message = "{Method} {Path} failed with {Status}")]
         public static partial void Unhandled(ILogger logger, string method, string path, int status, Exception exception);
+
+        [LoggerMessage(EventId = 1002, Level = LogLevel.Warning, Message = "{Method} {Path}: 503, the database is unavailable: {Reason}")]
+        public static partial void StorageUnavailable(ILogger logger, string method, string path, string reason);
     }
 }
