@@ -16,6 +16,10 @@ public static class LuluClawServiceCollectionExtensions
     public static IServiceCollection AddLuluClaw(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddOptions<ActorRuntimeOptions>().Bind(configuration.GetSection("Actors"));
+
+        // SIGTERM (or Ctrl+C): stop accepting, let the turns and streams in flight finish for up to
+        // Shutdown:DrainSeconds, then stop. A turn cut off by the deadline is refunded, not half-stored.
+        services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(configuration.GetValue("Shutdown:DrainSeconds", 30.0)));
         services.AddOptions<PlanOptions>().Bind(configuration.GetSection("Plans")).PostConfigure(plans =>
         {
             foreach (var (name, plan) in PlanOptions.Defaults)

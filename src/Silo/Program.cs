@@ -2,6 +2,7 @@ using LuluClaw.Silo;
 using LuluClaw.Silo.Bootstrap;
 using LuluClaw.Silo.Storage;
 using LuluClaw.WebApi;
+using Microsoft.Extensions.Options;
 
 // Settings travel with the binary: appsettings.json is read from beside it, wherever the process is
 // started from, while relative paths such as ./data/ stay relative to the working directory.
@@ -14,9 +15,11 @@ if (string.IsNullOrEmpty(builder.Configuration["urls"]))
 builder.Services.AddLuluClaw(builder.Configuration);
 
 var app = builder.Build();
-await app.Services.GetRequiredService<SchemaMigrator>().MigrateAsync(CancellationToken.None);
+await app.Services.GetRequiredService<SchemaMigrator>().MigrateWhenReachableAsync(app.Lifetime.ApplicationStopping);
 await app.Services.GetRequiredService<DemoWorkspace>().SeedAsync(CancellationToken.None);
 app.MapLuluClaw();
+app.Lifetime.ApplicationStopping.Register(() => app.Logger.LogInformation(
+    "Stopping: no new connections; draining the turns and streams in flight for up to {Seconds} s", app.Services.GetRequiredService<IOptions<HostOptions>>().Value.ShutdownTimeout.TotalSeconds));
 app.Run();
 
 /// <summary>The entry point, visible to <c>WebApplicationFactory</c>.</summary>

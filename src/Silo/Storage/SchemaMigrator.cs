@@ -1,5 +1,7 @@
+using System.Data.Common;
 using System.Reflection;
 using Dapper;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace LuluClaw.Silo.Storage;
 
@@ -8,8 +10,28 @@ namespace LuluClaw.Silo.Storage;
 /// applied once, in order, in its own transaction. Several nodes starting together on PostgreSQL
 /// queue on an advisory lock.
 /// </summary>
-public sealed class SchemaMigrator(SqlStore store)
+public sealed partial class SchemaMigrator(SqlStore store, ILogger<SchemaMigrator>? logger = null)
 {
+    /// <summary>
+    /// <see cref="MigrateAsync"/>, waiting for the database while it cannot be reached (a node may
+    /// start before PostgreSQL does), retrying every few seconds until <paramref name="cancellationToken"/> fires.
+    /// </summary>
+    public async Task<int> MigrateWhenReachableAsync(CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await MigrateAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is DbException or TimeoutException && !cancellationToken.IsCancellationRequested)
+            {
+                Log.DatabaseUnreachable(logger ?? NullLogger<SchemaMigrator>.Instance, attempt, e.Message);
+                await Task.Delay(TimeSpan.FromSeconds(Math.Min(attempt, 5)), cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
     /// <summary>Applies every script not applied yet; returns how many ran.</summary>
     public async Task<int> MigrateAsync(CancellationToken cancellationToken)
     {
@@ -58,5 +80,11 @@ public sealed class SchemaMigrator(SqlStore store)
             using var reader = new StreamReader(assembly.GetManifestResourceStream(name)!);
             yield return (version, reader.ReadToEnd());
         }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 3101, Level = LogLevel.Warning, Message = "The database cannot be reached yet (attempt {Attempt}): {Reason}; retrying")]
+        public static partial void DatabaseUnreachable(ILogger logger, int attempt, string reason);
     }
 }

@@ -1,0 +1,143 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+
+namespace LuluClaw.WebApi.Tests;
+
+/// <summary>
+/// A LuluClaw node started as <c>dotnet LuluClaw.Silo.dll</c> on a free loopback port: a real
+/// process, so it can be killed with SIGKILL or stopped with SIGTERM.
+/// </summary>
+internal sealed class ServerProcess : IDisposable
+{
+    public const string AdminToken = "crash-admin-token";
+
+    private readonly Process _process;
+    private readonly ConcurrentQueue<string> _output;
+
+    private ServerProcess(Process process, Uri address, ConcurrentQueue<string> output)
+    {
+        _process = process;
+        Address = address;
+        _output = output;
+    }
+
+    public Uri Address { get; }
+
+    /// <summary>Everything the process wrote so far, for failure messages.</summary>
+    public string Output => string.Join('\n', _output);
+
+    /// <summary>
+    /// Starts a node in <paramref name="folder"/> on SQLite there, unless <paramref name="settings"/>
+    /// (configuration keys such as <c>Storage:Provider</c>) say otherwise.
+    /// </summary>
+    public static async Task<ServerProcess> StartAsync(string folder, CancellationToken cancellationToken, IDictionary<string, string?>? settings = null)
+    {
+        var port = FreePort();
+        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        {
+            WorkingDirectory = folder,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "LuluClaw.Silo.dll"));
+        start.ArgumentList.Add("--urls");
+        start.ArgumentList.Add($"http://127.0.0.1:{port}");
+        var all = new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:LuluClaw"] = $"Data Source={Path.Combine(folder, "luluclaw.db")}",
+            ["Storage:Provider"] = "sqlite",
+            ["Admin:Token"] = AdminToken,
+            ["Demo:Seed"] = "false",
+            ["Logging:LogLevel:Default"] = "Information",
+        };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+        {
+            all[key] = value;
+        }
+
+        foreach (var (key, value) in all)
+        {
+            start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
+        }
+
+        var process = Process.Start(start)!;
+        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var output = new ConcurrentQueue<string>();
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null)
+            {
+                ready.TrySetException(new InvalidOperationException($"server exited before listening:\n{string.Join('\n', output)}"));
+                return;
+            }
+
+            output.Enqueue(e.Data);
+            if (e.Data.Contains("Application started", StringComparison.Ordinal))
+            {
+                ready.TrySetResult();
+            }
+        };
+        process.ErrorDataReceived += (_, e) => output.Enqueue(e.Data ?? "");
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        try
+        {
+            await ready.Task.WaitAsync(TimeSpan.FromSeconds(60), cancellationToken);
+        }
+        catch (TimeoutException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"server on port {port} did not start listening within 60 s:\n{string.Join('\n', output)}");
+        }
+
+        return new ServerProcess(process, new Uri($"http://127.0.0.1:{port}"), output);
+    }
+
+    public HttpClient Client(string bearer)
+    {
+        var client = new HttpClient { BaseAddress = Address };
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
+        return client;
+    }
+
+    /// <summary>SIGKILL, and wait until the process is gone.</summary>
+    public void KillNine()
+    {
+        _process.Kill(entireProcessTree: true);
+        _process.WaitForExit();
+    }
+
+    /// <summary>SIGTERM: the polite stop a service manager sends.</summary>
+    public void Terminate()
+    {
+        using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
+    /// <summary>Waits for the process to exit (at most <paramref name="timeout"/>) and returns its exit code.</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        await _process.WaitForExitAsync(cancellationToken).WaitAsync(timeout, cancellationToken);
+        return _process.ExitCode;
+    }
+
+    public void Dispose()
+    {
+        if (!_process.HasExited)
+        {
+            KillNine();
+        }
+
+        _process.Dispose();
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
