@@ -3,6 +3,7 @@ using System.Text.Json.Serialization;
 using LuluClaw.WebApi.Apis;
 using LuluClaw.WebApi.Http;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.OpenApi;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -55,7 +56,7 @@ public static class WebApiEndpoints
         return services;
     }
 
-    /// <summary>Adds error handling and maps every surface and the OpenAPI document (<c>/openapi/v1.json</c>).</summary>
+    /// <summary>Adds error handling and maps every surface, the OpenAPI document (<c>/openapi/v1.json</c>) and <c>/healthz</c>.</summary>
     public static WebApplication MapLuluClaw(this WebApplication app)
     {
         app.UseLuluErrors();
@@ -65,6 +66,10 @@ public static class WebApiEndpoints
         app.MapOpenAICompatibleApi();
         app.MapOpenClawApi();
         app.MapAdminApi(AdminToken(app.Configuration));
+
+        // For load balancers: the process is up and serving HTTP. It does not touch the database,
+        // which every node shares: an outage there is answered per request with 503, not by pulling every node.
+        app.MapGet("/healthz", () => TypedResults.Text("ok")).ExcludeFromDescription();
         return app;
     }
 }
