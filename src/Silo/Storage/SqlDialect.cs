@@ -22,8 +22,12 @@ public abstract class SqlDialect
     /// <summary>Runs once per opened connection.</summary>
     public virtual Task PrepareConnectionAsync(DbConnection connection, CancellationToken cancellationToken) => Task.CompletedTask;
 
-    /// <summary>Taken around every write transaction; null when the database serialises writers itself.</summary>
-    public virtual ValueTask<IDisposable?> EnterWriteAsync(CancellationToken cancellationToken) => ValueTask.FromResult<IDisposable?>(null);
+    /// <summary>
+    /// Whether writes go through one writer that commits them in groups (<see cref="GroupCommitWriter"/>):
+    /// for a database with a single writer, where each commit costs an fsync. Otherwise each write is
+    /// its own transaction and the database arbitrates between them.
+    /// </summary>
+    public virtual bool GroupCommits => false;
 
     /// <summary>Runs before migrations, outside any transaction.</summary>
     public virtual Task BeforeMigrationsAsync(DbConnection connection, CancellationToken cancellationToken) => Task.CompletedTask;
@@ -39,12 +43,12 @@ public abstract class SqlDialect
 }
 
 /// <summary>
-/// SQLite: one file, one writer. Writes are queued on a process-wide lock instead of spinning on
-/// SQLITE_BUSY; <c>BEGIN IMMEDIATE</c> (Microsoft.Data.Sqlite's default) takes the file's write lock.
+/// SQLite: one file, one writer. Writes queue for the process's one writer, which commits them in
+/// groups (one fsync per group) instead of spinning on SQLITE_BUSY; <c>BEGIN IMMEDIATE</c>
+/// (Microsoft.Data.Sqlite's default) takes the file's write lock.
 /// </summary>
 public sealed class SqliteDialect(string synchronous) : SqlDialect
 {
-    private readonly SemaphoreSlim _writer = new(1, 1);
     private readonly string _pragmas = $"PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 30000;";
 
     public override string Name => "sqlite";
@@ -60,11 +64,7 @@ public sealed class SqliteDialect(string synchronous) : SqlDialect
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    public override async ValueTask<IDisposable?> EnterWriteAsync(CancellationToken cancellationToken)
-    {
-        await _writer.WaitAsync(cancellationToken);
-        return new Releaser(_writer);
-    }
+    public override bool GroupCommits => true;
 
     public override async Task BeforeMigrationsAsync(DbConnection connection, CancellationToken cancellationToken)
     {
@@ -73,10 +73,6 @@ public sealed class SqliteDialect(string synchronous) : SqlDialect
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    private sealed class Releaser(SemaphoreSlim semaphore) : IDisposable
-    {
-        public void Dispose() => semaphore.Release();
-    }
 }
 
 /// <summary>PostgreSQL: row locks decide between nodes; an advisory lock serialises migrations.</summary>

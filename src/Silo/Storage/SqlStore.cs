@@ -11,8 +11,10 @@ namespace LuluClaw.Silo.Storage;
 /// the few differences in <see cref="SqlDialect"/>. Every multi-row invariant is one transaction.
 /// </summary>
 public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string? nodeId = null)
-    : ITenantStore, ITurnLedger, IConversationStore, IRequestCounter
+    : ITenantStore, ITurnLedger, IConversationStore, IRequestCounter, IAsyncDisposable
 {
+    private GroupCommitWriter? _groupCommit;
+
     static SqlStore() => DefaultTypeMap.MatchNamesWithUnderscores = true;
 
     /// <summary>The provider's dialect.</summary>
@@ -20,6 +22,15 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
 
     /// <summary>This process's name in <c>cluster_changes</c>: its own changes it has applied already.</summary>
     public string NodeId { get; } = nodeId ?? Guid.NewGuid().ToString("N")[..12];
+
+    /// <summary>Finishes the writes queued for the next group commit, then closes the writer.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_groupCommit is not null)
+        {
+            await _groupCommit.DisposeAsync().ConfigureAwait(false);
+        }
+    }
 
     // ---- connections and transactions ----
 
@@ -44,9 +55,17 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
         return await work(connection).ConfigureAwait(false);
     }
 
-    private async Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs <paramref name="work"/> in a write transaction and returns once it is committed: its own
+    /// transaction (PostgreSQL), or a place in the next group commit (SQLite, one writer).
+    /// </summary>
+    private Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken) =>
+        dialect.GroupCommits
+            ? LazyInitializer.EnsureInitialized(ref _groupCommit, () => new GroupCommitWriter(OpenAsync)).WriteAsync(work, cancellationToken)
+            : WriteAloneAsync(work, cancellationToken);
+
+    private async Task<T> WriteAloneAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken)
     {
-        using var writer = await dialect.EnterWriteAsync(cancellationToken).ConfigureAwait(false);
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         var result = await work(connection, transaction).ConfigureAwait(false);

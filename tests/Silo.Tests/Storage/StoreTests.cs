@@ -21,7 +21,7 @@ public abstract class StoreTests : IAsyncLifetime
         await new SchemaMigrator(Store).MigrateAsync(CancellationToken.None);
     }
 
-    public virtual ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    public virtual ValueTask DisposeAsync() => Store.DisposeAsync();
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
@@ -47,6 +47,25 @@ public abstract class StoreTests : IAsyncLifetime
         var id = $"key_{Guid.NewGuid():N}";
         await Store.InsertApiKeyAsync(new ApiKeyRecord(id, ws.Id, ApiKeys.Hash(id), "lulu_sk_xxxx", ["chat"], plan, T0, null), Ct);
         return id;
+    }
+
+    [Fact]
+    public async Task ConcurrentWrites_SomeFailing_EachFailsAloneAndTheOthersCommit()
+    {
+        // On SQLite these share group commits: a write that fails must undo only itself.
+        var ws = await NewWorkspaceAsync();
+        var taken = Bot($"bot_taken_{Guid.NewGuid():N}", ws.Id, T0);
+        await Store.InsertBotAsync(taken, Ct);
+        var fresh = Enumerable.Range(0, 40).Select(i => Bot($"bot_{i}_{Guid.NewGuid():N}", ws.Id, T0)).ToArray();
+
+        var writes = fresh.Select(b => (Bot: b, Task: Store.InsertBotAsync(b, Ct)))
+            .Concat(Enumerable.Range(0, 40).Select(_ => (Bot: taken, Task: Store.InsertBotAsync(taken, Ct))))
+            .ToArray();
+        await Task.WhenAll(writes.Select(w => w.Task.ContinueWith(_ => { }, TaskScheduler.Default)));
+
+        Assert.All(writes.Where(w => w.Bot == taken), w => Assert.IsType<DuplicateException>(w.Task.Exception?.InnerException));
+        Assert.All(writes.Where(w => w.Bot != taken), w => Assert.True(w.Task.IsCompletedSuccessfully));
+        Assert.Equal(42, (await Store.ListBotIdsAsync(ws.Id, Ct)).Count); // the primary bot, the taken one and the 40 new ones
     }
 
     [Fact]
@@ -403,11 +422,11 @@ public sealed class SqliteStoreTests : StoreTests
         Assert.Equal("wal", await connection.ExecuteScalarAsync<string>("PRAGMA journal_mode"));
     }
 
-    public override ValueTask DisposeAsync()
+    public override async ValueTask DisposeAsync()
     {
+        await base.DisposeAsync();
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
         Directory.Delete(_folder, recursive: true);
-        return ValueTask.CompletedTask;
     }
 }
 
@@ -423,6 +442,7 @@ public sealed class PostgresStoreTests : StoreTests
 
     public override async ValueTask DisposeAsync()
     {
+        await base.DisposeAsync();
         if (_database is not null)
         {
             await _database.DisposeAsync();

@@ -1,0 +1,176 @@
+using System.Data.Common;
+using System.Threading.Channels;
+
+namespace LuluClaw.Silo.Storage;
+
+/// <summary>
+/// Group commit for a database with one writer (SQLite): every write waits in one queue, and the
+/// writer runs all the writes waiting at the time in one transaction, each under its own
+/// savepoint, then commits them together: one fsync for the batch instead of one per write.
+/// </summary>
+/// <remarks>
+/// Each write behaves as if it had its own transaction: it sees the writes before it, a write that
+/// throws is rolled back to its savepoint alone, and its task completes only after the commit that
+/// made it durable, so nothing is acknowledged before it is on disk. If the commit itself fails, every
+/// write of the batch fails.
+/// </remarks>
+internal sealed class GroupCommitWriter : IAsyncDisposable
+{
+    private const int MaxBatch = 512;
+
+    private readonly Func<CancellationToken, Task<DbConnection>> _open;
+    private readonly Channel<WriteOp> _queue = Channel.CreateUnbounded<WriteOp>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Task _writer;
+    private DbConnection? _connection;
+
+    public GroupCommitWriter(Func<CancellationToken, Task<DbConnection>> open)
+    {
+        _open = open;
+        _writer = Task.Run(RunAsync);
+    }
+
+    /// <summary>Queues <paramref name="work"/>; the task completes once the batch that ran it is committed.</summary>
+    public Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken)
+    {
+        var op = new WriteOp<T>(work, cancellationToken);
+        return _queue.Writer.TryWrite(op) ? op.Task : Task.FromException<T>(new ObjectDisposedException(nameof(GroupCommitWriter)));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _queue.Writer.TryComplete();
+        await _writer.ConfigureAwait(false);
+        if (_connection is not null)
+        {
+            await _connection.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private async Task RunAsync()
+    {
+        var batch = new List<WriteOp>(MaxBatch);
+        while (await _queue.Reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            batch.Clear();
+            while (batch.Count < MaxBatch && _queue.Reader.TryRead(out var op))
+            {
+                if (!op.CancelIfRequested())
+                {
+                    batch.Add(op);
+                }
+            }
+
+            if (batch.Count > 0)
+            {
+                await RunBatchAsync(batch).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task RunBatchAsync(List<WriteOp> batch)
+    {
+        try
+        {
+            _connection ??= await _open(CancellationToken.None).ConfigureAwait(false);
+            await using var transaction = await _connection.BeginTransactionAsync().ConfigureAwait(false);
+            foreach (var op in batch)
+            {
+                await transaction.SaveAsync("write").ConfigureAwait(false);
+                try
+                {
+                    await op.RunAsync(_connection, transaction).ConfigureAwait(false);
+                    await transaction.ReleaseAsync("write").ConfigureAwait(false);
+                }
+                catch (Exception e) when (op.Failed(e))
+                {
+                    // This write alone is undone; if even that fails, the catch below fails the batch.
+                    await transaction.RollbackAsync("write").ConfigureAwait(false);
+                    await transaction.ReleaseAsync("write").ConfigureAwait(false);
+                }
+            }
+
+            await transaction.CommitAsync().ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            // Nothing of this batch is durable: every write in it fails, and the next batch starts on a fresh connection.
+            foreach (var op in batch)
+            {
+                op.Fail(e);
+            }
+
+            if (_connection is not null)
+            {
+                await _connection.DisposeAsync().ConfigureAwait(false);
+                _connection = null;
+            }
+
+            return;
+        }
+
+        foreach (var op in batch)
+        {
+            op.Complete();
+        }
+    }
+
+    /// <summary>One queued write.</summary>
+    private abstract class WriteOp
+    {
+        /// <summary>Runs the write inside the batch's transaction; its outcome is kept until the commit.</summary>
+        public abstract Task RunAsync(DbConnection connection, DbTransaction transaction);
+
+        /// <summary>Keeps <paramref name="error"/> as the write's outcome; always true (for use as an exception filter).</summary>
+        public abstract bool Failed(Exception error);
+
+        /// <summary>After the commit: hands the caller its result or its own error.</summary>
+        public abstract void Complete();
+
+        /// <summary>The batch did not commit.</summary>
+        public abstract void Fail(Exception error);
+
+        /// <summary>True, and the caller is told, if the caller gave up before the write ran.</summary>
+        public abstract bool CancelIfRequested();
+    }
+
+    private sealed class WriteOp<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken) : WriteOp
+    {
+        private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private T? _result;
+        private Exception? _error;
+
+        public Task<T> Task => _completion.Task;
+
+        public override async Task RunAsync(DbConnection connection, DbTransaction transaction)
+        {
+            _error = null;
+            _result = await work(connection, transaction).ConfigureAwait(false);
+        }
+
+        public override bool Failed(Exception error)
+        {
+            _error = error;
+            return true;
+        }
+
+        public override void Complete()
+        {
+            if (_error is OperationCanceledException canceled)
+            {
+                _completion.TrySetCanceled(canceled.CancellationToken);
+            }
+            else if (_error is not null)
+            {
+                _completion.TrySetException(_error);
+            }
+            else
+            {
+                _completion.TrySetResult(_result!);
+            }
+        }
+
+        public override void Fail(Exception error) => _completion.TrySetException(error);
+
+        public override bool CancelIfRequested() => cancellationToken.IsCancellationRequested && _completion.TrySetCanceled(cancellationToken);
+    }
+}
