@@ -9,6 +9,7 @@ namespace LuluClaw;
 public interface IApiKeyGrain : IGrainWithStringKey
 {
     /// <summary>The key's workspace and scopes, or null if the key is unknown or revoked.</summary>
+    [AlwaysInterleave]
     Task<ApiKeyInfo?> ResolveAsync(CancellationToken cancellationToken);
 
     /// <summary>Drops what the activation knows, so the next call reads the database again.</summary>
@@ -19,6 +20,7 @@ public interface IApiKeyGrain : IGrainWithStringKey
     /// <paramref name="bucket"/> (fixed one-minute windows, counted by the database, so exact across
     /// nodes) and says whether it may go ahead.
     /// </summary>
+    [AlwaysInterleave]
     Task<RequestQuota> TakeRequestAsync(string bucket, int limitPerMinute, CancellationToken cancellationToken);
 }
 

@@ -21,10 +21,12 @@ public interface IWorkspaceGrain : IGrainWithStringKey
     /// <summary>Adds credits and returns the new balance; null if the workspace does not exist.</summary>
     Task<long?> AddCreditsAsync(long amount, CancellationToken cancellationToken);
 
-    /// <summary>Admits one turn (window and credits, atomically) or says why not.</summary>
+    /// <summary>Admits one turn (window and credits, atomically) or says why not. The database serialises admissions, so they interleave.</summary>
+    [AlwaysInterleave]
     Task<AdmissionResult> AdmitTurnAsync(AdmitTurnRequest request, CancellationToken cancellationToken);
 
     /// <summary>Gives back a turn whose model call failed: it leaves the window and its credits return.</summary>
+    [AlwaysInterleave]
     Task RefundTurnAsync(string turnId, CancellationToken cancellationToken);
 
     /// <summary>Mints an API key; its plaintext is in the result and nowhere else. Null if the workspace does not exist.</summary>

@@ -39,3 +39,13 @@ public interface IGrainBase
     /// <summary>Called when the activation is collected; no other call runs at the same time.</summary>
     Task OnDeactivateAsync(CancellationToken cancellationToken);
 }
+
+/// <summary>
+/// Marks an actor method whose calls need not wait their turn: as Orleans' <c>[AlwaysInterleave]</c>,
+/// it runs at once on the live activation, beside whatever call is running, and never blocks the
+/// mailbox. Only for methods that read nothing the activation's other calls change, and leave the
+/// deciding to the database (admissions of every session of a workspace, say, which its transaction
+/// serialises anyway).
+/// </summary>
+[AttributeUsage(AttributeTargets.Method)]
+public sealed class AlwaysInterleaveAttribute : Attribute;

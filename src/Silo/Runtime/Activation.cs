@@ -22,6 +22,7 @@ internal sealed class Activation : IGrainContext
     private bool _running;
     private bool _closed;
     private bool _deactivateOnIdle;
+    private int _interleaving;
     private DateTimeOffset _lastActive;
 
     public Activation(GrainId id, GrainRuntime runtime)
@@ -71,12 +72,50 @@ internal sealed class Activation : IGrainContext
         return true;
     }
 
+    /// <summary>
+    /// Runs an <see cref="AlwaysInterleaveAttribute"/> call now, beside the mailbox; false if the
+    /// activation is not live (not activated yet, or closed), and the call must queue instead.
+    /// </summary>
+    public bool TryRunInterleaved(IGrainCall call)
+    {
+        IGrainBase? instance;
+        lock (_gate)
+        {
+            instance = _instance;
+            if (_closed || instance is null)
+            {
+                return false;
+            }
+
+            _interleaving++;
+        }
+
+        _ = RunInterleavedAsync(call, instance);
+        return true;
+    }
+
+    private async Task RunInterleavedAsync(IGrainCall call, IGrainBase instance)
+    {
+        try
+        {
+            await call.RunAsync(instance);
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                _interleaving--;
+                _lastActive = _runtime.Time.GetUtcNow();
+            }
+        }
+    }
+
     /// <summary>Closes the activation if it has been idle since <paramref name="idleSince"/>; the caller then deactivates it.</summary>
     public bool TryClose(DateTimeOffset idleSince)
     {
         lock (_gate)
         {
-            if (_closed || _running || _mailbox.Count > 0 || _lastActive > idleSince)
+            if (_closed || _running || _interleaving > 0 || _mailbox.Count > 0 || _lastActive > idleSince)
             {
                 return false;
             }

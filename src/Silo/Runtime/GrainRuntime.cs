@@ -39,6 +39,7 @@ public sealed class GrainRuntime : IGrainFactory, IAsyncDisposable
 {
     private readonly ConcurrentDictionary<GrainId, Activation> _activations = new();
     private readonly ConcurrentDictionary<MethodInfo, Func<GrainRuntime, GrainId, MethodInfo, object?[], object>> _invokers = new();
+    private readonly ConcurrentDictionary<MethodInfo, bool> _interleaved = new();
     private readonly IServiceProvider _services;
     private readonly GrainTypeMap _types;
     private readonly IOptionsMonitor<ActorRuntimeOptions> _options;
@@ -123,7 +124,12 @@ public sealed class GrainRuntime : IGrainFactory, IAsyncDisposable
     private object InvokeAsync<T>(GrainId id, MethodInfo method, object?[] args)
     {
         var call = new GrainCall<T>(method, args);
-        Enqueue(id, call);
+        if (!(_interleaved.GetOrAdd(method, static m => m.IsDefined(typeof(AlwaysInterleaveAttribute), inherit: true))
+              && _activations.TryGetValue(id, out var activation) && activation.TryRunInterleaved(call)))
+        {
+            Enqueue(id, call); // not interleaved, or no live activation yet: the mailbox activates it first
+        }
+
         return call.Task;
     }
 

@@ -16,6 +16,10 @@ public interface ICounterGrain : IGrainWithStringKey
 
     Task<int> ActivationNumberAsync(CancellationToken cancellationToken);
 
+    /// <summary>The same, without waiting for its turn.</summary>
+    [AlwaysInterleave]
+    Task<int> PeekActivationNumberAsync(CancellationToken cancellationToken);
+
     Task LeaveAsync(CancellationToken cancellationToken);
 
     /// <summary>Yields 1..<paramref name="count"/>, recording each; records -1 when its enumeration is cancelled.</summary>
@@ -71,6 +75,8 @@ public sealed class CounterGrain(IGrainContext context, Probe probe) : ICounterG
     public Task FailAsync(CancellationToken cancellationToken) => throw new InvalidOperationException("boom");
 
     public Task<int> ActivationNumberAsync(CancellationToken cancellationToken) => Task.FromResult(_activationNumber);
+
+    public Task<int> PeekActivationNumberAsync(CancellationToken cancellationToken) => Task.FromResult(_activationNumber);
 
     public Task LeaveAsync(CancellationToken cancellationToken)
     {
@@ -281,6 +287,45 @@ public sealed class GrainRuntimeTests : IAsyncDisposable
 
         // The next call may race the deactivation; either way it lands on a fresh activation.
         Assert.Equal(2, await grain.ActivationNumberAsync(ct));
+        Assert.Equal(1, _probe.Deactivations);
+    }
+
+    [Fact]
+    public async Task AlwaysInterleave_RunsBesideABusyTurn_WhileOrdinaryCallsWait()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var grain = _runtime.Get<ICounterGrain>("busy");
+
+        // Not activated yet: the interleaved call queues, so the activation loads first.
+        Assert.Equal(1, await grain.PeekActivationNumberAsync(ct));
+
+        // A stream that stops at its third item holds the activation's turn until it is cancelled.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var stream = grain.CountAsync(5, stop.Token).GetAsyncEnumerator(stop.Token);
+        Assert.True(await stream.MoveNextAsync());
+        var ordinary = grain.ActivationNumberAsync(ct);
+
+        Assert.Equal(1, await grain.PeekActivationNumberAsync(ct)); // answered while the turn is held
+        Assert.False(ordinary.IsCompleted);
+
+        await stop.CancelAsync();
+        await stream.DisposeAsync(); // the caller leaves: the stream's turn ends
+        Assert.Equal(1, await ordinary);
+    }
+
+    [Fact]
+    public async Task Reset_DropsTheActivationAfterTheCallsQueuedBeforeIt()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var grain = _runtime.Get<ICounterGrain>("reset");
+        Assert.False(_runtime.Reset<ICounterGrain>("never-activated"));
+        var recorded = Enumerable.Range(1, 10).Select(i => grain.RecordAsync(i, ct)).ToArray();
+
+        Assert.True(_runtime.Reset<ICounterGrain>("reset"));
+        await Task.WhenAll(recorded); // every call queued before the reset ran on the old activation
+
+        Assert.Equal(2, await grain.ActivationNumberAsync(ct)); // then a fresh one, with its state loaded anew
+        Assert.Empty(await grain.GetRecordedAsync(ct));
         Assert.Equal(1, _probe.Deactivations);
     }
 }
