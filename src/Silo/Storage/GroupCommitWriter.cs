@@ -5,14 +5,14 @@ namespace LuluClaw.Silo.Storage;
 
 /// <summary>
 /// Group commit for a database with one writer (SQLite): every write waits in one queue, and the
-/// writer runs all the writes waiting at the time in one transaction, each under its own
-/// savepoint, then commits them together: one fsync for the batch instead of one per write.
+/// writer runs all the writes waiting at the time in one transaction, one after the other, then
+/// commits them together: one fsync for the batch instead of one per write.
 /// </summary>
 /// <remarks>
 /// Each write behaves as if it had its own transaction: it sees the writes before it, a write that
-/// throws is rolled back to its savepoint alone, and its task completes only after the commit that
-/// made it durable, so nothing is acknowledged before it is on disk. If the commit itself fails, every
-/// write of the batch fails.
+/// throws leaves nothing behind (the group is rolled back and run again without it), and its task
+/// completes only after the commit that made it durable, so nothing is acknowledged before it is on
+/// disk. If the commit itself fails, every write of the group fails.
 /// </remarks>
 internal sealed class GroupCommitWriter : IAsyncDisposable
 {
@@ -69,49 +69,69 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
 
     private async Task RunBatchAsync(List<WriteOp> batch)
     {
-        try
+        // Failures are rare (a duplicate id, a lost append race): rather than a savepoint around every
+        // write, a write that throws rolls the group back, gets its error, and the others run again
+        // without it, in the same order, so each sees exactly what it would have seen alone.
+        var pending = batch;
+        while (pending.Count > 0)
         {
-            _connection ??= await _open(CancellationToken.None).ConfigureAwait(false);
-            await using var transaction = await _connection.BeginTransactionAsync().ConfigureAwait(false);
-            foreach (var op in batch)
+            int failed;
+            try
             {
-                await transaction.SaveAsync("write").ConfigureAwait(false);
-                try
+                failed = await RunOnceAsync(pending).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                // The database itself failed (the disk, the file): nothing of this group is durable.
+                foreach (var op in pending)
                 {
-                    await op.RunAsync(_connection, transaction).ConfigureAwait(false);
-                    await transaction.ReleaseAsync("write").ConfigureAwait(false);
+                    op.Fail(e);
                 }
-                catch (Exception e) when (op.Failed(e))
+
+                if (_connection is not null)
                 {
-                    // This write alone is undone; if even that fails, the catch below fails the batch.
-                    await transaction.RollbackAsync("write").ConfigureAwait(false);
-                    await transaction.ReleaseAsync("write").ConfigureAwait(false);
+                    await _connection.DisposeAsync().ConfigureAwait(false);
+                    _connection = null;
                 }
+
+                return;
             }
 
-            await transaction.CommitAsync().ConfigureAwait(false);
-        }
-        catch (Exception e)
-        {
-            // Nothing of this batch is durable: every write in it fails, and the next batch starts on a fresh connection.
-            foreach (var op in batch)
+            if (failed < 0)
             {
-                op.Fail(e);
+                foreach (var op in pending)
+                {
+                    op.Complete();
+                }
+
+                return;
             }
 
-            if (_connection is not null)
-            {
-                await _connection.DisposeAsync().ConfigureAwait(false);
-                _connection = null;
-            }
-
-            return;
+            pending[failed].Complete(); // its error: it wrote nothing
+            pending = [.. pending.Where((_, i) => i != failed)];
         }
+    }
 
-        foreach (var op in batch)
+    /// <summary>Runs the writes in one transaction and commits it; or, if one throws, rolls back and returns its index.</summary>
+    private async Task<int> RunOnceAsync(List<WriteOp> pending)
+    {
+        _connection ??= await _open(CancellationToken.None).ConfigureAwait(false);
+        await using var transaction = await _connection.BeginTransactionAsync().ConfigureAwait(false);
+        for (var i = 0; i < pending.Count; i++)
         {
-            op.Complete();
+            try
+            {
+                await pending[i].RunAsync(_connection, transaction).ConfigureAwait(false);
+            }
+            catch (Exception e) when (pending[i].Failed(e))
+            {
+                await transaction.RollbackAsync().ConfigureAwait(false);
+                return i;
+            }
         }
+
+        await transaction.CommitAsync().ConfigureAwait(false);
+        return -1;
     }
 
     /// <summary>One queued write.</summary>

@@ -13,8 +13,8 @@ public abstract class SqlDialect
     /// <summary><c>sqlite</c> or <c>postgres</c>.</summary>
     public abstract string Name { get; }
 
-    /// <summary>The row-lock suffix of a <c>SELECT</c> inside a write transaction.</summary>
-    public abstract string ForUpdate { get; }
+    /// <summary>The row-lock suffix of a <c>SELECT</c> inside a write transaction, locking the rows of table alias <paramref name="alias"/>.</summary>
+    public abstract string ForUpdateOf(string alias);
 
     /// <summary>Whether <paramref name="error"/> is a unique or primary-key violation.</summary>
     public abstract bool IsUniqueViolation(Exception error);
@@ -53,7 +53,7 @@ public sealed class SqliteDialect(string synchronous) : SqlDialect
 
     public override string Name => "sqlite";
 
-    public override string ForUpdate => "";
+    public override string ForUpdateOf(string alias) => ""; // BEGIN IMMEDIATE holds the whole file
 
     public override bool IsUniqueViolation(Exception error) => error is SqliteException { SqliteErrorCode: 19 };
 
@@ -80,7 +80,7 @@ public sealed class PostgresDialect : SqlDialect
 {
     public override string Name => "postgres";
 
-    public override string ForUpdate => " FOR UPDATE";
+    public override string ForUpdateOf(string alias) => $" FOR UPDATE OF {alias}";
 
     public override bool IsUniqueViolation(Exception error) => error is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation };
 

@@ -345,27 +345,31 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
             var workspaceId = admission.WorkspaceId.ToString("D");
 
             // :: Step 1: lock the workspace row; every admission of this workspace (and so of each of
-            // its keys), on any node, queues here.
-            var workspace = await c.QuerySingleOrDefaultAsync<PlanRow>(Command(
-                $"SELECT plan, credits FROM workspaces WHERE id = @Id{dialect.ForUpdate}", new { Id = workspaceId }, tx, cancellationToken));
-            if (workspace is not { } ws)
+            // its keys), on any node, queues here. The same read brings the key's row (it must still be
+            // live here, whatever another node's cache believes) and where the session's thread stands.
+            var ws = await c.QuerySingleOrDefaultAsync<AdmissionRow>(Command(
+                $"""
+                SELECT w.plan, w.credits, k.id AS key_id, k.plan AS key_plan, k.revoked_at,
+                    (SELECT COALESCE(MAX(m.seq), 0) FROM messages m WHERE m.workspace_id = w.id AND m.session_id = @SessionId) AS last_seq
+                FROM workspaces w LEFT JOIN api_keys k ON k.id = @KeyId AND k.workspace_id = w.id
+                WHERE w.id = @Id{dialect.ForUpdateOf("w")}
+                """,
+                new { Id = workspaceId, admission.KeyId, admission.SessionId }, tx, cancellationToken));
+            if (ws is null)
             {
                 return new AdmissionResult(AdmissionStatus.NotFound, 0, 0);
             }
 
-            // :: Step 2: the key must still be live here, whatever another node's cache believes.
+            // :: Step 2: the key's plan decides its windows.
             IReadOnlyList<RateWindow> keyWindows = [];
-            if (admission.KeyId is { } keyId)
+            if (admission.KeyId is not null)
             {
-                var key = await c.QuerySingleOrDefaultAsync<KeyPlanRow>(Command(
-                    "SELECT plan, revoked_at FROM api_keys WHERE id = @Id AND workspace_id = @WorkspaceId",
-                    new { Id = keyId, WorkspaceId = workspaceId }, tx, cancellationToken));
-                if (key is null || key.RevokedAt is not null)
+                if (ws.KeyId is null || ws.RevokedAt is not null)
                 {
                     return new AdmissionResult(AdmissionStatus.KeyRevoked, 0, ws.Credits);
                 }
 
-                keyWindows = admission.KeyWindows(key.Plan);
+                keyWindows = admission.KeyWindows(ws.KeyPlan);
             }
 
             // :: Step 3: credits first: an empty balance is the condition waiting will not fix.
@@ -412,11 +416,8 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
                 "UPDATE workspaces SET credits = credits - @Cost WHERE id = @Id RETURNING credits",
                 new { Id = workspaceId, admission.Cost }, tx, cancellationToken));
 
-            // :: Step 6: where the thread stands, so an activation whose copy is behind (another node wrote it) catches up first.
-            var lastSeq = await c.ExecuteScalarAsync<long>(Command(
-                "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE workspace_id = @WorkspaceId AND session_id = @SessionId",
-                new { WorkspaceId = workspaceId, admission.SessionId }, tx, cancellationToken));
-            return new AdmissionResult(AdmissionStatus.Admitted, admission.Cost, remaining, SessionLastSeq: lastSeq);
+            // The thread's last sequence number, read under the lock: an activation whose copy is behind (another node wrote it) catches up first.
+            return new AdmissionResult(AdmissionStatus.Admitted, admission.Cost, remaining, SessionLastSeq: ws.LastSeq);
         }, cancellationToken);
 
     /// <summary>
@@ -514,17 +515,26 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
                     new { WorkspaceId = workspaceId, turn.SessionId, turn.BotId, turn.Channel, Now = Ms(now), Count = (long)turn.Messages.Count },
                     tx, cancellationToken));
 
-                // :: Step 3: append the messages; (workspace, session, seq) is unique, so a lost race fails the whole turn.
-                await c.ExecuteAsync(Command(
-                    """
-                    INSERT INTO messages (workspace_id, session_id, seq, role, content, created_at, turn_id, cut_short)
-                    VALUES (@WorkspaceId, @SessionId, @Seq, @Role, @Content, @CreatedAt, @TurnId, @CutShort)
-                    """,
-                    turn.Messages.Select(m => new
+                // :: Step 3: append the messages in one statement; (workspace, session, seq) is unique, so a lost race fails the whole turn.
+                if (turn.Messages.Count > 0)
+                {
+                    var parameters = new DynamicParameters(new { WorkspaceId = workspaceId, turn.SessionId, turn.TurnId });
+                    var rows = new List<string>(turn.Messages.Count);
+                    foreach (var (m, i) in turn.Messages.Select((m, i) => (m, i)))
                     {
-                        WorkspaceId = workspaceId, turn.SessionId, m.Seq, m.Role, m.Content, CreatedAt = Ms(m.CreatedAt), turn.TurnId,
-                        CutShort = m.CutShort ? 1 : 0,
-                    }), tx, cancellationToken));
+                        rows.Add($"(@WorkspaceId, @SessionId, @Seq{i}, @Role{i}, @Content{i}, @CreatedAt{i}, @TurnId, @CutShort{i})");
+                        parameters.Add($"Seq{i}", m.Seq);
+                        parameters.Add($"Role{i}", m.Role);
+                        parameters.Add($"Content{i}", m.Content);
+                        parameters.Add($"CreatedAt{i}", Ms(m.CreatedAt));
+                        parameters.Add($"CutShort{i}", m.CutShort ? 1 : 0);
+                    }
+
+                    await c.ExecuteAsync(Command(
+                        $"INSERT INTO messages (workspace_id, session_id, seq, role, content, created_at, turn_id, cut_short) VALUES {string.Join(", ", rows)}",
+                        parameters, tx, cancellationToken));
+                }
+
                 return 0;
             }, cancellationToken).ConfigureAwait(false);
         }
@@ -660,16 +670,14 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
         public SessionRecord ToRecord() => new(Guid.Parse(WorkspaceId), SessionId, BotId, Channel, Time(CreatedAt), Time(LastActivity));
     }
 
-    private sealed class PlanRow
+    private sealed class AdmissionRow
     {
         public string Plan { get; init; } = "";
         public long Credits { get; init; }
-    }
-
-    private sealed class KeyPlanRow
-    {
-        public string? Plan { get; init; }
+        public string? KeyId { get; init; }
+        public string? KeyPlan { get; init; }
         public long? RevokedAt { get; init; }
+        public long LastSeq { get; init; }
     }
 
     private sealed class RefundRow
