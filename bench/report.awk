@@ -1,0 +1,238 @@
+# Turns bench/run.sh's results (tab-separated rows) into the Markdown section appended to
+# docs/benchmarks.md. Rows:
+#   gateway|provider  CONFIG  CLIENTS  RPS  P50_MS  P99_MS  REQUESTS  NON2XX  ERRORS  CPU_SERVER  CPU_DEP  CPU_WRK  CPU_OTHER  STEAL
+#   sse               key=value ... (bench/LoadGen's RESULT line)
+#   memory            key=value ... (bench/Memory's RESULT line)
+# Variables: started commit nproc mem cpu secs warm sections dotnet wrkv pg fdlimit workspaces turns background extra.
+
+function num(x) { return x + 0 }
+
+function group(n,    s, neg) {
+  n = sprintf("%.0f", n)
+  neg = n ~ /^-/
+  if (neg) n = substr(n, 2)
+  s = ""
+  while (length(n) > 3) { s = "," substr(n, length(n) - 2) s; n = substr(n, 1, length(n) - 3) }
+  return (neg ? "-" : "") n s
+}
+
+function ms(x) {
+  x = num(x)
+  if (x < 1) return sprintf("%.3f", x)
+  if (x < 10) return sprintf("%.2f", x)
+  if (x < 100) return sprintf("%.1f", x)
+  return sprintf("%.0f", x)
+}
+
+function pct(x) { return (x < 0.1 ? sprintf("%.2f%%", 100 * x) : sprintf("%.0f%%", 100 * x)) }
+
+function failures(req, non, err,    share) {
+  if (non + err == 0) return "0"
+  share = (non + err) / (req + non + err > 0 ? req : 1)
+  return sprintf("**FLAGGED: %s non-2xx, %s socket errors (%s)**", group(non), group(err), pct(share))
+}
+
+function verdict(ok, valid) {
+  if (!valid) return "INVALID (failed requests)"
+  return ok ? "met" : "**missed**"
+}
+
+function cpucols(k) {
+  return cs[k] " / " cd[k] " / " cw[k] " / " co[k] (num(cst[k]) >= 0.05 ? " (+" cst[k] " stolen)" : "")
+}
+
+function kv(s, key,    parts, i, n, pair) {
+  n = split(s, parts, " ")
+  for (i = 1; i <= n; i++) {
+    split(parts[i], pair, "=")
+    if (pair[1] == key) return pair[2]
+  }
+  return ""
+}
+
+BEGIN { FS = "\t"; ng = 0; np = 0; ns = 0; nm = 0 }
+
+$1 == "gateway" || $1 == "provider" {
+  key = $2 SUBSEP $3
+  if ($1 == "gateway") { gk[++ng] = key } else { pk[++np] = key }
+  cfg[key] = $2; cl[key] = $3; rps[key] = num($4); p50[key] = num($5); p99[key] = num($6)
+  req[key] = num($7); non[key] = num($8); err[key] = num($9)
+  cs[key] = $10; cd[key] = $11; cw[key] = $12; co[key] = $13; cst[key] = $14
+  ours[key] = num($10) + num($11) + num($12)
+  measured++
+  if (num($13) >= 0.2) disturbed++
+  next
+}
+$1 == "sse" { sse[++ns] = $2; next }
+$1 == "memory" { memrow[++nm] = $2; next }
+
+END {
+  printf "## %s, commit %s\n\n", started, commit
+  printf "Machine: %s cores (%s), %s RAM; .NET SDK %s, wrk %s%s; open files limit %s. ", nproc, cpu, mem, dotnet, wrkv, (pg == "" ? "" : ", " pg), fdlimit
+  printf "Sections: %s. Each measurement ran %s s after a %s s warm-up per server; the load generators run on the same machine (loopback). ", sections, secs, warm
+  printf "Sessions: %s turns each, then fresh ones; %s workspace(s). ", turns, workspaces
+  if (extra != "") printf "**Experiment settings** (not the defaults): `%s`. ", extra
+  printf "Other processes used %s cores just before the run%s", background,
+    (num(background) > 0.2 ? " (**the machine was not idle**)" : "")
+  if (disturbed > 0) printf "; **in %d of %d measurements other processes used 0.2 cores or more** (the \"other\" CPU column): those rows are lower than on an idle machine", disturbed, measured
+  printf ".\n\n"
+
+  # :: Gateway and cluster
+  if (ng > 0) {
+    print "### Gateway chat, echo model: `POST /api/gateway/chat`\n"
+    print "| configuration | clients | turns/s | p50 ms | p99 ms | ÷ bare | non-2xx / errors | CPU cores: server / PostgreSQL / wrk / other | target |"
+    print "|---|---:|---:|---:|---:|---:|---|---|---|"
+    for (i = 1; i <= ng; i++) {
+      k = gk[i]
+      if (cfg[k] ~ /^bare/) bare[cl[k]] = rps[k]
+    }
+    for (i = 1; i <= ng; i++) {
+      k = gk[i]
+      ratio = (cfg[k] !~ /^bare/ && bare[cl[k]] > 0) ? pct(rps[k] / bare[cl[k]]) : ""
+      target = ""
+      if (cfg[k] ~ /^SQLite/ && cl[k] == 64) {
+        target = "≥ 25% of bare, p99 < 10 ms"
+        sq_ratio = (bare[64] > 0 ? rps[k] / bare[64] : -1); sq_p99 = p99[k]; sq_valid = (non[k] + err[k] == 0); sq_seen = 1
+      }
+      printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", cfg[k], cl[k], group(rps[k]), ms(p50[k]), ms(p99[k]),
+        ratio, failures(req[k], non[k], err[k]), cpucols(k), target
+      if (cfg[k] ~ /^PostgreSQL/) {
+        nodes = cfg[k]; sub(/^PostgreSQL, /, "", nodes); sub(/ node.*/, "", nodes)
+        pg_rps[nodes, cl[k]] = rps[k]; pg_cpu[nodes, cl[k]] = cd[k]; pg_mach[nodes, cl[k]] = ours[k]; pg_other[nodes, cl[k]] = num(co[k])
+        pg_valid[nodes, cl[k]] = (non[k] + err[k] == 0)
+        if (!(cl[k] in pg_clients_seen)) { pg_clients_seen[cl[k]] = 1; pg_clients[++npc] = cl[k] }
+        if (!(nodes in pg_nodes_seen)) { pg_nodes_seen[nodes] = 1; pg_nodes[++npn] = nodes }
+      }
+    }
+    print ""
+    print "p50 and p99 come from `wrk --latency`. With several nodes, one wrk per node runs at the same time with the clients split between them: turns/s are summed, p50 is the request-weighted mean of the per-node p50s and p99 the worst per-node p99. CPU is user + system time over the measurement, in cores: the server process(es), PostgreSQL's processes, wrk, and every other process on the machine (anything above 0 there competed with the benchmark); \"stolen\" is time the hypervisor gave to other machines. The .NET thread pool spins while waiting for work, so a server's CPU at low load overstates the work it does."
+    print ""
+    if (npn > 1) {
+      print "PostgreSQL, turns/s by nodes:\n"
+      for (j = 1; j <= npc; j++) {
+        c = pg_clients[j]
+        if (c < npn) continue  # fewer clients than nodes: the extra nodes get none
+        line = sprintf("- %s clients:", c)
+        best = 0; bestn = ""; sat = ""
+        for (i = 1; i <= npn; i++) {
+          n = pg_nodes[i]
+          if (!((n, c) in pg_rps)) continue
+          line = line sprintf(" %s node%s %s (PostgreSQL %s cores, benchmark %s of %s cores%s)%s", n, (n == 1 ? "" : "s"), group(pg_rps[n, c]),
+            pg_cpu[n, c], pg_mach[n, c], nproc, (pg_other[n, c] >= 0.2 ? sprintf(", other processes %.2f", pg_other[n, c]) : ""), (i < npn ? ";" : ""))
+          if (prev != "" && sat == "" && pg_rps[n, c] < 1.1 * pg_rps[prev, c]) sat = prev
+          prev = n
+          if (pg_rps[n, c] > best) { best = pg_rps[n, c]; bestn = n }
+        }
+        prev = ""
+        if (sat != "") {
+          line = line sprintf(". Adding nodes gains < 10%% beyond %s node%s", sat, (sat == 1 ? "" : "s"))
+          line = line (pg_mach[sat, c] >= 0.9 * nproc ? sprintf(": the benchmark keeps the machine's %s cores busy there, so this is the box's limit, not PostgreSQL's alone", nproc) \
+            : pg_mach[sat, c] + pg_other[sat, c] >= 0.9 * nproc ? ": other processes took part of the machine there; rerun on an idle machine" \
+            : sprintf(": the machine is not CPU-bound there (%.2f of %s cores), so the limit is in PostgreSQL (commit latency, row locks) or in LuluClaw's per-workspace admission", pg_mach[sat, c], nproc))
+        } else {
+          line = line sprintf(". Throughput still grows up to %s node%s", bestn, (bestn == 1 ? "" : "s"))
+        }
+        print line "."
+      }
+      print ""
+    }
+  }
+
+  # :: Provider overhead
+  if (np > 0) {
+    print "### Through the OpenAI provider vs directly to the stub\n"
+    print "| path | connections | requests/s | p50 ms | p99 ms | non-2xx / errors | CPU cores: server / stub / wrk / other |"
+    print "|---|---:|---:|---:|---:|---|---|"
+    for (i = 1; i <= np; i++) {
+      k = pk[i]
+      printf "| %s | %s | %s | %s | %s | %s | %s |\n", cfg[k], cl[k], group(rps[k]), ms(p50[k]), ms(p99[k]),
+        failures(req[k], non[k], err[k]), cpucols(k)
+      side = (cfg[k] ~ /^stub/ ? "stub" : "lulu")
+      prov_rps[side, cl[k]] = rps[k]; prov_p50[side, cl[k]] = p50[k]; prov_valid[side, cl[k]] = (non[k] + err[k] == 0)
+      prov_seen[side, cl[k]] = 1
+    }
+    print ""
+    print "Direct: wrk posts an OpenAI chat body (system prompt + one user message) to the stub's `/v1/chat/completions`. Through LuluClaw: gateway turns on SQLite (one node, synchronous FULL) whose bot model `gpt-4o-mini` goes to the OpenAI provider, pointed at the same stub."
+    print ""
+    if (("stub", 64) in prov_seen && ("lulu", 64) in prov_seen) {
+      prov_ratio = prov_rps["lulu", 64] / prov_rps["stub", 64]; prov_ratio_valid = prov_valid["lulu", 64] && prov_valid["stub", 64]; prov_ratio_seen = 1
+      printf "- At 64 connections LuluClaw serves %s of the stub's direct throughput (target ≥ 50%%): %s.\n", pct(prov_ratio), verdict(prov_ratio >= 0.5, prov_ratio_valid)
+    }
+    if (("stub", 1) in prov_seen && ("lulu", 1) in prov_seen) {
+      added = prov_p50["lulu", 1] - prov_p50["stub", 1]; added_valid = prov_valid["lulu", 1] && prov_valid["stub", 1]; added_seen = 1
+      printf "- At 1 connection LuluClaw adds %s ms to the p50 (%s − %s ms; target < 0.2 ms): %s.\n", ms(added), ms(prov_p50["lulu", 1]), ms(prov_p50["stub", 1]), verdict(added < 0.2, added_valid)
+    }
+    print ""
+  }
+
+  # :: Streams
+  if (ns > 0) {
+    print "### Concurrent idle SSE streams, one LuluClaw process (SQLite)\n"
+    print "| streams | mode | open at once | completed | failed | server RSS before → with N open | RSS per stream | open / finish s | result |"
+    print "|---:|---|---:|---:|---:|---|---:|---|---|"
+    largest = 0
+    for (i = 1; i <= ns; i++) {
+      r = sse[i]
+      n = num(kv(r, "streams")); conc = num(kv(r, "concurrent")); done = num(kv(r, "completed")); failed = num(kv(r, "failed"))
+      base = num(kv(r, "rss_base_kb")); rss = num(kv(r, "rss_kb"))
+      ok = (conc == n && done == n)
+      if (ok && n > largest) { largest = n; largest_mode = kv(r, "mode") }
+      if (ok && kv(r, "mode") == "stub" && n > largest_stub) largest_stub = n
+      emsg = kv(r, "error"); gsub(/%20/, " ", emsg); gsub(/%3A/, ":", emsg)
+      printf "| %s | %s | %s | %s | %s | %s MB → %s MB | %s KB | %s / %s | %s |\n", group(n), kv(r, "mode"), group(conc), group(done), group(failed),
+        group(base / 1024), group(rss / 1024), (n > 0 ? sprintf("%.0f", (rss - base) / n) : "-"), kv(r, "open_s"), kv(r, "complete_s"),
+        (ok ? "ok" : "**failed**" (emsg == "-" || emsg == "" ? "" : ": " substr(emsg, 1, 120)))
+    }
+    sse_largest = largest; sse_seen = 1
+    print ""
+    print "Each stream is `POST /api/gateway/chat` with `\"stream\": true` in its own session, from bench/LoadGen (a separate process), started at 1,000 per second. *stub* mode: the OpenAI provider points at bench/Stub, which holds every answer after its first piece of text; a stream counts as open once its first `delta` event arrived, and the stub confirms it holds N model calls at once; LuluClaw then holds two sockets per stream (client and model). *echo* mode (used when 2N sockets would not fit the open-files limit): the echo model waits before its first word, so LuluClaw sends nothing yet; a stream counts as open once its turn was admitted, and all N must be admitted (credits down by N) before any answer comes back. Then all are released and must end with a `done` event. RSS is the server's VmRSS; per stream = (with N open − before) / N."
+    print ""
+    sse_note = sprintf("%s (%s mode)", group(largest), largest_mode)
+    if (largest_mode != "stub" && largest_stub > 0) sse_note = sse_note sprintf("; %s in stub mode, the most the open-files limit (%s) allows with two sockets per stream", group(largest_stub), fdlimit)
+    printf "Largest N fully held and completed: %s (target 10,000): %s.\n\n", sse_note, verdict(largest >= 10000, 1)
+  }
+
+  # :: Memory
+  if (nm > 0) {
+    print "### Memory per idle session activation\n"
+    print "| sessions | new activations | heap before → after | per session | message text per session | beyond the text | target |"
+    print "|---:|---:|---|---:|---:|---:|---|"
+    for (i = 1; i <= nm; i++) {
+      r = memrow[i]
+      if (kv(r, "failed") != "") { print "| " group(kv(r, "sessions")) " | | | | | **failed** | < 4,096 B |"; continue }
+      beyond = num(kv(r, "beyond_text")); mem_seen = 1; mem_beyond = beyond
+      printf "| %s | %s | %s KB → %s KB | %s B | %s B | %s B | < 4,096 B: %s |\n", group(kv(r, "sessions")), group(kv(r, "activations")),
+        group(kv(r, "heap_before") / 1024), group(kv(r, "heap_after") / 1024), group(kv(r, "per_session")), group(kv(r, "text_bytes")),
+        group(beyond), verdict(beyond < 4096, 1)
+    }
+    print ""
+    print "In process (bench/Memory): LuluClaw's real services (`AddLuluClaw`) over a temporary SQLite file and the echo model, host not started (no idle collection). After a warm-up batch, N new sessions get one turn each through `ISessionGrain.SendAsync`; the managed heap (`GC.GetTotalMemory(true)` after full blocking compacting collections) is read before and after. Per session = growth / N; the message text is the UTF-16 bytes of the user message and the reply each session holds (their string headers count as overhead)."
+    print ""
+  }
+
+  # :: Targets
+  print "### Targets\n"
+  print "| target | measured | verdict |"
+  print "|---|---|---|"
+  if (sq_seen) {
+    printf "| echo chat, SQLite one node, 64 clients: ≥ 25%% of the bare endpoint | %s | %s |\n", (sq_ratio >= 0 ? pct(sq_ratio) : "no bare run"), verdict(sq_ratio >= 0.25, sq_valid)
+    printf "| … with p99 < 10 ms | %s ms | %s |\n", ms(sq_p99), verdict(sq_p99 < 10, sq_valid)
+  } else print "| echo chat, SQLite one node, 64 clients: ≥ 25% of bare, p99 < 10 ms | not run | |"
+  if (prov_ratio_seen) printf "| OpenAI provider: ≥ 50%% of direct-to-stub at 64 connections | %s | %s |\n", pct(prov_ratio), verdict(prov_ratio >= 0.5, prov_ratio_valid)
+  else print "| OpenAI provider: ≥ 50% of direct-to-stub at 64 connections | not run | |"
+  if (added_seen) printf "| OpenAI provider: < 0.2 ms p50 added at 1 connection | %s ms | %s |\n", ms(added), verdict(added < 0.2, added_valid)
+  else print "| OpenAI provider: < 0.2 ms p50 added at 1 connection | not run | |"
+  if (sse_seen) printf "| 10,000 concurrent idle SSE streams | %s | %s |\n", sse_note, verdict(sse_largest >= 10000, 1)
+  else print "| 10,000 concurrent idle SSE streams | not run | |"
+  if (mem_seen) printf "| < 4 KB per idle session activation beyond its message text | %s B | %s |\n", group(mem_beyond), verdict(mem_beyond < 4096, 1)
+  else print "| < 4 KB per idle session activation beyond its message text | not run | |"
+  if (npn > 0) {
+    line = ""
+    for (j = 1; j <= npc; j++) {
+      c = pg_clients[j]; part = ""
+      for (i = 1; i <= npn; i++) if ((pg_nodes[i], c) in pg_rps) part = part (part == "" ? "" : " / ") group(pg_rps[pg_nodes[i], c])
+      line = line (line == "" ? "" : "; ") c " clients: " part
+    }
+    printf "| PostgreSQL %s node(s) throughput, turns/s | %s | reported |\n", (npn > 1 ? "1/2/3" : "1"), line
+  } else print "| PostgreSQL 1/2/3 nodes throughput | not run | |"
+}
