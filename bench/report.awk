@@ -58,7 +58,7 @@ $1 == "gateway" || $1 == "provider" {
   cfg[key] = $2; cl[key] = $3; rps[key] = num($4); p50[key] = num($5); p99[key] = num($6)
   req[key] = num($7); non[key] = num($8); err[key] = num($9)
   cs[key] = $10; cd[key] = $11; cw[key] = $12; co[key] = $13; cst[key] = $14
-  ours[key] = num($10) + num($11) + num($12)
+  ours[key] = num($10) + num($11) + num($12); stolen[key] = num($14)
   measured++
   if (num($13) >= 0.2) disturbed++
   next
@@ -70,7 +70,7 @@ END {
   printf "## %s, commit %s\n\n", started, commit
   printf "Machine: %s cores (%s), %s RAM; .NET SDK %s, wrk %s%s; open files limit %s. ", nproc, cpu, mem, dotnet, wrkv, (pg == "" ? "" : ", " pg), fdlimit
   printf "Sections: %s. Each measurement ran %s s after a %s s warm-up per server; the load generators run on the same machine (loopback). ", sections, secs, warm
-  printf "Sessions: %s turns each, then fresh ones; %s workspace(s). ", turns, workspaces
+  printf "Sessions: %s turns each, then fresh ones; %s. ", turns, (workspaces == 1 ? "one workspace" : "**" workspaces " workspaces** (not the default: the load is spread over them)")
   if (extra != "") printf "**Experiment settings** (not the defaults): `%s`. ", extra
   printf "Other processes used %s cores just before the run%s", background,
     (num(background) > 0.2 ? " (**the machine was not idle**)" : "")
@@ -98,7 +98,7 @@ END {
         ratio, failures(req[k], non[k], err[k]), cpucols(k), target
       if (cfg[k] ~ /^PostgreSQL/) {
         nodes = cfg[k]; sub(/^PostgreSQL, /, "", nodes); sub(/ node.*/, "", nodes)
-        pg_rps[nodes, cl[k]] = rps[k]; pg_cpu[nodes, cl[k]] = cd[k]; pg_mach[nodes, cl[k]] = ours[k]; pg_other[nodes, cl[k]] = num(co[k])
+        pg_rps[nodes, cl[k]] = rps[k]; pg_cpu[nodes, cl[k]] = cd[k]; pg_mach[nodes, cl[k]] = ours[k]; pg_other[nodes, cl[k]] = num(co[k]); pg_steal[nodes, cl[k]] = stolen[k]
         pg_valid[nodes, cl[k]] = (non[k] + err[k] == 0)
         if (!(cl[k] in pg_clients_seen)) { pg_clients_seen[cl[k]] = 1; pg_clients[++npc] = cl[k] }
         if (!(nodes in pg_nodes_seen)) { pg_nodes_seen[nodes] = 1; pg_nodes[++npn] = nodes }
@@ -117,8 +117,9 @@ END {
         for (i = 1; i <= npn; i++) {
           n = pg_nodes[i]
           if (!((n, c) in pg_rps)) continue
-          line = line sprintf(" %s node%s %s (PostgreSQL %s cores, benchmark %s of %s cores%s)%s", n, (n == 1 ? "" : "s"), group(pg_rps[n, c]),
-            pg_cpu[n, c], pg_mach[n, c], nproc, (pg_other[n, c] >= 0.2 ? sprintf(", other processes %.2f", pg_other[n, c]) : ""), (i < npn ? ";" : ""))
+          line = line sprintf(" %s node%s %s (PostgreSQL %s cores, benchmark %.2f of %s cores%s%s)%s", n, (n == 1 ? "" : "s"), group(pg_rps[n, c]),
+            pg_cpu[n, c], pg_mach[n, c], nproc, (pg_other[n, c] >= 0.2 ? sprintf(", other processes %.2f", pg_other[n, c]) : ""),
+            (pg_steal[n, c] >= 0.05 ? sprintf(", stolen %.2f", pg_steal[n, c]) : ""), (i < npn ? ";" : ""))
           if (prev != "" && sat == "" && pg_rps[n, c] < 1.1 * pg_rps[prev, c]) sat = prev
           prev = n
           if (pg_rps[n, c] > best) { best = pg_rps[n, c]; bestn = n }
@@ -126,9 +127,10 @@ END {
         prev = ""
         if (sat != "") {
           line = line sprintf(". Adding nodes gains < 10%% beyond %s node%s", sat, (sat == 1 ? "" : "s"))
-          line = line (pg_mach[sat, c] >= 0.9 * nproc ? sprintf(": the benchmark keeps the machine's %s cores busy there, so this is the box's limit, not PostgreSQL's alone", nproc) \
-            : pg_mach[sat, c] + pg_other[sat, c] >= 0.9 * nproc ? ": other processes took part of the machine there; rerun on an idle machine" \
-            : sprintf(": the machine is not CPU-bound there (%.2f of %s cores), so the limit is in PostgreSQL (commit latency, row locks) or in LuluClaw's per-workspace admission", pg_mach[sat, c], nproc))
+          full = pg_mach[sat, c] + pg_other[sat, c] + pg_steal[sat, c]
+          line = line (pg_mach[sat, c] >= 0.85 * nproc ? sprintf(": the benchmark keeps the machine's %s cores busy there, so this is the box's limit, not PostgreSQL's alone", nproc) \
+            : full >= 0.9 * nproc ? ": the cores were taken there, partly by other processes or the hypervisor (steal); rerun on an idle machine" \
+            : sprintf(": the machine is not CPU-bound there (%.2f of %s cores), so the limit is in PostgreSQL (commit latency, row locks) or in LuluClaw's per-workspace admission", full, nproc))
         } else {
           line = line sprintf(". Throughput still grows up to %s node%s", bestn, (bestn == 1 ? "" : "s"))
         }

@@ -12,19 +12,19 @@
 #   sse       concurrent idle SSE streams one LuluClaw process holds (1000, 5000, 10000)
 #   memory    managed memory per idle session activation (10,000 sessions, in process)
 #
-# Quick mode: BENCH_SECONDS=5 bench/run.sh all (default 15 s per measurement). Other settings:
-# BENCH_CLIENTS="1 64 512", BENCH_NODES="1 2 3", BENCH_STREAMS="1000 5000 10000",
-# BENCH_SSE_MODE=auto|stub|echo, BENCH_SESSIONS=10000, BENCH_WORKSPACES=1, BENCH_TURNS_PER_SESSION=10,
-# BENCH_WRK_THREADS=2, BENCH_SOURCE=worktree|head (head: build the committed HEAD, from git archive,
-# with this bench/ directory, instead of the working tree), LULUCLAW_BENCH_POSTGRES="Host=...;Username=...;Database=..." (use that
-# server instead of a throwaway one), BENCH_SILO_ENV="Var=value ..." (extra settings for every
-# LuluClaw process, for experiments, e.g. Storage__SqliteSynchronous=OFF), BENCH_PG_CONN_EXTRA
-# (appended to the PostgreSQL connection string, e.g. "Max Auto Prepare=20"), BENCH_NO_REPORT=1 (do not touch docs/benchmarks.md),
-# BENCH_QUIET_WAIT=seconds (on a shared machine: before each measurement wait up to that long for
-# other processes to go quiet), BENCH_KEEP=1 (keep logs), BENCH_BUILD_DIR (default
-# /tmp/luluclaw-bench-build).
+# Quick mode: BENCH_SECONDS=5 bench/run.sh all (default 15 s per measurement). Other settings
+# (all in bench/README.md): BENCH_CLIENTS="1 64 512", BENCH_NODES="1 2 3",
+# BENCH_STREAMS="1000 5000 10000", BENCH_SSE_MODE=auto|stub|echo, BENCH_SESSIONS=10000,
+# BENCH_WORKSPACES=1, BENCH_TURNS_PER_SESSION=10, BENCH_WRK_THREADS=2,
+# BENCH_SOURCE=worktree|head (head: build the committed HEAD from git archive, with this bench/),
+# LULUCLAW_BENCH_POSTGRES=<connection string> (use that server instead of a throwaway one),
+# BENCH_SILO_ENV="Var=value ..." and BENCH_PG_CONN_EXTRA="..." (experiments: extra LuluClaw
+# settings, extra connection string options), BENCH_QUIET_WAIT=<seconds> (on a shared machine, wait
+# up to that long before each measurement for the machine to go quiet), BENCH_NO_REPORT=1 (leave
+# docs/benchmarks.md alone), BENCH_KEEP=1 (keep logs), BENCH_BUILD_DIR (/tmp/luluclaw-bench-build).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+SELF=$(realpath "$0")
+cd "$(dirname "$SELF")/.."
 ROOT=$(pwd)
 
 # :: Settings
@@ -51,7 +51,7 @@ for arg in "${@:-all}"; do
   case "$arg" in
     all) SECTIONS=(gateway cluster provider sse memory) ;;
     gateway|cluster|provider|sse|memory) SECTIONS+=("$arg") ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$SELF"; exit 0 ;;
     *) echo "run.sh: unknown section '$arg' (all, gateway, cluster, provider, sse, memory)" >&2; exit 2 ;;
   esac
 done
@@ -61,6 +61,7 @@ has() { [[ " ${SECTIONS[*]} " == *" $1 "* ]]; }
 # HTTP request. Raise the soft limit to the hard one (raising the hard limit needs privileges).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 FD_LIMIT=$(ulimit -n)
+[ "$FD_LIMIT" != unlimited ] || FD_LIMIT=1048576
 
 for tool in wrk dotnet curl; do
   command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (Debian: apt-get install wrk curl)" >&2; exit 1; }
@@ -197,7 +198,7 @@ wait_quiet() { # with BENCH_QUIET_WAIT: wait until the machine (our idle servers
       log "the machine is still busy ($busy cores) after ${waited}s; measuring anyway"
       return 0
     fi
-    [ "$waited" -gt 0 ] || log "waiting for other processes to go quiet ($busy cores busy)"
+    [ "$waited" -gt 0 ] || log "waiting for the machine to go quiet ($busy cores busy)"
     waited=$(( waited + 2 ))
   done
 }
@@ -205,7 +206,6 @@ wait_quiet() { # with BENCH_QUIET_WAIT: wait until the machine (our idle servers
 children_seconds() { # children_seconds FILE: CPU seconds of reaped children, from the times builtin's output in FILE
   awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, p, /[ms]/); t += p[1] * 60 + p[2] } print t }' "$1"
 }
-
 
 # :: LuluClaw
 
@@ -290,7 +290,7 @@ start_postgres() {
 
 pg_database() { # pg_database NAME: a connection string to a fresh database NAME (or the given server)
   if [ -n "${LULUCLAW_BENCH_POSTGRES:-}" ]; then
-    echo "$LULUCLAW_BENCH_POSTGRES"
+    echo "$LULUCLAW_BENCH_POSTGRES${BENCH_PG_CONN_EXTRA:+;$BENCH_PG_CONN_EXTRA}"
     return
   fi
   "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "$1"
