@@ -18,7 +18,8 @@ public static class LuluClawServiceCollectionExtensions
         services.AddOptions<ActorRuntimeOptions>().Bind(configuration.GetSection("Actors"));
 
         // SIGTERM (or Ctrl+C): stop accepting, let the turns and streams in flight finish for up to
-        // Shutdown:DrainSeconds, then stop. A turn cut off by the deadline is refunded, not half-stored.
+        // Shutdown:DrainSeconds, then stop. A turn cut off by the deadline is not stored; its admission is
+        // refunded, by the reaper on another start or node if this process is gone first.
         services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(configuration.GetValue("Shutdown:DrainSeconds", 30.0)));
         services.AddOptions<PlanOptions>().Bind(configuration.GetSection("Plans")).PostConfigure(plans =>
         {

@@ -2,12 +2,13 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
-using System.Net.ServerSentEvents;
 using System.Text;
 using System.Text.Json;
 using Dapper;
 using LuluClaw.Tests;
 using Npgsql;
+
+using static LuluClaw.WebApi.Tests.LuluResponses;
 
 namespace LuluClaw.WebApi.Tests;
 
@@ -248,9 +249,8 @@ public sealed class ClusterProcessTests(ITestOutputHelper output) : IAsyncLifeti
             return outcome with { Kind = OutcomeKind.Refused, Status = (int)response.StatusCode };
         }
 
-        await using var body = await response.Content.ReadAsStreamAsync(Ct);
         var reply = new StringBuilder();
-        await foreach (var item in SseParser.Create(body).EnumerateAsync(Ct))
+        foreach (var item in await ReadEventsAsync(response)) // throws if the kill cuts the stream
         {
             var data = JsonDocument.Parse(item.Data).RootElement;
             switch (item.EventType)

@@ -2,9 +2,10 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Net.ServerSentEvents;
 using System.Net.Sockets;
-using System.Text;
 using System.Text.Json;
 using LuluClaw.Tests;
+
+using static LuluClaw.WebApi.Tests.LuluResponses;
 
 namespace LuluClaw.WebApi.Tests;
 
@@ -118,20 +119,9 @@ public sealed class ShutdownTests : IAsyncLifetime
 
     private static async Task<List<SseItem<string>>> StreamAsync(HttpClient client, string message, string sessionId)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/gateway/chat")
-        {
-            Content = new StringContent(JsonSerializer.Serialize(new { message, session_id = sessionId, stream = true }), Encoding.UTF8, "application/json"),
-        };
-        using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, Ct);
+        using var response = await PostStreamAsync(client, "/api/gateway/chat", new { message, session_id = sessionId, stream = true });
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        await using var body = await response.Content.ReadAsStreamAsync(Ct);
-        var events = new List<SseItem<string>>();
-        await foreach (var item in SseParser.Create(body).EnumerateAsync(Ct))
-        {
-            events.Add(item);
-        }
-
-        return events;
+        return await ReadEventsAsync(response);
     }
 
     /// <summary>Waits until the node no longer accepts connections.</summary>

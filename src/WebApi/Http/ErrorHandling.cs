@@ -12,6 +12,9 @@ namespace LuluClaw.WebApi.Http;
 /// </summary>
 public static partial class ErrorHandling
 {
+    /// <summary>The wait a 503 for an unavailable database suggests.</summary>
+    private const long StorageRetryAfterSeconds = 2;
+
     /// <summary>Adds the handler to the pipeline.</summary>
     public static IApplicationBuilder UseLuluErrors(this IApplicationBuilder app) => app.Use(async (context, next) =>
     {
@@ -32,25 +35,26 @@ public static partial class ErrorHandling
                 _ => (StatusCodes.Status500InternalServerError, "internal error"),
             };
             var logger = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("LuluClaw.WebApi");
-            if (status == StatusCodes.Status503ServiceUnavailable)
-            {
-                Log.StorageUnavailable(logger, context.Request.Method, context.Request.Path, e.Message); // expected while the database is away: no stack
-            }
-            else
+            long? retryAfter = status == StatusCodes.Status503ServiceUnavailable ? StorageRetryAfterSeconds : null;
+            if (retryAfter is null)
             {
                 Log.Unhandled(logger, context.Request.Method, context.Request.Path, status, e);
             }
+            else
+            {
+                Log.StorageUnavailable(logger, context.Request.Method, context.Request.Path, e.Message); // expected while the database is away: no stack
+            }
 
             context.Response.Clear();
-            if (status == StatusCodes.Status503ServiceUnavailable)
+            if (retryAfter is { } seconds)
             {
-                context.Response.Headers.RetryAfter = "2";
+                context.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
             }
 
             // Each surface answers in its own error shape.
             var path = context.Request.Path;
             var result = path.StartsWithSegments("/v1") ? Apis.OpenAICompatibleApi.Error(status, message)
-                : path.StartsWithSegments("/openclaw") ? Apis.OpenClawApi.Error(status, message, status == StatusCodes.Status503ServiceUnavailable ? 2 : null)
+                : path.StartsWithSegments("/openclaw") ? Apis.OpenClawApi.Error(status, message, retryAfter)
                 : Apis.GatewayApi.Error(status, message);
             await result.ExecuteAsync(context);
         }

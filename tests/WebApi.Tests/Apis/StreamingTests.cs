@@ -1,10 +1,11 @@
 using System.Net;
-using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Net.ServerSentEvents;
 using System.Text;
 using System.Text.Json;
 using LuluClaw.Tests;
+
+using static LuluClaw.WebApi.Tests.LuluResponses;
 
 namespace LuluClaw.WebApi.Tests.Apis;
 
@@ -47,7 +48,7 @@ public sealed class StreamingTests : IAsyncLifetime
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
-        var events = await ReadAllAsync(response);
+        var events = await ReadEventsAsync(response);
         Assert.Equal("done", events[^1].EventType);
         Assert.All(events[..^1], e => Assert.Equal("delta", e.EventType));
         Assert.True(events.Count >= 4, $"expected the reply in several deltas, got {events.Count - 1}");
@@ -94,7 +95,7 @@ public sealed class StreamingTests : IAsyncLifetime
         _stub.HoldReplies(StubHold.AfterFirstChunk); // one piece, then silence longer than the timeout
 
         using var response = await PostStreamAsync(client, "/api/gateway/chat", new { message = "hi", session_id = "s", stream = true });
-        var events = await ReadAllAsync(response);
+        var events = await ReadEventsAsync(response);
         _stub.ReleaseReplies();
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
@@ -179,7 +180,7 @@ public sealed class StreamingTests : IAsyncLifetime
         {
             using var response = await PostStreamAsync(client, "/api/v1/chat", new { message = $"question {i}", session_id = $"s{i}", stream = true });
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-            return await ReadAllAsync(response);
+            return await ReadEventsAsync(response);
         }, Ct)).ToArray();
 
         // Every stream is open at once: the provider holds all of them after their first piece.
@@ -199,30 +200,6 @@ public sealed class StreamingTests : IAsyncLifetime
         }
 
         Assert.Equal(5000 - Streams, await workspace.CreditsAsync());
-    }
-
-    private static async Task<HttpResponseMessage> PostStreamAsync(
-        HttpClient client, string path, object body, bool acceptEventStream = false, CancellationToken? token = null)
-    {
-        var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = JsonContent.Create(body) };
-        if (acceptEventStream)
-        {
-            request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
-        }
-
-        return await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, token ?? Ct);
-    }
-
-    private static async Task<List<SseItem<string>>> ReadAllAsync(HttpResponseMessage response)
-    {
-        await using var stream = await response.Content.ReadAsStreamAsync(Ct);
-        var events = new List<SseItem<string>>();
-        await foreach (var item in SseParser.Create(stream).EnumerateAsync(Ct))
-        {
-            events.Add(item);
-        }
-
-        return events;
     }
 
     private static async Task<IReadOnlyList<(string Role, string Content, bool CutShort)>> HistoryWithFlagsAsync(TestWorkspace workspace, string sessionId)
