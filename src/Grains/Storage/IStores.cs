@@ -71,7 +71,9 @@ public interface ITurnLedger
     /// <summary>
     /// Checks the key (live, and its plan's windows), the workspace's credits and rolling hour, and
     /// if all allow, records the turn as pending and debits its cost, all in one transaction against
-    /// the workspace row.
+    /// the workspace row. The answer may come before that transaction is durable or visible to other
+    /// readers (SQLite's group commit); it is both before any later write of this store completes,
+    /// so before the turn's <see cref="IConversationStore.CommitTurnAsync"/> or <see cref="RefundAsync"/>.
     /// </summary>
     Task<AdmissionResult> TryAdmitAsync(TurnAdmission admission, CancellationToken cancellationToken);
 

@@ -13,6 +13,18 @@ namespace LuluClaw.Silo.Storage;
 /// throws leaves nothing behind (the group is rolled back and run again without it), and its task
 /// completes only after the commit that made it durable, so nothing is acknowledged before it is on
 /// disk. If the commit itself fails, every write of the group fails.
+/// <para>
+/// The one exception is a write queued with <c>answerBeforeCommit</c>: its task completes as soon as
+/// it has run, while its group is still open. That is for a write whose effect a later durable write
+/// checks before anything is acknowledged: a turn's admission, which the turn's commit must find
+/// still pending (or the turn fails and nothing was charged). Its caller then overlaps the model call
+/// with the fsync, and the turn's commit can join the next group instead of the one after. If its
+/// group is rolled back because another write threw, it runs again in the same order on the same
+/// state, so it decides the same way.
+/// </para>
+/// <para>
+/// While a group is open, writes that arrive meanwhile join it (up to 512) before the commit.
+/// </para>
 /// </remarks>
 internal sealed class GroupCommitWriter : IAsyncDisposable
 {
@@ -29,10 +41,13 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
         _writer = Task.Run(RunAsync);
     }
 
-    /// <summary>Queues <paramref name="work"/>; the task completes once the batch that ran it is committed.</summary>
-    public Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken)
+    /// <summary>
+    /// Queues <paramref name="work"/>; the task completes once the batch that ran it is committed, or
+    /// with <paramref name="answerBeforeCommit"/>, once it has run (see the remarks).
+    /// </summary>
+    public Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken, bool answerBeforeCommit = false)
     {
-        var op = new WriteOp<T>(work, cancellationToken);
+        var op = new WriteOp<T>(work, answerBeforeCommit, cancellationToken);
         return _queue.Writer.TryWrite(op) ? op.Task : Task.FromException<T>(new ObjectDisposedException(nameof(GroupCommitWriter)));
     }
 
@@ -52,14 +67,7 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
         while (await _queue.Reader.WaitToReadAsync().ConfigureAwait(false))
         {
             batch.Clear();
-            while (batch.Count < MaxBatch && _queue.Reader.TryRead(out var op))
-            {
-                if (!op.CancelIfRequested())
-                {
-                    batch.Add(op);
-                }
-            }
-
+            TakeWaiting(batch);
             if (batch.Count > 0)
             {
                 await RunBatchAsync(batch).ConfigureAwait(false);
@@ -112,7 +120,22 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
         }
     }
 
-    /// <summary>Runs the writes in one transaction and commits it; or, if one throws, rolls back and returns its index.</summary>
+    /// <summary>Moves the writes waiting in the queue into <paramref name="batch"/>, up to its size; the cancelled ones are told and dropped.</summary>
+    private void TakeWaiting(List<WriteOp> batch)
+    {
+        while (batch.Count < MaxBatch && _queue.Reader.TryRead(out var op))
+        {
+            if (!op.CancelIfRequested())
+            {
+                batch.Add(op);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Runs the writes in one transaction, with those that arrive meanwhile (appended to
+    /// <paramref name="pending"/>), and commits it; or, if one throws, rolls back and returns its index.
+    /// </summary>
     private async Task<int> RunOnceAsync(List<WriteOp> pending)
     {
         _connection ??= await _open(CancellationToken.None).ConfigureAwait(false);
@@ -127,6 +150,11 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
             {
                 await transaction.RollbackAsync().ConfigureAwait(false);
                 return i;
+            }
+
+            if (i == pending.Count - 1)
+            {
+                TakeWaiting(pending); // writes that arrived meanwhile join the open group
             }
         }
 
@@ -153,7 +181,7 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
         public abstract bool CancelIfRequested();
     }
 
-    private sealed class WriteOp<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken) : WriteOp
+    private sealed class WriteOp<T>(Func<DbConnection, DbTransaction, Task<T>> work, bool answerBeforeCommit, CancellationToken cancellationToken) : WriteOp
     {
         private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private T? _result;
@@ -165,6 +193,10 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
         {
             _error = null;
             _result = await work(connection, transaction).ConfigureAwait(false);
+            if (answerBeforeCommit)
+            {
+                _completion.TrySetResult(_result);
+            }
         }
 
         public override bool Failed(Exception error)

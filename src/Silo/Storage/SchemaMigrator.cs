@@ -35,7 +35,7 @@ public sealed partial class SchemaMigrator(SqlStore store, ILogger<SchemaMigrato
     /// <summary>Applies every script not applied yet; returns how many ran.</summary>
     public async Task<int> MigrateAsync(CancellationToken cancellationToken)
     {
-        await using var connection = await store.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var connection = await store.OpenWriterAsync(cancellationToken).ConfigureAwait(false);
         await store.Dialect.BeforeMigrationsAsync(connection, cancellationToken).ConfigureAwait(false);
         await connection.ExecuteAsync(new CommandDefinition(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",

@@ -19,8 +19,8 @@ public abstract class SqlDialect
     /// <summary>Whether <paramref name="error"/> is a unique or primary-key violation.</summary>
     public abstract bool IsUniqueViolation(Exception error);
 
-    /// <summary>Runs once per opened connection.</summary>
-    public virtual Task PrepareConnectionAsync(DbConnection connection, CancellationToken cancellationToken) => Task.CompletedTask;
+    /// <summary>Runs on each connection opened to write (the group-commit writer's, a migration's); readers need nothing.</summary>
+    public virtual Task PrepareWriterAsync(DbConnection connection, CancellationToken cancellationToken) => Task.CompletedTask;
 
     /// <summary>
     /// Whether writes go through one writer that commits them in groups (<see cref="GroupCommitWriter"/>):
@@ -49,7 +49,10 @@ public abstract class SqlDialect
 /// </summary>
 public sealed class SqliteDialect(string synchronous) : SqlDialect
 {
-    private readonly string _pragmas = $"PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 30000;";
+    // The writer's page cache holds the hot part of the tables and indexes (64 MiB). Readers keep
+    // SQLite's defaults: a reader's cache is dropped whenever the writer commits, so a big one only
+    // costs time to empty, and SQLite's default synchronous (FULL) only concerns writers.
+    private readonly string _writerPragmas = $"PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 30000; PRAGMA cache_size = -65536;";
 
     public override string Name => "sqlite";
 
@@ -57,10 +60,10 @@ public sealed class SqliteDialect(string synchronous) : SqlDialect
 
     public override bool IsUniqueViolation(Exception error) => error is SqliteException { SqliteErrorCode: 19 };
 
-    public override async Task PrepareConnectionAsync(DbConnection connection, CancellationToken cancellationToken)
+    public override async Task PrepareWriterAsync(DbConnection connection, CancellationToken cancellationToken)
     {
         await using var command = connection.CreateCommand();
-        command.CommandText = _pragmas;
+        command.CommandText = _writerPragmas;
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 

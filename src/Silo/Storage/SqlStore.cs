@@ -1,4 +1,5 @@
 using System.Data.Common;
+using System.Runtime.InteropServices;
 using Dapper;
 using LuluClaw.Grains;
 using LuluClaw.Grains.Storage;
@@ -34,12 +35,16 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
 
     // ---- connections and transactions ----
 
-    internal async Task<DbConnection> OpenAsync(CancellationToken cancellationToken)
+    /// <summary>A connection to read with.</summary>
+    internal ValueTask<DbConnection> OpenAsync(CancellationToken cancellationToken) => dataSource.OpenConnectionAsync(cancellationToken);
+
+    /// <summary>A connection to write with, set up as the dialect wants its writers.</summary>
+    internal async Task<DbConnection> OpenWriterAsync(CancellationToken cancellationToken)
     {
         var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await dialect.PrepareConnectionAsync(connection, cancellationToken).ConfigureAwait(false);
+            await dialect.PrepareWriterAsync(connection, cancellationToken).ConfigureAwait(false);
             return connection;
         }
         catch
@@ -57,16 +62,17 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
 
     /// <summary>
     /// Runs <paramref name="work"/> in a write transaction and returns once it is committed: its own
-    /// transaction (PostgreSQL), or a place in the next group commit (SQLite, one writer).
+    /// transaction (PostgreSQL), or a place in the next group commit (SQLite, one writer), where
+    /// <paramref name="answerBeforeCommit"/> answers as soon as it ran (see <see cref="GroupCommitWriter"/>).
     /// </summary>
-    private Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken) =>
+    private Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken, bool answerBeforeCommit = false) =>
         dialect.GroupCommits
-            ? LazyInitializer.EnsureInitialized(ref _groupCommit, () => new GroupCommitWriter(OpenAsync)).WriteAsync(work, cancellationToken)
+            ? LazyInitializer.EnsureInitialized(ref _groupCommit, () => new GroupCommitWriter(OpenWriterAsync)).WriteAsync(work, cancellationToken, answerBeforeCommit)
             : WriteAloneAsync(work, cancellationToken);
 
     private async Task<T> WriteAloneAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken)
     {
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var connection = await OpenWriterAsync(cancellationToken).ConfigureAwait(false);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         var result = await work(connection, transaction).ConfigureAwait(false);
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
@@ -347,14 +353,14 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
             // :: Step 1: lock the workspace row; every admission of this workspace (and so of each of
             // its keys), on any node, queues here. The same read brings the key's row (it must still be
             // live here, whatever another node's cache believes) and where the session's thread stands.
-            var ws = await c.QuerySingleOrDefaultAsync<AdmissionRow>(Command(
+            var ws = await Statements.RowAsync(c, tx,
                 $"""
                 SELECT w.plan, w.credits, k.id AS key_id, k.plan AS key_plan, k.revoked_at,
                     (SELECT COALESCE(MAX(m.seq), 0) FROM messages m WHERE m.workspace_id = w.id AND m.session_id = @SessionId) AS last_seq
                 FROM workspaces w LEFT JOIN api_keys k ON k.id = @KeyId AND k.workspace_id = w.id
                 WHERE w.id = @Id{dialect.ForUpdateOf("w")}
                 """,
-                new { Id = workspaceId, admission.KeyId, admission.SessionId }, tx, cancellationToken));
+                AdmissionRow.Read, cancellationToken, ("SessionId", admission.SessionId), ("KeyId", admission.KeyId), ("Id", workspaceId));
             if (ws is null)
             {
                 return new AdmissionResult(AdmissionStatus.NotFound, 0, 0);
@@ -405,20 +411,21 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
             }
 
             // :: Step 5: count the turn and debit it, in the same transaction.
-            await c.ExecuteAsync(Command(
+            await Statements.ExecuteAsync(c, tx,
                 """
                 INSERT INTO turns (id, workspace_id, key_id, session_id, admitted_at, credits, status)
                 VALUES (@TurnId, @WorkspaceId, @KeyId, @SessionId, @Now, @Cost, 'pending')
                 """,
-                new { admission.TurnId, WorkspaceId = workspaceId, admission.KeyId, admission.SessionId, Now = Ms(admission.Now), admission.Cost },
-                tx, cancellationToken));
-            var remaining = await c.QuerySingleAsync<long>(Command(
-                "UPDATE workspaces SET credits = credits - @Cost WHERE id = @Id RETURNING credits",
-                new { Id = workspaceId, admission.Cost }, tx, cancellationToken));
+                cancellationToken,
+                ("TurnId", admission.TurnId), ("WorkspaceId", workspaceId), ("KeyId", admission.KeyId), ("SessionId", admission.SessionId),
+                ("Now", Ms(admission.Now)), ("Cost", admission.Cost));
+            var remaining = await Statements.ScalarAsync(c, tx,
+                "UPDATE workspaces SET credits = credits - @Cost WHERE id = @Id RETURNING credits", cancellationToken,
+                ("Cost", admission.Cost), ("Id", workspaceId)) ?? throw new InvalidOperationException($"workspace {workspaceId} vanished under its lock");
 
             // The thread's last sequence number, read under the lock: an activation whose copy is behind (another node wrote it) catches up first.
             return new AdmissionResult(AdmissionStatus.Admitted, admission.Cost, remaining, SessionLastSeq: ws.LastSeq);
-        }, cancellationToken);
+        }, cancellationToken, answerBeforeCommit: true); // the turn's commit checks the pending row before anything is acknowledged
 
     /// <summary>
     /// Null if <paramref name="window"/> has room for one more turn of the rows where
@@ -428,19 +435,19 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
     private static async Task<TimeSpan?> FullWindowAsync(
         DbConnection c, DbTransaction tx, string column, string value, RateWindow window, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var parameters = new DynamicParameters(new { Value = value, Cutoff = Ms(now - window.Length) });
-        var count = await c.ExecuteScalarAsync<long>(Command(
-            $"SELECT COUNT(*) FROM turns WHERE {column} = @Value AND admitted_at > @Cutoff", parameters, tx, cancellationToken));
+        var cutoff = Ms(now - window.Length);
+        var count = await Statements.ScalarAsync(c, tx,
+            $"SELECT COUNT(*) FROM turns WHERE {column} = @Value AND admitted_at > @Cutoff", cancellationToken,
+            ("Value", value), ("Cutoff", cutoff)) ?? 0;
         if (count < window.Limit)
         {
             return null;
         }
 
         // The turn that must leave for the count to drop below the limit is the (count - limit + 1)-th oldest.
-        parameters.Add("Skip", count - window.Limit);
-        var freedBy = await c.QuerySingleOrDefaultAsync<long?>(Command(
+        var freedBy = await Statements.ScalarAsync(c, tx,
             $"SELECT admitted_at FROM turns WHERE {column} = @Value AND admitted_at > @Cutoff ORDER BY admitted_at LIMIT 1 OFFSET @Skip",
-            parameters, tx, cancellationToken));
+            cancellationToken, ("Value", value), ("Cutoff", cutoff), ("Skip", count - window.Limit));
         return freedBy is { } t ? Time(t) + window.Length - now : window.Length;
     }
 
@@ -494,45 +501,46 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
             await WriteAsync(async (c, tx) =>
             {
                 // :: Step 1: settle the admission; a turn refunded meanwhile must not leave messages behind.
-                var settled = await c.ExecuteAsync(Command(
-                    "UPDATE turns SET status = 'done' WHERE id = @TurnId AND status = 'pending'", new { turn.TurnId }, tx, cancellationToken));
+                var settled = await Statements.ExecuteAsync(c, tx,
+                    "UPDATE turns SET status = 'done' WHERE id = @TurnId AND status = 'pending'", cancellationToken, ("TurnId", turn.TurnId));
                 if (settled != 1)
                 {
                     throw new StaleStateException($"turn {turn.TurnId} is no longer pending");
                 }
 
                 // :: Step 2: the session row, created by its first turn.
-                var sessionSql = turn.NewSession
-                    ? """
-                      INSERT INTO sessions (workspace_id, session_id, bot_id, channel, created_at, last_activity, message_count)
-                      VALUES (@WorkspaceId, @SessionId, @BotId, @Channel, @Now, @Now, @Count)
-                      """
-                    : """
-                      UPDATE sessions SET last_activity = @Now, message_count = message_count + @Count
-                      WHERE workspace_id = @WorkspaceId AND session_id = @SessionId
-                      """;
-                await c.ExecuteAsync(Command(sessionSql,
-                    new { WorkspaceId = workspaceId, turn.SessionId, turn.BotId, turn.Channel, Now = Ms(now), Count = (long)turn.Messages.Count },
-                    tx, cancellationToken));
+                var at = Ms(now);
+                var count = (long)turn.Messages.Count;
+                _ = turn.NewSession
+                    ? await Statements.ExecuteAsync(c, tx,
+                        """
+                        INSERT INTO sessions (workspace_id, session_id, bot_id, channel, created_at, last_activity, message_count)
+                        VALUES (@WorkspaceId, @SessionId, @BotId, @Channel, @Now, @Now, @Count)
+                        """,
+                        cancellationToken,
+                        ("WorkspaceId", workspaceId), ("SessionId", turn.SessionId), ("BotId", turn.BotId), ("Channel", turn.Channel),
+                        ("Now", at), ("Count", count))
+                    : await Statements.ExecuteAsync(c, tx,
+                        """
+                        UPDATE sessions SET last_activity = @Now, message_count = message_count + @Count
+                        WHERE workspace_id = @WorkspaceId AND session_id = @SessionId
+                        """,
+                        cancellationToken, ("Now", at), ("Count", count), ("WorkspaceId", workspaceId), ("SessionId", turn.SessionId));
 
                 // :: Step 3: append the messages in one statement; (workspace, session, seq) is unique, so a lost race fails the whole turn.
                 if (turn.Messages.Count > 0)
                 {
-                    var parameters = new DynamicParameters(new { WorkspaceId = workspaceId, turn.SessionId, turn.TurnId });
+                    var parameters = new List<(string, object?)>(2 + 5 * turn.Messages.Count) { ("WorkspaceId", workspaceId), ("SessionId", turn.SessionId), ("TurnId", turn.TurnId) };
                     var rows = new List<string>(turn.Messages.Count);
                     foreach (var (m, i) in turn.Messages.Select((m, i) => (m, i)))
                     {
                         rows.Add($"(@WorkspaceId, @SessionId, @Seq{i}, @Role{i}, @Content{i}, @CreatedAt{i}, @TurnId, @CutShort{i})");
-                        parameters.Add($"Seq{i}", m.Seq);
-                        parameters.Add($"Role{i}", m.Role);
-                        parameters.Add($"Content{i}", m.Content);
-                        parameters.Add($"CreatedAt{i}", Ms(m.CreatedAt));
-                        parameters.Add($"CutShort{i}", m.CutShort ? 1 : 0);
+                        parameters.AddRange([($"Seq{i}", m.Seq), ($"Role{i}", m.Role), ($"Content{i}", m.Content), ($"CreatedAt{i}", Ms(m.CreatedAt)), ($"CutShort{i}", m.CutShort ? 1 : 0)]);
                     }
 
-                    await c.ExecuteAsync(Command(
+                    await Statements.ExecuteAsync(c, tx,
                         $"INSERT INTO messages (workspace_id, session_id, seq, role, content, created_at, turn_id, cut_short) VALUES {string.Join(", ", rows)}",
-                        parameters, tx, cancellationToken));
+                        cancellationToken, CollectionsMarshal.AsSpan(parameters));
                 }
 
                 return 0;
@@ -574,15 +582,16 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
     public Task<long> CountAsync(string keyId, string bucket, DateTimeOffset windowStart, CancellationToken cancellationToken) =>
         WriteAsync(async (c, tx) =>
         {
-            var parameters = new { KeyId = keyId, Bucket = bucket, WindowStart = Ms(windowStart) };
-            await c.ExecuteAsync(Command(
-                "DELETE FROM request_counts WHERE key_id = @KeyId AND bucket = @Bucket AND window_start < @WindowStart", parameters, tx, cancellationToken));
-            return await c.QuerySingleAsync<long>(Command(
+            var start = Ms(windowStart);
+            await Statements.ExecuteAsync(c, tx,
+                "DELETE FROM request_counts WHERE key_id = @KeyId AND bucket = @Bucket AND window_start < @WindowStart", cancellationToken,
+                ("KeyId", keyId), ("Bucket", bucket), ("WindowStart", start));
+            return await Statements.ScalarAsync(c, tx,
                 """
                 INSERT INTO request_counts (key_id, bucket, window_start, count) VALUES (@KeyId, @Bucket, @WindowStart, 1)
                 ON CONFLICT (key_id, bucket, window_start) DO UPDATE SET count = request_counts.count + 1
                 RETURNING count
-                """, parameters, tx, cancellationToken));
+                """, cancellationToken, ("KeyId", keyId), ("Bucket", bucket), ("WindowStart", start)) ?? 0;
         }, cancellationToken);
 
     // ---- rows as the database returns them ----
@@ -672,6 +681,17 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
 
     private sealed class AdmissionRow
     {
+        /// <summary>The row of the admission query, by column position.</summary>
+        public static AdmissionRow Read(DbDataReader r) => new()
+        {
+            Plan = r.GetString(0),
+            Credits = r.GetInt64(1),
+            KeyId = r.IsDBNull(2) ? null : r.GetString(2),
+            KeyPlan = r.IsDBNull(3) ? null : r.GetString(3),
+            RevokedAt = r.IsDBNull(4) ? null : r.GetInt64(4),
+            LastSeq = r.GetInt64(5),
+        };
+
         public string Plan { get; init; } = "";
         public long Credits { get; init; }
         public string? KeyId { get; init; }

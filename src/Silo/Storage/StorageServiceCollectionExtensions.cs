@@ -87,6 +87,13 @@ public static class StorageServiceCollectionExtensions
     public static SqlStore CreatePostgres(string connectionString, int timeoutSeconds = 5)
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString) { Timeout = timeoutSeconds, CommandTimeout = timeoutSeconds };
+        if (builder.MaxAutoPrepare == 0)
+        {
+            // Every turn runs the same few statements: prepared once per pooled connection, PostgreSQL
+            // skips parsing and planning them on each turn. A connection string's own value wins.
+            builder.MaxAutoPrepare = 32;
+        }
+
         return new(NpgsqlDataSource.Create(builder.ConnectionString), new PostgresDialect());
     }
 }
