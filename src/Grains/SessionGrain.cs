@@ -220,7 +220,7 @@ public sealed partial class SessionGrain(
         }
 
         // :: Step 2: admission and debit, decided by the database.
-        var turnId = Ids.New("turn");
+        var turnId = Ids.NewOrdered("turn", time.GetUtcNow());
         var admission = await workspace.AdmitTurnAsync(new AdmitTurnRequest(turnId, request.KeyId, _key.SessionId), cancellationToken);
         if (admission.Status == AdmissionStatus.Admitted && request.Transcript is null && admission.SessionLastSeq != LastSeq)
         {
