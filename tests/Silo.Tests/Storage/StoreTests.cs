@@ -366,6 +366,10 @@ public abstract class StoreTests : IAsyncLifetime
         var messages = await Store.GetMessagesAsync(workspace.Id, "s1", Ct);
         Assert.Equal(2, messages.Count);
         Assert.Equal("hello 1", messages[0].Content);
+
+        // The failed statement left the writer's kept statements usable and the turn pending: it commits after the thread.
+        await Store.CommitTurnAsync(Turn(workspace, racing.TurnId, newSession: false, 3), T0, Ct);
+        Assert.Equal([1L, 2L, 3L, 4L], (await Store.GetMessagesAsync(workspace.Id, "s1", Ct)).Select(m => m.Seq));
     }
 
     [Fact]
