@@ -42,6 +42,12 @@ public abstract class StoreTests : IAsyncLifetime
         IReadOnlyList<RateWindow>? keyWindows = null) =>
         new(ws.Id, turnId ?? Guid.NewGuid().ToString("N"), keyId, "s1", cost, now, _ => limit, _ => keyWindows ?? []);
 
+    /// <summary>
+    /// An admission may answer before its group commits (SQLite); a write after it completes only once
+    /// it has. A test writes once after its admissions before reading what they left.
+    /// </summary>
+    private Task AdmissionsCommittedAsync() => Store.RefundAsync("no-such-turn", Ct);
+
     private async Task<string> NewKeyAsync(WorkspaceRecord ws, string plan = "standard")
     {
         var id = $"key_{Guid.NewGuid():N}";
@@ -147,6 +153,7 @@ public abstract class StoreTests : IAsyncLifetime
 
         Assert.Equal(15, results.Count(r => r.Status == AdmissionStatus.Admitted));
         Assert.Equal(35, results.Count(r => r.Status == AdmissionStatus.RateLimited));
+        await AdmissionsCommittedAsync();
         Assert.Equal(985, (await Store.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
     }
 
@@ -207,6 +214,7 @@ public abstract class StoreTests : IAsyncLifetime
 
         Assert.Equal(AdmissionStatus.KeyRevoked, foreign.Status);
         Assert.Equal(AdmissionStatus.KeyRevoked, revoked.Status);
+        await AdmissionsCommittedAsync();
         Assert.Equal(10, (await Store.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
         Assert.Equal(10, (await Store.GetWorkspaceAsync(stranger.Id, Ct))!.Credits);
     }
@@ -222,7 +230,7 @@ public abstract class StoreTests : IAsyncLifetime
 
         Assert.Equal(7, results.Count(r => r.Status == AdmissionStatus.Admitted));
         Assert.Equal(43, results.Count(r => r.Status == AdmissionStatus.RateLimited));
-        await Store.RefundAsync("no-such-turn", Ct); // a write after them: the admissions' groups are committed
+        await AdmissionsCommittedAsync();
         Assert.Equal(993, (await Store.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
     }
 
