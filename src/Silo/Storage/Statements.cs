@@ -62,7 +62,7 @@ internal static class Statements
             foreach (var (name, _) in parameters)
             {
                 var parameter = command.CreateParameter();
-                parameter.ParameterName = name;
+                parameter.ParameterName = "@" + name; // as written in the SQL: bound by one lookup, not one per prefix tried
                 command.Parameters.Add(parameter);
             }
 
