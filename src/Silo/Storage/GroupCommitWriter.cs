@@ -25,20 +25,42 @@ namespace LuluClaw.Silo.Storage;
 /// <para>
 /// While a group is open, writes that arrive meanwhile join it (up to 512) before the commit.
 /// </para>
+/// <para>
+/// Where the connection gives an <see cref="ICommitFlush"/> (SQLite in WAL mode: its commits then
+/// write the log without syncing it), the fsync leaves the writer: a group's commit hands the group
+/// to a flusher, which syncs the log once for every group committed since its last sync and only
+/// then answers their writes. The writer meanwhile runs the next group, so the writes waiting for a
+/// group (admissions included) no longer wait behind an fsync, and a sync covers several groups
+/// when the disk is slow. Durability is the same: a write is answered only after an fsync that
+/// started after its commit. Its commit is visible to other connections a little earlier, before
+/// it is durable, as it is in any database whose readers see a commit before its flush returns.
+/// </para>
 /// </remarks>
 internal sealed class GroupCommitWriter : IAsyncDisposable
 {
     private const int MaxBatch = 512;
 
     private readonly Func<CancellationToken, Task<DbConnection>> _open;
+    private readonly Func<DbConnection, ICommitFlush?> _flushFor;
     private readonly Channel<WriteOp> _queue = Channel.CreateUnbounded<WriteOp>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<Committed> _committed = Channel.CreateUnbounded<Committed>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
     private readonly Task _writer;
+    private readonly Task _flusher;
     private DbConnection? _connection;
+    private ICommitFlush? _flush;
+    private bool _flushAsked;
 
-    public GroupCommitWriter(Func<CancellationToken, Task<DbConnection>> open)
+    /// <param name="open">Opens the writer's connection (again, after the database failed).</param>
+    /// <param name="flushFor">
+    /// After the first commit on a connection: how to make its commits durable, or null if a commit
+    /// is durable when it returns.
+    /// </param>
+    public GroupCommitWriter(Func<CancellationToken, Task<DbConnection>> open, Func<DbConnection, ICommitFlush?>? flushFor = null)
     {
         _open = open;
+        _flushFor = flushFor ?? (static _ => null);
         _writer = Task.Run(RunAsync);
+        _flusher = Task.Run(FlushAsync);
     }
 
     /// <summary>
@@ -55,10 +77,9 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
     {
         _queue.Writer.TryComplete();
         await _writer.ConfigureAwait(false);
-        if (_connection is not null)
-        {
-            await _connection.DisposeAsync().ConfigureAwait(false);
-        }
+        await CloseConnectionAsync().ConfigureAwait(false);
+        _committed.Writer.TryComplete();
+        await _flusher.ConfigureAwait(false);
     }
 
     private async Task RunAsync()
@@ -96,27 +117,107 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
                     op.Fail(e);
                 }
 
-                if (_connection is not null)
-                {
-                    await _connection.DisposeAsync().ConfigureAwait(false);
-                    _connection = null;
-                }
-
+                await CloseConnectionAsync().ConfigureAwait(false);
                 return;
             }
 
             if (failed < 0)
             {
-                foreach (var op in pending)
-                {
-                    op.Complete();
-                }
-
+                AnswerCommitted(pending);
                 return;
             }
 
             pending[failed].Complete(); // its error: it wrote nothing
             pending = [.. pending.Where((_, i) => i != failed)];
+        }
+    }
+
+    /// <summary>After its commit: answers the group's writes now, or once the flusher has made the commit durable.</summary>
+    private void AnswerCommitted(List<WriteOp> group)
+    {
+        if (_flush is null)
+        {
+            foreach (var op in group)
+            {
+                op.Complete();
+            }
+        }
+        else
+        {
+            _committed.Writer.TryWrite(new Committed(group.ToArray(), _flush));
+        }
+    }
+
+    /// <summary>
+    /// Closes the writer's connection (the database failed, or the writer is disposed). Its flush
+    /// goes to the flusher, to be disposed after the groups queued before it have been flushed.
+    /// </summary>
+    private async ValueTask CloseConnectionAsync()
+    {
+        if (_flush is not null)
+        {
+            _committed.Writer.TryWrite(new Committed([], _flush, Close: true));
+            _flush = null;
+        }
+
+        _flushAsked = false;
+        if (_connection is not null)
+        {
+            await _connection.DisposeAsync().ConfigureAwait(false);
+            _connection = null;
+        }
+    }
+
+    /// <summary>
+    /// The flusher: for all the groups committed since its last turn, one flush of each log they were
+    /// committed to, then their writes are answered (or, if the flush failed, told its error).
+    /// </summary>
+    private async Task FlushAsync()
+    {
+        var groups = new List<Committed>();
+        while (await _committed.Reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            groups.Clear();
+            while (_committed.Reader.TryRead(out var group))
+            {
+                groups.Add(group);
+            }
+
+            ICommitFlush? flushed = null;
+            Exception? error = null;
+            foreach (var group in groups)
+            {
+                if (group.Flush != flushed && group.Ops.Length > 0)
+                {
+                    flushed = group.Flush;
+                    try
+                    {
+                        group.Flush.Flush();
+                        error = null;
+                    }
+                    catch (Exception e)
+                    {
+                        error = e; // not durable: none of the writes it covered is answered as done
+                    }
+                }
+
+                foreach (var op in group.Ops)
+                {
+                    if (error is null)
+                    {
+                        op.Complete();
+                    }
+                    else
+                    {
+                        op.Fail(error);
+                    }
+                }
+
+                if (group.Close)
+                {
+                    group.Flush.Dispose();
+                }
+            }
         }
     }
 
@@ -159,8 +260,18 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
         }
 
         await transaction.CommitAsync().ConfigureAwait(false);
+        if (!_flushAsked)
+        {
+            // The first commit on this connection made sure its log file exists: now it can be opened.
+            _flushAsked = true;
+            _flush = _flushFor(_connection);
+        }
+
         return -1;
     }
+
+    /// <summary>A committed group on its way to the flusher; or, with <paramref name="Close"/>, the last use of <paramref name="Flush"/>.</summary>
+    private sealed record Committed(WriteOp[] Ops, ICommitFlush Flush, bool Close = false);
 
     /// <summary>One queued write.</summary>
     private abstract class WriteOp
@@ -225,4 +336,11 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
 
         public override bool CancelIfRequested() => cancellationToken.IsCancellationRequested && _completion.TrySetCanceled(cancellationToken);
     }
+}
+
+/// <summary>Makes the commits made before it durable: an fsync of the database's log.</summary>
+internal interface ICommitFlush : IDisposable
+{
+    /// <summary>Returns once every commit that returned before this call is on disk; throws if the disk said no.</summary>
+    void Flush();
 }

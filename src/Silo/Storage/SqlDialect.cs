@@ -1,5 +1,6 @@
 using System.Data.Common;
 using Microsoft.Data.Sqlite;
+using Microsoft.Win32.SafeHandles;
 using Npgsql;
 
 namespace LuluClaw.Silo.Storage;
@@ -29,6 +30,13 @@ public abstract class SqlDialect
     /// </summary>
     public virtual bool GroupCommits => false;
 
+    /// <summary>
+    /// For the group-commit writer, after the first commit on <paramref name="writer"/>: how to make
+    /// its commits durable when they are not when they return (see <see cref="GroupCommitWriter"/>);
+    /// null if they are.
+    /// </summary>
+    internal virtual ICommitFlush? OpenCommitFlush(DbConnection writer) => null;
+
     /// <summary>Runs before migrations, outside any transaction.</summary>
     public virtual Task BeforeMigrationsAsync(DbConnection connection, CancellationToken cancellationToken) => Task.CompletedTask;
 
@@ -47,12 +55,20 @@ public abstract class SqlDialect
 /// groups (one fsync per group) instead of spinning on SQLITE_BUSY; <c>BEGIN IMMEDIATE</c>
 /// (Microsoft.Data.Sqlite's default) takes the file's write lock.
 /// </summary>
+/// <remarks>
+/// With <c>synchronous</c> FULL (or EXTRA) and the database in WAL mode, the writer's connection runs
+/// with NORMAL, which writes the log at each commit but syncs it only around checkpoints, and the
+/// group-commit writer syncs the log itself after each group (<see cref="WalFlush"/>), off the
+/// writer's path. A write is still answered only once its commit is on disk, as with FULL.
+/// </remarks>
 public sealed class SqliteDialect(string synchronous) : SqlDialect
 {
     // The writer's page cache holds the hot part of the tables and indexes (64 MiB). Readers keep
     // SQLite's defaults: a reader's cache is dropped whenever the writer commits, so a big one only
     // costs time to empty, and SQLite's default synchronous (FULL) only concerns writers.
-    private readonly string _writerPragmas = $"PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 30000; PRAGMA cache_size = -65536;";
+    private const string WriterPragmas = "PRAGMA busy_timeout = 30000; PRAGMA cache_size = -65536;";
+
+    private readonly bool _flushesItself = synchronous.Trim().ToUpperInvariant() is "FULL" or "EXTRA" or "2" or "3";
 
     public override string Name => "sqlite";
 
@@ -63,11 +79,34 @@ public sealed class SqliteDialect(string synchronous) : SqlDialect
     public override async Task PrepareWriterAsync(DbConnection connection, CancellationToken cancellationToken)
     {
         await using var command = connection.CreateCommand();
-        command.CommandText = _writerPragmas;
+        var level = synchronous;
+        if (_flushesItself)
+        {
+            command.CommandText = "PRAGMA journal_mode;";
+            if (await command.ExecuteScalarAsync(cancellationToken) is "wal")
+            {
+                level = "NORMAL"; // the group-commit writer syncs the log after each group
+            }
+        }
+
+        command.CommandText = $"PRAGMA synchronous = {level}; {WriterPragmas}";
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
     public override bool GroupCommits => true;
+
+    internal override ICommitFlush? OpenCommitFlush(DbConnection writer)
+    {
+        if (!_flushesItself || writer is not SqliteConnection { DataSource: { Length: > 0 } path })
+        {
+            return null;
+        }
+
+        // Only where PrepareWriterAsync lowered the level (a WAL database): then this connection's commits are not synced.
+        using var command = writer.CreateCommand();
+        command.CommandText = "PRAGMA synchronous;";
+        return Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 1 ? new WalFlush(path + "-wal") : null;
+    }
 
     public override async Task BeforeMigrationsAsync(DbConnection connection, CancellationToken cancellationToken)
     {
@@ -76,6 +115,19 @@ public sealed class SqliteDialect(string synchronous) : SqlDialect
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
+    /// <summary>
+    /// An fsync of a SQLite database's write-ahead log, through a handle of its own. The log keeps its
+    /// file while a connection is open (SQLite reuses it from the start after a checkpoint), and the
+    /// writer opens this after its first commit on a connection and disposes it with that connection.
+    /// </summary>
+    private sealed class WalFlush(string path) : ICommitFlush
+    {
+        private readonly SafeFileHandle _log = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
+
+        public void Flush() => RandomAccess.FlushToDisk(_log);
+
+        public void Dispose() => _log.Dispose();
+    }
 }
 
 /// <summary>PostgreSQL: row locks decide between nodes; an advisory lock serialises migrations.</summary>

@@ -67,7 +67,7 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
     /// </summary>
     private Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken, bool answerBeforeCommit = false) =>
         dialect.GroupCommits
-            ? LazyInitializer.EnsureInitialized(ref _groupCommit, () => new GroupCommitWriter(OpenWriterAsync)).WriteAsync(work, cancellationToken, answerBeforeCommit)
+            ? LazyInitializer.EnsureInitialized(ref _groupCommit, () => new GroupCommitWriter(OpenWriterAsync, dialect.OpenCommitFlush)).WriteAsync(work, cancellationToken, answerBeforeCommit)
             : WriteAloneAsync(work, cancellationToken);
 
     private async Task<T> WriteAloneAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken)

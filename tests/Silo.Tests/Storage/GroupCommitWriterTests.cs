@@ -76,6 +76,68 @@ public sealed class GroupCommitWriterTests : IAsyncLifetime
         Assert.Equal(3, await CountCommittedAsync());
     }
 
+    [Fact]
+    public async Task Flush_WriteAnsweredOnlyAfterAFlushBegunAfterItsCommit_NextGroupCommitsMeanwhile()
+    {
+        using var flush = new HeldFlush();
+        await using var writer = new GroupCommitWriter(_store.OpenWriterAsync, _ => flush);
+
+        // :: Step 1: the first write commits, and the flusher holds its flush.
+        var first = writer.WriteAsync((c, tx) => InsertAndCountAsync(c, tx, 1), Ct);
+        await flush.Entered.WaitAsync(TimeSpan.FromMinutes(1), Ct); // a hang guard, not a timing
+        Assert.Equal(1, await CountCommittedAsync()); // committed...
+        Assert.False(first.IsCompleted); // ...but not answered before its flush returns
+
+        // :: Step 2: the writer is free meanwhile: the next write runs and commits, and waits for a flush of its own.
+        var second = writer.WriteAsync((c, tx) => InsertAndCountAsync(c, tx, 2), Ct);
+        for (var reads = 0; await CountCommittedAsync() < 2; reads++)
+        {
+            Assert.True(reads < 1_000_000, "the writer did not commit the second write while the first flush was held");
+            await Task.Yield();
+        }
+
+        Assert.False(second.IsCompleted);
+
+        // :: Step 3: the first flush returns: only the first write is answered; the second needs the next flush.
+        flush.Release();
+        Assert.Equal(1, await first);
+        await flush.Entered.WaitAsync(TimeSpan.FromMinutes(1), Ct);
+        Assert.False(second.IsCompleted);
+        flush.Release();
+        Assert.Equal(2, await second);
+        Assert.Equal(2, flush.Calls);
+    }
+
+    [Fact]
+    public async Task Flush_Fails_TheWritesItCoveredGetTheError()
+    {
+        using var flush = new HeldFlush { Error = new IOException("the disk said no") };
+        await using var writer = new GroupCommitWriter(_store.OpenWriterAsync, _ => flush);
+        var write = writer.WriteAsync((c, tx) => InsertAndCountAsync(c, tx, 1), Ct);
+        await flush.Entered.WaitAsync(TimeSpan.FromMinutes(1), Ct);
+        flush.Release();
+
+        var error = await Assert.ThrowsAsync<IOException>(() => write);
+        Assert.Equal("the disk said no", error.Message);
+    }
+
+    [Theory]
+    [InlineData("FULL", 1, true)] // lowered to NORMAL: the group-commit writer syncs the log itself
+    [InlineData("EXTRA", 1, true)]
+    [InlineData("NORMAL", 1, false)]
+    [InlineData("OFF", 0, false)]
+    public async Task SqliteWriter_InWalMode_SyncsItsLogItselfOnlyWhenFullDurabilityIsAsked(string synchronous, long level, bool flushes)
+    {
+        await using var store = StorageServiceCollectionExtensions.CreateSqlite($"Data Source={Path.Combine(_folder, "test.db")}", synchronous);
+        await using var connection = await store.OpenWriterAsync(Ct);
+        Assert.Equal(level, await connection.ExecuteScalarAsync<long>("PRAGMA synchronous"));
+
+        await connection.ExecuteAsync("INSERT INTO t (id) VALUES (1)");
+        using var flush = store.Dialect.OpenCommitFlush(connection);
+        Assert.Equal(flushes, flush is not null);
+        flush?.Flush();
+    }
+
     private static async Task<int> InsertAndCountAsync(System.Data.Common.DbConnection c, System.Data.Common.DbTransaction tx, int id)
     {
         await c.ExecuteAsync("INSERT INTO t (id) VALUES (@Id)", new { Id = id }, tx);
@@ -86,5 +148,36 @@ public sealed class GroupCommitWriterTests : IAsyncLifetime
     {
         await using var reader = await _store.OpenAsync(Ct);
         return await reader.ExecuteScalarAsync<int>("SELECT COUNT(*) FROM t");
+    }
+
+    /// <summary>A log flush the test holds until it releases it, counting its calls.</summary>
+    private sealed class HeldFlush : ICommitFlush
+    {
+        private readonly SemaphoreSlim _release = new(0);
+
+        public SemaphoreSlim Entered { get; } = new(0);
+
+        public Exception? Error { get; init; }
+
+        public int Calls { get; private set; }
+
+        public void Flush()
+        {
+            Calls++;
+            Entered.Release();
+            _release.Wait(TimeSpan.FromMinutes(1)); // the flusher's own thread: a hang guard
+            if (Error is not null)
+            {
+                throw Error;
+            }
+        }
+
+        public void Release() => _release.Release();
+
+        public void Dispose()
+        {
+            _release.Dispose();
+            Entered.Dispose();
+        }
     }
 }
