@@ -1,3 +1,4 @@
+using System.Reflection;
 using LuluClaw.Actors;
 
 namespace LuluClaw.Silo.Runtime;
@@ -49,9 +50,13 @@ internal sealed class Activation : IGrainContext
         }
     }
 
-    /// <summary>Adds a call to the mailbox; false if this activation is closed and a new one must take it.</summary>
+    /// <summary>
+    /// Adds a call to the mailbox; false if this activation is closed and a new one must take it. A
+    /// call to a live activation with nothing to do starts at once, on the caller's thread.
+    /// </summary>
     public bool TryEnqueue(IGrainCall call)
     {
+        IGrainBase? idle;
         lock (_gate)
         {
             if (_closed)
@@ -59,24 +64,37 @@ internal sealed class Activation : IGrainContext
                 return false;
             }
 
-            _mailbox.Enqueue(call);
-            if (_running)
+            idle = _running || _deactivateOnIdle ? null : _instance; // not running: the mailbox is empty
+            if (idle is null)
             {
-                return true;
+                _mailbox.Enqueue(call);
+                if (_running)
+                {
+                    return true;
+                }
             }
 
             _running = true;
         }
 
-        ThreadPool.UnsafeQueueUserWorkItem(static a => _ = a.RunAsync(), this, preferLocal: false);
+        if (idle is not null)
+        {
+            _ = RunInlineAsync(call, idle);
+        }
+        else
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static a => _ = a.RunAsync(), this, preferLocal: false);
+        }
+
         return true;
     }
 
     /// <summary>
-    /// Runs an <see cref="AlwaysInterleaveAttribute"/> call now, beside the mailbox; false if the
-    /// activation is not live (not activated yet, or closed), and the call must queue instead.
+    /// Runs an <see cref="AlwaysInterleaveAttribute"/> method now, beside the mailbox, and returns
+    /// its own task (the caller awaits the grain's work itself, with no call object between them);
+    /// null if the activation is not live (not activated yet, or closed), and the call must queue instead.
     /// </summary>
-    public bool TryRunInterleaved(IGrainCall call)
+    public Task? TryRunInterleaved(MethodInfo method, object?[] args)
     {
         IGrainBase? instance;
         lock (_gate)
@@ -84,29 +102,47 @@ internal sealed class Activation : IGrainContext
             instance = _instance;
             if (_closed || instance is null)
             {
-                return false;
+                return null;
             }
 
             _interleaving++;
         }
 
-        _ = RunInterleavedAsync(call, instance);
-        return true;
-    }
-
-    private async Task RunInterleavedAsync(IGrainCall call, IGrainBase instance)
-    {
+        Task task;
         try
         {
-            await call.RunAsync(instance);
+            task = (Task)method.Invoke(instance, BindingFlags.DoNotWrapExceptions, binder: null, args, culture: null)!;
         }
-        finally
+        catch
         {
-            lock (_gate)
-            {
-                _interleaving--;
-                _lastActive = _runtime.Time.GetUtcNow();
-            }
+            EndInterleaved();
+            throw;
+        }
+
+        if (task.IsCompleted)
+        {
+            EndInterleaved();
+        }
+        else
+        {
+            _ = EndInterleavedAfterAsync(task);
+        }
+
+        return task;
+    }
+
+    private async Task EndInterleavedAfterAsync(Task task)
+    {
+        await task.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        EndInterleaved();
+    }
+
+    private void EndInterleaved()
+    {
+        lock (_gate)
+        {
+            _interleaving--;
+            _lastActive = _runtime.Time.GetUtcNow();
         }
     }
 
@@ -135,6 +171,53 @@ internal sealed class Activation : IGrainContext
     }
 
     public void MarkDeactivated() => _deactivated.TrySetResult();
+
+    /// <summary>
+    /// A call started on its caller's thread. If it finishes there, the calls queued meanwhile go to
+    /// the thread pool rather than holding up the caller; if it awaits, the loop goes on wherever it resumes.
+    /// </summary>
+    private async Task RunInlineAsync(IGrainCall call, IGrainBase instance)
+    {
+        var run = call.RunAsync(instance);
+        if (run.IsCompleted)
+        {
+            if (Finish(call))
+            {
+                ThreadPool.UnsafeQueueUserWorkItem(static a => _ = a.RunAsync(), this, preferLocal: false);
+            }
+
+            return;
+        }
+
+        await run;
+        if (Finish(call))
+        {
+            await RunAsync();
+        }
+    }
+
+    /// <summary>
+    /// After a call: if nothing else waits, releases the activation and then answers the caller on
+    /// this thread (false: the loop stops); otherwise answers from the thread pool and returns true,
+    /// and the loop goes on with the next call.
+    /// </summary>
+    private bool Finish(IGrainCall call)
+    {
+        lock (_gate)
+        {
+            if (_mailbox.Count > 0 || _deactivateOnIdle)
+            {
+                call.Answer(inline: false);
+                return true;
+            }
+
+            _running = false;
+            _lastActive = _runtime.Time.GetUtcNow();
+        }
+
+        call.Answer(inline: true);
+        return false;
+    }
 
     private async Task RunAsync()
     {
@@ -189,11 +272,20 @@ internal sealed class Activation : IGrainContext
                     }
 
                     call!.Fail(e);
+                    if (!Finish(call))
+                    {
+                        return;
+                    }
+
                     continue;
                 }
             }
 
             await call!.RunAsync(_instance);
+            if (!Finish(call))
+            {
+                return;
+            }
         }
     }
 }

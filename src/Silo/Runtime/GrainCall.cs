@@ -4,18 +4,33 @@ using LuluClaw.Actors;
 namespace LuluClaw.Silo.Runtime;
 
 /// <summary>A call waiting in an activation's mailbox.</summary>
+/// <remarks>
+/// The activation runs the call, then hands its outcome to the caller with <see cref="Answer"/>:
+/// on its own thread once it has nothing else to run (the caller's continuation then runs there,
+/// without a trip through the thread pool), or from the thread pool while more calls wait.
+/// </remarks>
 internal interface IGrainCall
 {
-    /// <summary>Runs the call on the instance and completes its task; never throws.</summary>
+    /// <summary>Runs the call on the instance and keeps its outcome; never throws.</summary>
     Task RunAsync(IGrainBase instance);
 
-    /// <summary>Completes the call's task with <paramref name="error"/> without running it.</summary>
+    /// <summary>Keeps <paramref name="error"/> as the call's outcome without running it.</summary>
     void Fail(Exception error);
+
+    /// <summary>
+    /// Hands the outcome to the caller: with <paramref name="inline"/> on this thread (the caller's
+    /// continuation runs here, so the activation must have been released first), otherwise from the
+    /// thread pool.
+    /// </summary>
+    void Answer(bool inline);
 }
 
 internal sealed class GrainCall<T>(MethodInfo method, object?[] args) : IGrainCall
 {
-    private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // No RunContinuationsAsynchronously: Answer decides where the caller's continuation runs.
+    private readonly TaskCompletionSource<T> _completion = new();
+    private T? _result;
+    private Exception? _error;
 
     public Task<T> Task => _completion.Task;
 
@@ -25,19 +40,43 @@ internal sealed class GrainCall<T>(MethodInfo method, object?[] args) : IGrainCa
         {
             var task = (Task)method.Invoke(instance, BindingFlags.DoNotWrapExceptions, binder: null, args, culture: null)!;
             await task;
-            _completion.TrySetResult(task is Task<T> typed ? typed.Result : default!);
-        }
-        catch (OperationCanceledException e)
-        {
-            _completion.TrySetCanceled(e.CancellationToken);
+            _result = task is Task<T> typed ? typed.Result : default;
         }
         catch (Exception e)
         {
-            _completion.TrySetException(e);
+            _error = e;
         }
     }
 
-    public void Fail(Exception error) => _completion.TrySetException(error);
+    public void Fail(Exception error) => _error = error;
+
+    public void Answer(bool inline)
+    {
+        if (inline)
+        {
+            SetOutcome();
+        }
+        else
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static call => call.SetOutcome(), this, preferLocal: false);
+        }
+    }
+
+    private void SetOutcome()
+    {
+        if (_error is OperationCanceledException canceled)
+        {
+            _completion.TrySetCanceled(canceled.CancellationToken);
+        }
+        else if (_error is not null)
+        {
+            _completion.TrySetException(_error);
+        }
+        else
+        {
+            _completion.TrySetResult(_result!);
+        }
+    }
 }
 
 /// <summary>A call of the runtime's own: closes the activation once the calls queued before it are done.</summary>
@@ -50,6 +89,10 @@ internal sealed class ResetCall(IGrainContext activation) : IGrainCall
     }
 
     public void Fail(Exception error)
+    {
+    }
+
+    public void Answer(bool inline)
     {
     }
 }

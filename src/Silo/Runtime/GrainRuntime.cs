@@ -123,13 +123,28 @@ public sealed class GrainRuntime : IGrainFactory, IAsyncDisposable
 
     private object InvokeAsync<T>(GrainId id, MethodInfo method, object?[] args)
     {
-        var call = new GrainCall<T>(method, args);
-        if (!(_interleaved.GetOrAdd(method, static m => m.IsDefined(typeof(AlwaysInterleaveAttribute), inherit: true))
-              && _activations.TryGetValue(id, out var activation) && activation.TryRunInterleaved(call)))
+        if (_interleaved.GetOrAdd(method, static m => m.IsDefined(typeof(AlwaysInterleaveAttribute), inherit: true))
+            && _activations.TryGetValue(id, out var activation))
         {
-            Enqueue(id, call); // not interleaved, or no live activation yet: the mailbox activates it first
+            try
+            {
+                if (activation.TryRunInterleaved(method, args) is { } running)
+                {
+                    return running;
+                }
+            }
+            catch (Exception e)
+            {
+                // Thrown before the method returned its task: the caller still gets it through the task.
+                return e is OperationCanceledException { CancellationToken.IsCancellationRequested: true } canceled
+                    ? Task.FromCanceled<T>(canceled.CancellationToken)
+                    : Task.FromException<T>(e);
+            }
         }
 
+        // Not interleaved, or no live activation yet: the mailbox activates it first.
+        var call = new GrainCall<T>(method, args);
+        Enqueue(id, call);
         return call.Task;
     }
 

@@ -79,5 +79,10 @@ internal sealed class GrainStream<T>(GrainRuntime runtime, GrainId id, MethodInf
             writer.TryComplete(error);
             _completion.TrySetResult();
         }
+
+        public void Answer(bool inline)
+        {
+            // The caller reads the items as they come and learns the end from the channel: nothing is left to hand over.
+        }
     }
 }

@@ -224,7 +224,7 @@ public sealed class GrainRuntimeTests : IAsyncDisposable
         Assert.Equal("boom", error.Message);
 
         await grain.RecordAsync(2, ct);
-        Assert.Equal([1, 2], await grain.GetRecordedAsync(ct));
+        Assert.Equal(new[] { 1, 2 }, await grain.GetRecordedAsync(ct));
         Assert.Equal(1, _probe.Activations);
     }
 
@@ -327,5 +327,39 @@ public sealed class GrainRuntimeTests : IAsyncDisposable
         Assert.Equal(2, await grain.ActivationNumberAsync(ct)); // then a fresh one, with its state loaded anew
         Assert.Empty(await grain.GetRecordedAsync(ct));
         Assert.Equal(1, _probe.Deactivations);
+    }
+
+    [Fact]
+    public async Task Call_ToAnIdleLiveActivation_RunsOnTheCallersThread_WithoutAHop()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var grain = _runtime.Get<ICounterGrain>("inline");
+        Assert.Equal(1, await grain.ActivationNumberAsync(ct)); // activated through the mailbox
+
+        // A method that finishes without awaiting is answered before the call returns, ordinary or interleaved.
+        var ordinary = grain.ActivationNumberAsync(ct);
+        var interleaved = grain.PeekActivationNumberAsync(ct);
+        Assert.True(ordinary.IsCompleted);
+        Assert.True(interleaved.IsCompleted);
+        Assert.Equal(1, await ordinary);
+
+        // One that awaits still keeps the one-at-a-time order for the calls that queue behind it.
+        var first = grain.RecordAsync(1, ct);
+        var second = grain.RecordAsync(2, ct);
+        Assert.Equal(new[] { 1, 2 }, await Task.WhenAll(first, second));
+        Assert.Equal(new[] { 1, 2 }, await grain.GetRecordedAsync(ct));
+        Assert.Equal(1, _probe.MaxInFlight);
+    }
+
+    [Fact]
+    public async Task Call_ThrowsBeforeReturningItsTask_CallerGetsTheErrorThroughTheTask()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var grain = _runtime.Get<ICounterGrain>("throws");
+        Assert.Equal(1, await grain.ActivationNumberAsync(ct));
+
+        var failing = grain.FailAsync(ct); // runs inline and throws synchronously: still a faulted task, not a throw here
+        await Assert.ThrowsAsync<InvalidOperationException>(() => failing);
+        Assert.Equal(1, await grain.ActivationNumberAsync(ct)); // and the activation stays usable
     }
 }
