@@ -16,7 +16,7 @@
 # (all in bench/README.md): BENCH_CLIENTS="1 64 512", BENCH_NODES="1 2 3",
 # BENCH_STREAMS="1000 5000 10000", BENCH_SSE_MODE=auto|stub|echo, BENCH_SESSIONS=10000,
 # BENCH_WORKSPACES=1, BENCH_TURNS_PER_SESSION=10, BENCH_WRK_THREADS=2,
-# BENCH_SOURCE=worktree|head (head: build the committed HEAD from git archive, with this bench/),
+# BENCH_WARMUP=15 (seconds of warm-up per server), BENCH_SOURCE=worktree|head (head: build the committed HEAD from git archive, with this bench/),
 # LULUCLAW_BENCH_POSTGRES=<connection string> (use that server instead of a throwaway one),
 # BENCH_SILO_ENV="Var=value ..." and BENCH_PG_CONN_EXTRA="..." (experiments: extra LuluClaw
 # settings, extra connection string options), BENCH_QUIET_WAIT=<seconds> (on a shared machine, wait
@@ -30,7 +30,9 @@ ROOT=$(pwd)
 # :: Settings
 
 S=${BENCH_SECONDS:-15}
-WARMUP=$(( S / 3 < 2 ? 2 : (S / 3 > 5 ? 5 : S / 3) ))
+# Warm-up per server before its first measurement: .NET's tiered JIT goes on recompiling the hot
+# methods (instrumented, then optimised) for about 10 s under load; a shorter warm-up measures the JIT.
+WARMUP=${BENCH_WARMUP:-15}
 CLIENTS=${BENCH_CLIENTS:-1 64 512}
 NODES=${BENCH_NODES:-1 2 3}
 STREAMS=${BENCH_STREAMS:-1000 5000 10000}
