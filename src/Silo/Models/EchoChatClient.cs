@@ -95,5 +95,18 @@ public sealed class EchoChatClient(TimeSpan delay = default) : IChatClient
         return (reply, new UsageDetails { InputTokenCount = input, OutputTokenCount = output, TotalTokenCount = input + output });
     }
 
-    private static long Words(string text) => text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Length;
+    /// <summary>Whitespace-separated words, counted without splitting the text (this runs on every turn).</summary>
+    private static long Words(string text)
+    {
+        long words = 0;
+        var inWord = false;
+        foreach (var c in text)
+        {
+            var space = char.IsWhiteSpace(c);
+            words += !space && !inWord ? 1 : 0;
+            inWord = !space;
+        }
+
+        return words;
+    }
 }
