@@ -37,6 +37,14 @@ public abstract class SqlDialect
     /// </summary>
     internal virtual ICommitFlush? OpenCommitFlush(DbConnection writer) => null;
 
+    /// <summary>
+    /// A statement that lets a write transaction's commit return before it is flushed, for the writes
+    /// answered before they are durable (a turn's admission: the turn's own commit, flushed, comes
+    /// later in the same log and makes it durable). Null where group commit already answers those
+    /// early (<see cref="GroupCommits"/>).
+    /// </summary>
+    public virtual string? EarlyCommitSql => null;
+
     /// <summary>Runs before migrations, outside any transaction.</summary>
     public virtual Task BeforeMigrationsAsync(DbConnection connection, CancellationToken cancellationToken) => Task.CompletedTask;
 
@@ -142,4 +150,7 @@ public sealed class PostgresDialect : SqlDialect
     public override string MigrationLockSql => "SELECT pg_advisory_xact_lock(4242424201)";
 
     public override string NotifySql => "SELECT pg_notify(@Channel, @Payload)";
+
+    // The admission's row lock on the workspace then goes at commit instead of after the WAL flush.
+    public override string EarlyCommitSql => "SET LOCAL synchronous_commit TO OFF";
 }

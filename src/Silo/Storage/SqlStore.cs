@@ -68,12 +68,23 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
     private Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken, bool answerBeforeCommit = false) =>
         dialect.GroupCommits
             ? LazyInitializer.EnsureInitialized(ref _groupCommit, () => new GroupCommitWriter(OpenWriterAsync, dialect.OpenCommitFlush)).WriteAsync(work, cancellationToken, answerBeforeCommit)
-            : WriteAloneAsync(work, cancellationToken);
+            : WriteAloneAsync(work, cancellationToken, answerBeforeCommit);
 
-    private async Task<T> WriteAloneAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken)
+    /// <summary>
+    /// One write in its own transaction. With <paramref name="answerBeforeCommit"/> its commit returns
+    /// without waiting for its flush where the dialect allows it (<see cref="SqlDialect.EarlyCommitSql"/>):
+    /// its locks go at once instead of after an fsync, and a later durable commit on the same
+    /// database makes it durable too, since the log is flushed in order.
+    /// </summary>
+    private async Task<T> WriteAloneAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken, bool answerBeforeCommit = false)
     {
         await using var connection = await OpenWriterAsync(cancellationToken).ConfigureAwait(false);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        if (answerBeforeCommit && dialect.EarlyCommitSql is { } early)
+        {
+            await Statements.ExecuteAsync(connection, transaction, early, cancellationToken).ConfigureAwait(false);
+        }
+
         var result = await work(connection, transaction).ConfigureAwait(false);
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         return result;
