@@ -29,6 +29,13 @@ public interface IWorkspaceGrain : IGrainWithStringKey
     [AlwaysInterleave]
     Task RefundTurnAsync(string turnId, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Tells the store an admitted turn is still streaming, so it is not taken for abandoned; false
+    /// if the turn is no longer pending.
+    /// </summary>
+    [AlwaysInterleave]
+    Task<bool> KeepTurnAliveAsync(string turnId, CancellationToken cancellationToken);
+
     /// <summary>Mints an API key; its plaintext is in the result and nowhere else. Null if the workspace does not exist.</summary>
     Task<CreatedApiKey?> CreateKeyAsync(CreateApiKeyRequest request, CancellationToken cancellationToken);
 

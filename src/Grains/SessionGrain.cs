@@ -109,6 +109,7 @@ public sealed partial class SessionGrain(
         TokenUsage? usage = null;
         ChatTurnResult? failed = null;
         var settled = false;
+        var aliveAt = time.GetUtcNow();
         using var deadline = Deadline(cancellationToken);
         var updates = turn.Client.GetStreamingResponseAsync(Prompt(turn.Bot, request), new ChatOptions { ModelId = turn.Bot.Model }, deadline.Token)
             .GetAsyncEnumerator(deadline.Token);
@@ -137,6 +138,7 @@ public sealed partial class SessionGrain(
                 }
 
                 deadline.CancelAfter(ModelTimeout);
+                aliveAt = await KeepAliveAsync(turn, aliveAt);
                 usage = update.Contents.OfType<UsageContent>().Select(u => Usage(u.Details)).LastOrDefault() ?? usage;
                 if (update.Text is { Length: > 0 } text)
                 {
@@ -174,6 +176,9 @@ public sealed partial class SessionGrain(
             }
         }
     }
+
+    /// <summary>How often a streamed turn tells the store it is alive.</summary>
+    internal static readonly TimeSpan KeepAliveEvery = TimeSpan.FromSeconds(30);
 
     private long LastSeq => _history.Count == 0 ? 0 : _history[^1].Seq;
 
@@ -296,6 +301,32 @@ public sealed partial class SessionGrain(
 
     private static Task RefundAsync(Turn turn) => turn.Workspace.RefundTurnAsync(turn.Id, CancellationToken.None);
 
+    /// <summary>
+    /// A streamed reply may run for longer than the model timeout (the timeout bounds each wait for
+    /// the next piece): every <see cref="KeepAliveEvery"/> it tells the store its turn is alive, so the
+    /// reaper, which refunds turns silent for the model timeout plus a minute, leaves it alone. A
+    /// piece comes at least once per model timeout, so the turn is never silent for that long.
+    /// </summary>
+    private async Task<DateTimeOffset> KeepAliveAsync(Turn turn, DateTimeOffset aliveAt)
+    {
+        var now = time.GetUtcNow();
+        if (now - aliveAt < KeepAliveEvery)
+        {
+            return aliveAt;
+        }
+
+        try
+        {
+            await turn.Workspace.KeepTurnAliveAsync(turn.Id, CancellationToken.None);
+        }
+        catch (Exception e)
+        {
+            Log.KeepAliveFailed(logger, turn.Id, e); // the stream goes on; its commit says whether the turn held
+        }
+
+        return now;
+    }
+
     /// <summary>A token that fires when the caller gives up or the model has been silent for longer than the timeout.</summary>
     private CancellationTokenSource Deadline(CancellationToken cancellationToken)
     {
@@ -335,5 +366,8 @@ public sealed partial class SessionGrain(
     {
         [LoggerMessage(EventId = 2001, Level = LogLevel.Warning, Message = "Model call for bot {BotId} (model {Model}) failed")]
         public static partial void ModelCallFailed(ILogger logger, string botId, string model, Exception exception);
+
+        [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Could not tell the store that streamed turn {TurnId} is alive")]
+        public static partial void KeepAliveFailed(ILogger logger, string turnId, Exception exception);
     }
 }

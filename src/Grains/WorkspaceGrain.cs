@@ -75,6 +75,9 @@ public sealed class WorkspaceGrain(
 
     public Task RefundTurnAsync(string turnId, CancellationToken cancellationToken) => ledger.RefundAsync(turnId, cancellationToken);
 
+    public Task<bool> KeepTurnAliveAsync(string turnId, CancellationToken cancellationToken) =>
+        ledger.KeepAliveAsync(turnId, time.GetStoredNow(), cancellationToken);
+
     public async Task<CreatedApiKey?> CreateKeyAsync(CreateApiKeyRequest request, CancellationToken cancellationToken)
     {
         if (await tenants.GetWorkspaceAsync(_id, cancellationToken) is null)

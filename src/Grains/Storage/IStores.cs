@@ -81,10 +81,17 @@ public interface ITurnLedger
     Task RefundAsync(string turnId, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Refunds every turn still pending that was admitted before <paramref name="admittedBefore"/>:
-    /// turns whose process died between admission and commit. Returns how many.
+    /// Records that a pending turn is still being worked on (a long streamed reply), so that
+    /// <see cref="RefundAbandonedAsync"/> leaves it alone. False if the turn is no longer pending.
     /// </summary>
-    Task<int> RefundAbandonedAsync(DateTimeOffset admittedBefore, CancellationToken cancellationToken);
+    Task<bool> KeepAliveAsync(string turnId, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Refunds every turn still pending whose last sign of life (its admission, or its latest
+    /// <see cref="KeepAliveAsync"/>) is before <paramref name="silentSince"/>: turns whose process died
+    /// between admission and commit. Returns how many.
+    /// </summary>
+    Task<int> RefundAbandonedAsync(DateTimeOffset silentSince, CancellationToken cancellationToken);
 }
 
 /// <summary>Threads and their append-only messages.</summary>

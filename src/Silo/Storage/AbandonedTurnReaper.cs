@@ -6,7 +6,8 @@ namespace LuluClaw.Silo.Storage;
 
 /// <summary>
 /// Gives back turns whose process died between admission and commit (a kill -9 mid model call):
-/// once a pending turn is older than the model timeout plus a minute, no live turn can still commit
+/// once a pending turn has been silent for longer than the model timeout plus a minute (since its
+/// admission, or since the last time its stream said it was alive), no live turn can still commit
 /// it, so it leaves the window and its credits return. Any node may do this; it is one transaction.
 /// </summary>
 internal sealed partial class AbandonedTurnReaper(

@@ -465,8 +465,14 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
     public Task RefundAsync(string turnId, CancellationToken cancellationToken) =>
         WriteAsync((c, tx) => RefundPendingAsync(c, tx, "id = @Id", new { Id = turnId }, cancellationToken), cancellationToken);
 
-    public Task<int> RefundAbandonedAsync(DateTimeOffset admittedBefore, CancellationToken cancellationToken) =>
-        WriteAsync((c, tx) => RefundPendingAsync(c, tx, "admitted_at < @Cutoff", new { Cutoff = Ms(admittedBefore) }, cancellationToken), cancellationToken);
+    public Task<bool> KeepAliveAsync(string turnId, DateTimeOffset now, CancellationToken cancellationToken) =>
+        WriteAsync(async (c, tx) => await Statements.ExecuteAsync(c, tx,
+            "UPDATE turns SET alive_at = @Now WHERE id = @TurnId AND status = 'pending'", cancellationToken,
+            ("Now", Ms(now)), ("TurnId", turnId)) == 1, cancellationToken);
+
+    public Task<int> RefundAbandonedAsync(DateTimeOffset silentSince, CancellationToken cancellationToken) =>
+        WriteAsync((c, tx) => RefundPendingAsync(c, tx, "COALESCE(alive_at, admitted_at) < @Cutoff", new { Cutoff = Ms(silentSince) }, cancellationToken),
+            cancellationToken);
 
     /// <summary>Deletes the pending turns matching <paramref name="condition"/> and returns their credits to their workspaces.</summary>
     private static async Task<int> RefundPendingAsync(

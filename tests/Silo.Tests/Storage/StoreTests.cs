@@ -318,6 +318,25 @@ public abstract class StoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task RefundAbandoned_TurnKeptAlive_IsLeftUntilItFallsSilent()
+    {
+        var workspace = await NewWorkspaceAsync(credits: 10);
+        var streaming = Admission(workspace, T0, limit: 3);
+        var committed = Admission(workspace, T0, limit: 3);
+        Assert.Equal(AdmissionStatus.Admitted, (await Store.TryAdmitAsync(streaming, Ct)).Status);
+        Assert.Equal(AdmissionStatus.Admitted, (await Store.TryAdmitAsync(committed, Ct)).Status);
+        await Store.CommitTurnAsync(Turn(workspace, committed.TurnId, newSession: true, 1), T0, Ct);
+
+        // A long stream says it is alive at T0 + 5 min: a cutoff before that spares it, one after it does not.
+        Assert.True(await Store.KeepAliveAsync(streaming.TurnId, T0.AddMinutes(5), Ct));
+        Assert.False(await Store.KeepAliveAsync(committed.TurnId, T0.AddMinutes(5), Ct)); // settled: nothing to keep
+        Assert.Equal(0, await Store.RefundAbandonedAsync(T0.AddMinutes(4), Ct));
+        Assert.Equal(1, await Store.RefundAbandonedAsync(T0.AddMinutes(6), Ct));
+        Assert.Equal(9, (await Store.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
+        Assert.False(await Store.KeepAliveAsync(streaming.TurnId, T0.AddMinutes(7), Ct)); // refunded: the stream's commit will fail
+    }
+
+    [Fact]
     public async Task RefundAbandoned_RefundsOnlyOldPendingTurns()
     {
         var workspace = await NewWorkspaceAsync(credits: 10);
