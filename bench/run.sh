@@ -12,7 +12,7 @@
 #   sse       concurrent idle SSE streams one LuluClaw process holds (1000, 5000, 10000)
 #   memory    managed memory per idle session activation (10,000 sessions, in process)
 #
-# Quick mode: BENCH_SECONDS=5 bench/run.sh all (default 15 s per measurement). Other settings
+# Quick mode: BENCH_SECONDS=5 BENCH_WARMUP=5 bench/run.sh all (default 15 s per measurement, 15 s warm-up). Other settings
 # (all in bench/README.md): BENCH_CLIENTS="1 64 512", BENCH_NODES="1 2 3",
 # BENCH_STREAMS="1000 5000 10000", BENCH_SSE_MODE=auto|stub|echo, BENCH_SESSIONS=10000,
 # BENCH_WORKSPACES=1, BENCH_TURNS_PER_SESSION=10, BENCH_WRK_THREADS=2,
