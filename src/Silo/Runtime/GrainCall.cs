@@ -62,21 +62,7 @@ internal sealed class GrainCall<T>(MethodInfo method, object?[] args) : IGrainCa
         }
     }
 
-    private void SetOutcome()
-    {
-        if (_error is OperationCanceledException canceled)
-        {
-            _completion.TrySetCanceled(canceled.CancellationToken);
-        }
-        else if (_error is not null)
-        {
-            _completion.TrySetException(_error);
-        }
-        else
-        {
-            _completion.TrySetResult(_result!);
-        }
-    }
+    private void SetOutcome() => _completion.SetOutcome(_result!, _error);
 }
 
 /// <summary>A call of the runtime's own: closes the activation once the calls queued before it are done.</summary>

@@ -316,21 +316,7 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
             return true;
         }
 
-        public override void Complete()
-        {
-            if (_error is OperationCanceledException canceled)
-            {
-                _completion.TrySetCanceled(canceled.CancellationToken);
-            }
-            else if (_error is not null)
-            {
-                _completion.TrySetException(_error);
-            }
-            else
-            {
-                _completion.TrySetResult(_result!);
-            }
-        }
+        public override void Complete() => _completion.SetOutcome(_result!, _error);
 
         public override void Fail(Exception error) => _completion.TrySetException(error);
 
