@@ -93,6 +93,11 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
             {
                 await RunBatchAsync(batch).ConfigureAwait(false);
             }
+
+            if (_flush is not null && _connection is not null)
+            {
+                _flush.AfterGroup(_connection, idle: !_queue.Reader.TryPeek(out _));
+            }
         }
     }
 
@@ -324,9 +329,15 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
     }
 }
 
-/// <summary>Makes the commits made before it durable: an fsync of the database's log.</summary>
+/// <summary>Makes the commits made before it durable (an fsync of the database's log), and keeps the log.</summary>
 internal interface ICommitFlush : IDisposable
 {
-    /// <summary>Returns once every commit that returned before this call is on disk; throws if the disk said no.</summary>
+    /// <summary>On the flusher: returns once every commit that returned before this call is on disk; throws if the disk said no.</summary>
     void Flush();
+
+    /// <summary>
+    /// On the writer, after each group (no transaction open): upkeep the log needs from the writer's
+    /// connection, if any; <paramref name="idle"/> when no write is waiting.
+    /// </summary>
+    void AfterGroup(DbConnection writer, bool idle);
 }

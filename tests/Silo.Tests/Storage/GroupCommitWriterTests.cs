@@ -138,6 +138,30 @@ public sealed class GroupCommitWriterTests : IAsyncLifetime
         flush?.Flush();
     }
 
+    [Fact]
+    public async Task SqliteLog_CheckpointedBetweenGroups_StaysSmallThoughTheWriterMakesNoCheckpointOfItsOwn()
+    {
+        await using (var writer = new GroupCommitWriter(_store.OpenWriterAsync, _store.Dialect.OpenCommitFlush))
+        {
+            for (var id = 1; id <= 600; id++)
+            {
+                await writer.WriteAsync((c, tx) => c.ExecuteAsync("INSERT INTO t (id) VALUES (@Id)", new { Id = id }, tx), Ct);
+            }
+
+            await writer.WriteAsync(async (c, _) =>
+            {
+                Assert.Equal(0, await c.ExecuteScalarAsync<long>("PRAGMA wal_autocheckpoint")); // SQLite's own are off on the writer
+                return 0;
+            }, Ct);
+        }
+
+        // 600 commits leave a log of more than 2.5 MB if nothing checkpoints it
+        // and starts it over; the checkpoints after every 32 groups keep it to a few dozen commits' worth.
+        var log = new FileInfo(Path.Combine(_folder, "test.db-wal")).Length;
+        Assert.InRange(log, 1, 1024 * 1024);
+        Assert.Equal(600, await CountCommittedAsync());
+    }
+
     private static async Task<int> InsertAndCountAsync(System.Data.Common.DbConnection c, System.Data.Common.DbTransaction tx, int id)
     {
         await c.ExecuteAsync("INSERT INTO t (id) VALUES (@Id)", new { Id = id }, tx);
@@ -173,6 +197,10 @@ public sealed class GroupCommitWriterTests : IAsyncLifetime
         }
 
         public void Release() => _release.Release();
+
+        public void AfterGroup(System.Data.Common.DbConnection writer, bool idle)
+        {
+        }
 
         public void Dispose()
         {
