@@ -83,7 +83,7 @@ internal sealed class Activation : IGrainContext
         }
         else
         {
-            ThreadPool.UnsafeQueueUserWorkItem(static a => _ = a.RunAsync(), this, preferLocal: false);
+            ScheduleLoop();
         }
 
         return true;
@@ -183,7 +183,7 @@ internal sealed class Activation : IGrainContext
         {
             if (Finish(call))
             {
-                ThreadPool.UnsafeQueueUserWorkItem(static a => _ = a.RunAsync(), this, preferLocal: false);
+                ScheduleLoop();
             }
 
             return;
@@ -218,6 +218,9 @@ internal sealed class Activation : IGrainContext
         call.Answer(inline: true);
         return false;
     }
+
+    /// <summary>Runs the mailbox's calls on the thread pool.</summary>
+    private void ScheduleLoop() => ThreadPool.UnsafeQueueUserWorkItem(static a => _ = a.RunAsync(), this, preferLocal: false);
 
     private async Task RunAsync()
     {
