@@ -14,6 +14,7 @@ namespace LuluClaw.Silo.Storage;
 public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string? nodeId = null)
     : ITenantStore, ITurnLedger, IConversationStore, IRequestCounter, IAsyncDisposable
 {
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Guid, WorkspaceAdmissions> _admissions = new();
     private GroupCommitWriter? _groupCommit;
 
     static SqlStore() => DefaultTypeMap.MatchNamesWithUnderscores = true;
@@ -357,86 +358,91 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
     // ---- the turn ledger ----
 
     public Task<AdmissionResult> TryAdmitAsync(TurnAdmission admission, CancellationToken cancellationToken) =>
-        WriteAsync(async (c, tx) =>
+        dialect.GroupCommits
+            ? WriteAsync((c, tx) => AdmitAsync(c, tx, admission, cancellationToken), cancellationToken, answerBeforeCommit: true) // the turn's commit checks the pending row before anything is acknowledged
+            : _admissions.GetOrAdd(admission.WorkspaceId, static (_, store) => new WorkspaceAdmissions(store), this).AdmitAsync(admission, cancellationToken);
+
+    /// <summary>One admission inside a write transaction (see <see cref="ITurnLedger.TryAdmitAsync"/>).</summary>
+    private async Task<AdmissionResult> AdmitAsync(DbConnection c, DbTransaction tx, TurnAdmission admission, CancellationToken cancellationToken)
+    {
+        var workspaceId = admission.WorkspaceId.ToString("D");
+
+        // :: Step 1: lock the workspace row; every admission of this workspace (and so of each of
+        // its keys), on any node, queues here. The same read brings the key's row (it must still be
+        // live here, whatever another node's cache believes) and where the session's thread stands.
+        var ws = await Statements.RowAsync(c, tx,
+            $"""
+            SELECT w.plan, w.credits, k.id AS key_id, k.plan AS key_plan, k.revoked_at,
+                (SELECT COALESCE(MAX(m.seq), 0) FROM messages m WHERE m.workspace_id = w.id AND m.session_id = @SessionId) AS last_seq
+            FROM workspaces w LEFT JOIN api_keys k ON k.id = @KeyId AND k.workspace_id = w.id
+            WHERE w.id = @Id{dialect.ForUpdateOf("w")}
+            """,
+            AdmissionRow.Read, cancellationToken, ("SessionId", admission.SessionId), ("KeyId", admission.KeyId), ("Id", workspaceId));
+        if (ws is null)
         {
-            var workspaceId = admission.WorkspaceId.ToString("D");
+            return new AdmissionResult(AdmissionStatus.NotFound, 0, 0);
+        }
 
-            // :: Step 1: lock the workspace row; every admission of this workspace (and so of each of
-            // its keys), on any node, queues here. The same read brings the key's row (it must still be
-            // live here, whatever another node's cache believes) and where the session's thread stands.
-            var ws = await Statements.RowAsync(c, tx,
-                $"""
-                SELECT w.plan, w.credits, k.id AS key_id, k.plan AS key_plan, k.revoked_at,
-                    (SELECT COALESCE(MAX(m.seq), 0) FROM messages m WHERE m.workspace_id = w.id AND m.session_id = @SessionId) AS last_seq
-                FROM workspaces w LEFT JOIN api_keys k ON k.id = @KeyId AND k.workspace_id = w.id
-                WHERE w.id = @Id{dialect.ForUpdateOf("w")}
-                """,
-                AdmissionRow.Read, cancellationToken, ("SessionId", admission.SessionId), ("KeyId", admission.KeyId), ("Id", workspaceId));
-            if (ws is null)
+        // :: Step 2: the key's plan decides its windows.
+        IReadOnlyList<RateWindow> keyWindows = [];
+        if (admission.KeyId is not null)
+        {
+            if (ws.KeyId is null || ws.RevokedAt is not null)
             {
-                return new AdmissionResult(AdmissionStatus.NotFound, 0, 0);
+                return new AdmissionResult(AdmissionStatus.KeyRevoked, 0, ws.Credits);
             }
 
-            // :: Step 2: the key's plan decides its windows.
-            IReadOnlyList<RateWindow> keyWindows = [];
-            if (admission.KeyId is not null)
+            keyWindows = admission.KeyWindows(ws.KeyPlan);
+        }
+
+        // :: Step 3: credits first: an empty balance is the condition waiting will not fix.
+        if (ws.Credits < admission.Cost)
+        {
+            return new AdmissionResult(AdmissionStatus.InsufficientCredits, 0, ws.Credits);
+        }
+
+        // :: Step 4: the rolling windows, counted from the rows themselves: the key's plan, then the
+        // workspace's hour. If several are full, the client waits for the one that frees up last.
+        var refusals = new List<(TimeSpan RetryAfter, string Description)>();
+        foreach (var window in keyWindows)
+        {
+            if (await FullWindowAsync(c, tx, "key_id", admission.KeyId!, window, admission.Now, cancellationToken) is { } retryAfter)
             {
-                if (ws.KeyId is null || ws.RevokedAt is not null)
-                {
-                    return new AdmissionResult(AdmissionStatus.KeyRevoked, 0, ws.Credits);
-                }
-
-                keyWindows = admission.KeyWindows(ws.KeyPlan);
+                refusals.Add((retryAfter, window.Description));
             }
+        }
 
-            // :: Step 3: credits first: an empty balance is the condition waiting will not fix.
-            if (ws.Credits < admission.Cost)
+        if (admission.TurnsPerHour(ws.Plan) is { } limit)
+        {
+            var window = new RateWindow(TimeSpan.FromHours(1), limit, $"rolling-hour turn limit of the workspace's plan '{ws.Plan}' ({limit} turns)");
+            if (await FullWindowAsync(c, tx, "workspace_id", workspaceId, window, admission.Now, cancellationToken) is { } retryAfter)
             {
-                return new AdmissionResult(AdmissionStatus.InsufficientCredits, 0, ws.Credits);
+                refusals.Add((retryAfter, window.Description));
             }
+        }
 
-            // :: Step 4: the rolling windows, counted from the rows themselves: the key's plan, then the
-            // workspace's hour. If several are full, the client waits for the one that frees up last.
-            var refusals = new List<(TimeSpan RetryAfter, string Description)>();
-            foreach (var window in keyWindows)
-            {
-                if (await FullWindowAsync(c, tx, "key_id", admission.KeyId!, window, admission.Now, cancellationToken) is { } retryAfter)
-                {
-                    refusals.Add((retryAfter, window.Description));
-                }
-            }
+        if (refusals.Count > 0)
+        {
+            var longest = refusals.MaxBy(r => r.RetryAfter);
+            return new AdmissionResult(AdmissionStatus.RateLimited, 0, ws.Credits, longest.RetryAfter, $"{longest.Description} reached");
+        }
 
-            if (admission.TurnsPerHour(ws.Plan) is { } limit)
-            {
-                var window = new RateWindow(TimeSpan.FromHours(1), limit, $"rolling-hour turn limit of the workspace's plan '{ws.Plan}' ({limit} turns)");
-                if (await FullWindowAsync(c, tx, "workspace_id", workspaceId, window, admission.Now, cancellationToken) is { } retryAfter)
-                {
-                    refusals.Add((retryAfter, window.Description));
-                }
-            }
+        // :: Step 5: count the turn and debit it, in the same transaction.
+        await Statements.ExecuteAsync(c, tx,
+            """
+            INSERT INTO turns (id, workspace_id, key_id, session_id, admitted_at, credits, status)
+            VALUES (@TurnId, @WorkspaceId, @KeyId, @SessionId, @Now, @Cost, 'pending')
+            """,
+            cancellationToken,
+            ("TurnId", admission.TurnId), ("WorkspaceId", workspaceId), ("KeyId", admission.KeyId), ("SessionId", admission.SessionId),
+            ("Now", Ms(admission.Now)), ("Cost", admission.Cost));
+        var remaining = await Statements.ScalarAsync(c, tx,
+            "UPDATE workspaces SET credits = credits - @Cost WHERE id = @Id RETURNING credits", cancellationToken,
+            ("Cost", admission.Cost), ("Id", workspaceId)) ?? throw new InvalidOperationException($"workspace {workspaceId} vanished under its lock");
 
-            if (refusals.Count > 0)
-            {
-                var longest = refusals.MaxBy(r => r.RetryAfter);
-                return new AdmissionResult(AdmissionStatus.RateLimited, 0, ws.Credits, longest.RetryAfter, $"{longest.Description} reached");
-            }
-
-            // :: Step 5: count the turn and debit it, in the same transaction.
-            await Statements.ExecuteAsync(c, tx,
-                """
-                INSERT INTO turns (id, workspace_id, key_id, session_id, admitted_at, credits, status)
-                VALUES (@TurnId, @WorkspaceId, @KeyId, @SessionId, @Now, @Cost, 'pending')
-                """,
-                cancellationToken,
-                ("TurnId", admission.TurnId), ("WorkspaceId", workspaceId), ("KeyId", admission.KeyId), ("SessionId", admission.SessionId),
-                ("Now", Ms(admission.Now)), ("Cost", admission.Cost));
-            var remaining = await Statements.ScalarAsync(c, tx,
-                "UPDATE workspaces SET credits = credits - @Cost WHERE id = @Id RETURNING credits", cancellationToken,
-                ("Cost", admission.Cost), ("Id", workspaceId)) ?? throw new InvalidOperationException($"workspace {workspaceId} vanished under its lock");
-
-            // The thread's last sequence number, read under the lock: an activation whose copy is behind (another node wrote it) catches up first.
-            return new AdmissionResult(AdmissionStatus.Admitted, admission.Cost, remaining, SessionLastSeq: ws.LastSeq);
-        }, cancellationToken, answerBeforeCommit: true); // the turn's commit checks the pending row before anything is acknowledged
+        // The thread's last sequence number, read under the lock: an activation whose copy is behind (another node wrote it) catches up first.
+        return new AdmissionResult(AdmissionStatus.Admitted, admission.Cost, remaining, SessionLastSeq: ws.LastSeq);
+    }
 
     /// <summary>
     /// Null if <paramref name="window"/> has room for one more turn of the rows where
@@ -730,5 +736,109 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
         public string Role { get; init; } = "";
         public string Content { get; init; } = "";
         public long CreatedAt { get; init; }
+    }
+
+    /// <summary>
+    /// A workspace's admissions on this node, where each write is its own transaction (PostgreSQL):
+    /// one transaction at a time per workspace, admitting every turn that waits for it, in arrival
+    /// order, under one lock of the workspace row.
+    /// </summary>
+    /// <remarks>
+    /// Every admission locks its workspace's row. Run one transaction each, a busy workspace's
+    /// admissions queue in PostgreSQL for that lock, one backend each (at 512 clients some waited
+    /// past the statement timeout); here they queue in memory instead, and each node sends one
+    /// transaction per workspace at a time, holding the lock once for the whole batch. A transaction
+    /// locks one workspace row only, so batches of different workspaces or nodes cannot deadlock.
+    /// Each admission sees the ones before it in its batch, as if they had run one after another; the
+    /// answers come after the batch's commit (which does not wait for its flush: see
+    /// <see cref="SqlDialect.EarlyCommitSql"/>). If the transaction fails, every admission of the batch
+    /// gets its error.
+    /// </remarks>
+    private sealed class WorkspaceAdmissions(SqlStore store)
+    {
+        private const int MaxBatch = 256;
+
+        private readonly object _gate = new();
+        private readonly Queue<Waiting> _waiting = new();
+        private bool _running;
+
+        public Task<AdmissionResult> AdmitAsync(TurnAdmission admission, CancellationToken cancellationToken)
+        {
+            var waiting = new Waiting(admission, new TaskCompletionSource<AdmissionResult>(TaskCreationOptions.RunContinuationsAsynchronously), cancellationToken);
+            lock (_gate)
+            {
+                _waiting.Enqueue(waiting);
+                if (_running)
+                {
+                    return waiting.Answer.Task;
+                }
+
+                _running = true;
+            }
+
+            _ = RunAsync();
+            return waiting.Answer.Task;
+        }
+
+        private async Task RunAsync()
+        {
+            var batch = new List<Waiting>(MaxBatch);
+            while (true)
+            {
+                batch.Clear();
+                lock (_gate)
+                {
+                    while (batch.Count < MaxBatch && _waiting.TryDequeue(out var next))
+                    {
+                        if (next.CancellationToken.IsCancellationRequested)
+                        {
+                            next.Answer.TrySetCanceled(next.CancellationToken); // gave up before its turn: never admitted
+                        }
+                        else
+                        {
+                            batch.Add(next);
+                        }
+                    }
+
+                    if (batch.Count == 0 && _waiting.Count == 0)
+                    {
+                        _running = false;
+                        return;
+                    }
+                }
+
+                if (batch.Count == 0)
+                {
+                    continue;
+                }
+
+                try
+                {
+                    var results = await store.WriteAloneAsync(async (c, tx) =>
+                    {
+                        var admitted = new AdmissionResult[batch.Count];
+                        for (var i = 0; i < batch.Count; i++)
+                        {
+                            admitted[i] = await store.AdmitAsync(c, tx, batch[i].Admission, CancellationToken.None).ConfigureAwait(false);
+                        }
+
+                        return admitted;
+                    }, CancellationToken.None, answerBeforeCommit: true).ConfigureAwait(false);
+                    for (var i = 0; i < batch.Count; i++)
+                    {
+                        batch[i].Answer.TrySetResult(results[i]);
+                    }
+                }
+                catch (Exception e)
+                {
+                    foreach (var waiting in batch)
+                    {
+                        waiting.Answer.TrySetException(e);
+                    }
+                }
+            }
+        }
+
+        private sealed record Waiting(TurnAdmission Admission, TaskCompletionSource<AdmissionResult> Answer, CancellationToken CancellationToken);
     }
 }
