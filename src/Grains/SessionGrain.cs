@@ -178,7 +178,7 @@ public sealed partial class SessionGrain(
     }
 
     /// <summary>How often a streamed turn tells the store it is alive.</summary>
-    internal static readonly TimeSpan KeepAliveEvery = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan KeepAliveEvery = TimeSpan.FromSeconds(30);
 
     private long LastSeq => _history.Count == 0 ? 0 : _history[^1].Seq;
 

@@ -135,10 +135,10 @@ public sealed class GrainRuntime : IGrainFactory, IAsyncDisposable
             }
             catch (Exception e)
             {
-                // Thrown before the method returned its task: the caller still gets it through the task.
-                return e is OperationCanceledException { CancellationToken.IsCancellationRequested: true } canceled
-                    ? Task.FromCanceled<T>(canceled.CancellationToken)
-                    : Task.FromException<T>(e);
+                // Thrown before the method returned its task: the caller still gets it through the task, as from the mailbox.
+                var failed = new TaskCompletionSource<T>();
+                failed.SetOutcome(default!, e);
+                return failed.Task;
             }
         }
 

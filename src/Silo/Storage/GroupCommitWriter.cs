@@ -92,11 +92,10 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
             if (batch.Count > 0)
             {
                 await RunBatchAsync(batch).ConfigureAwait(false);
-            }
-
-            if (_flush is not null && _connection is not null)
-            {
-                _flush.AfterGroup(_connection, idle: !_queue.Reader.TryPeek(out _));
+                if (_flush is not null && _connection is not null)
+                {
+                    _flush.AfterGroup(_connection, idle: !_queue.Reader.TryPeek(out _));
+                }
             }
         }
     }

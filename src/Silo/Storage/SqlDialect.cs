@@ -87,19 +87,18 @@ public sealed class SqliteDialect(string synchronous) : SqlDialect
     public override async Task PrepareWriterAsync(DbConnection connection, CancellationToken cancellationToken)
     {
         await using var command = connection.CreateCommand();
-        var level = synchronous;
+        var lowered = false;
         if (_flushesItself)
         {
             command.CommandText = "PRAGMA journal_mode;";
-            if (await command.ExecuteScalarAsync(cancellationToken) is "wal")
-            {
-                level = "NORMAL"; // the group-commit writer syncs the log after each group
-            }
+            lowered = await command.ExecuteScalarAsync(cancellationToken) is "wal";
         }
 
-        // With the log synced by the group-commit writer, so are its checkpoints: WalFlush runs them between groups.
-        var checkpoints = level == "NORMAL" && _flushesItself ? " PRAGMA wal_autocheckpoint = 0;" : "";
-        command.CommandText = $"PRAGMA synchronous = {level}; {WriterPragmas}{checkpoints}";
+        // Lowered, the group-commit writer syncs the log after each group (WalFlush), and runs the
+        // checkpoints between groups instead of SQLite on whichever commit crosses the line.
+        command.CommandText = lowered
+            ? $"PRAGMA synchronous = NORMAL; {WriterPragmas} PRAGMA wal_autocheckpoint = 0;"
+            : $"PRAGMA synchronous = {synchronous}; {WriterPragmas}";
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
@@ -126,9 +125,10 @@ public sealed class SqliteDialect(string synchronous) : SqlDialect
     }
 
     /// <summary>
-    /// An fsync of a SQLite database's write-ahead log, through a handle of its own. The log keeps its
-    /// file while a connection is open (SQLite reuses it from the start after a checkpoint), and the
-    /// writer opens this after its first commit on a connection and disposes it with that connection.
+    /// A SQLite database's write-ahead log kept by the group-commit writer: its fsync, through a
+    /// handle of its own, and its checkpoints. The log keeps its file while a connection is open
+    /// (SQLite reuses it from the start after a checkpoint), and the writer opens this after its
+    /// first commit on a connection and disposes it with that connection.
     /// </summary>
     private sealed class WalFlush(string path) : ICommitFlush
     {
@@ -139,9 +139,8 @@ public sealed class SqliteDialect(string synchronous) : SqlDialect
         private const int GroupsPerCheckpoint = 32;
         private const int GroupsBeforeBusyCheckpoint = 128;
 
-        private int _groups;
-
         private readonly SafeFileHandle _log = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
+        private int _groups;
 
         public void Flush() => RandomAccess.FlushToDisk(_log);
 

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Data.Common;
 using System.Runtime.InteropServices;
 using Dapper;
@@ -14,7 +15,7 @@ namespace LuluClaw.Silo.Storage;
 public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string? nodeId = null)
     : ITenantStore, ITurnLedger, IConversationStore, IRequestCounter, IAsyncDisposable
 {
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<Guid, WorkspaceAdmissions> _admissions = new();
+    private readonly ConcurrentDictionary<Guid, WorkspaceAdmissions> _admissions = new();
     private GroupCommitWriter? _groupCommit;
 
     static SqlStore() => DefaultTypeMap.MatchNamesWithUnderscores = true;
