@@ -361,7 +361,23 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
     public Task<AdmissionResult> TryAdmitAsync(TurnAdmission admission, CancellationToken cancellationToken) =>
         dialect.GroupCommits
             ? WriteAsync((c, tx) => AdmitAsync(c, tx, admission, cancellationToken), cancellationToken, answerBeforeCommit: true) // the turn's commit checks the pending row before anything is acknowledged
-            : _admissions.GetOrAdd(admission.WorkspaceId, static (_, store) => new WorkspaceAdmissions(store), this).AdmitAsync(admission, cancellationToken);
+            : AdmitQueuedAsync(admission, cancellationToken);
+
+    /// <summary>How many workspaces have admissions queued on this node (PostgreSQL); none once every admission is answered.</summary>
+    internal int QueuedWorkspaces => _admissions.Count;
+
+    /// <summary>Queues the admission with its workspace's others on this node (see <see cref="WorkspaceAdmissions"/>).</summary>
+    private Task<AdmissionResult> AdmitQueuedAsync(TurnAdmission admission, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var queue = _admissions.GetOrAdd(admission.WorkspaceId, static (id, store) => new WorkspaceAdmissions(store, id), this);
+            if (queue.TryAdmit(admission, cancellationToken) is { } answer)
+            {
+                return answer;
+            }
+        }
+    }
 
     /// <summary>One admission inside a write transaction (see <see cref="ITurnLedger.TryAdmitAsync"/>).</summary>
     private async Task<AdmissionResult> AdmitAsync(DbConnection c, DbTransaction tx, TurnAdmission admission, CancellationToken cancellationToken)
@@ -753,21 +769,29 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
     /// Each admission sees the ones before it in its batch, as if they had run one after another; the
     /// answers come after the batch's commit (which does not wait for its flush: see
     /// <see cref="SqlDialect.EarlyCommitSql"/>). If the transaction fails, every admission of the batch
-    /// gets its error.
+    /// gets its error. A queue that runs dry leaves the store's map, so that a workspace with no
+    /// turn waiting costs this node nothing; a turn that finds it leaving asks the map again.
     /// </remarks>
-    private sealed class WorkspaceAdmissions(SqlStore store)
+    private sealed class WorkspaceAdmissions(SqlStore store, Guid workspaceId)
     {
         private const int MaxBatch = 256;
 
         private readonly object _gate = new();
         private readonly Queue<Waiting> _waiting = new();
         private bool _running;
+        private bool _gone;
 
-        public Task<AdmissionResult> AdmitAsync(TurnAdmission admission, CancellationToken cancellationToken)
+        /// <summary>The admission's answer, or null if this queue has run dry and left the map (ask the map again).</summary>
+        public Task<AdmissionResult>? TryAdmit(TurnAdmission admission, CancellationToken cancellationToken)
         {
             var waiting = new Waiting(admission, new TaskCompletionSource<AdmissionResult>(TaskCreationOptions.RunContinuationsAsynchronously), cancellationToken);
             lock (_gate)
             {
+                if (_gone)
+                {
+                    return null;
+                }
+
                 _waiting.Enqueue(waiting);
                 if (_running)
                 {
@@ -784,38 +808,13 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
         private async Task RunAsync()
         {
             var batch = new List<Waiting>(MaxBatch);
-            while (true)
+            while (TakeBatch(batch))
             {
-                batch.Clear();
-                lock (_gate)
-                {
-                    while (batch.Count < MaxBatch && _waiting.TryDequeue(out var next))
-                    {
-                        if (next.CancellationToken.IsCancellationRequested)
-                        {
-                            next.Answer.TrySetCanceled(next.CancellationToken); // gave up before its turn: never admitted
-                        }
-                        else
-                        {
-                            batch.Add(next);
-                        }
-                    }
-
-                    if (batch.Count == 0 && _waiting.Count == 0)
-                    {
-                        _running = false;
-                        return;
-                    }
-                }
-
-                if (batch.Count == 0)
-                {
-                    continue;
-                }
-
+                AdmissionResult[]? results = null;
+                Exception? error = null;
                 try
                 {
-                    var results = await store.WriteAloneAsync(async (c, tx) =>
+                    results = await store.WriteAloneAsync(async (c, tx) =>
                     {
                         var admitted = new AdmissionResult[batch.Count];
                         for (var i = 0; i < batch.Count; i++)
@@ -825,18 +824,62 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
 
                         return admitted;
                     }, CancellationToken.None, answerBeforeCommit: true).ConfigureAwait(false);
-                    for (var i = 0; i < batch.Count; i++)
-                    {
-                        batch[i].Answer.TrySetResult(results[i]);
-                    }
                 }
                 catch (Exception e)
                 {
-                    foreach (var waiting in batch)
+                    error = e; // every admission of the batch gets it
+                }
+
+                // Leave the map (if nothing waits) before answering, so that whoever was answered finds it as it stays.
+                var more = StayIfWaiting();
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    _ = error is null ? batch[i].Answer.TrySetResult(results![i]) : batch[i].Answer.TrySetException(error);
+                }
+
+                if (!more)
+                {
+                    return;
+                }
+            }
+        }
+
+        /// <summary>Moves up to <see cref="MaxBatch"/> waiting admissions into <paramref name="batch"/>; false, and the queue has left the map, if none waits.</summary>
+        private bool TakeBatch(List<Waiting> batch)
+        {
+            batch.Clear();
+            lock (_gate)
+            {
+                while (batch.Count < MaxBatch && _waiting.TryDequeue(out var next))
+                {
+                    if (next.CancellationToken.IsCancellationRequested)
                     {
-                        waiting.Answer.TrySetException(e);
+                        next.Answer.TrySetCanceled(next.CancellationToken); // gave up before its turn: never admitted
+                    }
+                    else
+                    {
+                        batch.Add(next);
                     }
                 }
+
+                return batch.Count > 0 || StayIfWaiting();
+            }
+        }
+
+        /// <summary>True if admissions wait; otherwise the queue stops, leaves the store's map and refuses new ones (they ask the map again).</summary>
+        private bool StayIfWaiting()
+        {
+            lock (_gate)
+            {
+                if (_waiting.Count > 0)
+                {
+                    return true;
+                }
+
+                _running = false;
+                _gone = true;
+                store._admissions.TryRemove(KeyValuePair.Create(workspaceId, this));
+                return false;
             }
         }
 

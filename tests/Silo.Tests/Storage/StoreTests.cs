@@ -158,6 +158,27 @@ public abstract class StoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TryAdmit_ConcurrentOnSeveralWorkspaces_AdmitsEachLimitExactly_AndLeavesNoQueueBehind()
+    {
+        var workspaces = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => NewWorkspaceAsync(credits: 1000)));
+        var results = await Task.WhenAll(workspaces.SelectMany(ws => Enumerable.Range(0, 25)
+            .Select(_ => Task.Run(() => Store.TryAdmitAsync(Admission(ws, T0), Ct)))));
+
+        Assert.Equal(6 * 15, results.Count(r => r.Status == AdmissionStatus.Admitted));
+        Assert.Equal(6 * 10, results.Count(r => r.Status == AdmissionStatus.RateLimited));
+        Assert.Equal(0, Store.QueuedWorkspaces); // a queue leaves before it answers its last batch
+        await AdmissionsCommittedAsync();
+        foreach (var ws in workspaces)
+        {
+            Assert.Equal(985, (await Store.GetWorkspaceAsync(ws.Id, Ct))!.Credits);
+        }
+
+        // A workspace whose queue has left is served by a new one.
+        Assert.Equal(AdmissionStatus.RateLimited, (await Store.TryAdmitAsync(Admission(workspaces[0], T0), Ct)).Status);
+        Assert.Equal(0, Store.QueuedWorkspaces);
+    }
+
+    [Fact]
     public async Task TryAdmit_KeyWindows_RefuseAtEachLimit_WithRetryAfterOfTheWindowThatRefused()
     {
         var workspace = await NewWorkspaceAsync(plan: "byok", credits: 100);
