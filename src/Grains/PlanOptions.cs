@@ -37,6 +37,9 @@ public sealed class PlanOptions
         ["priority"] = new() { RequestsPerMinute = 60, RequestsPerHour = 60, RequestsPerDay = 2000 },
     };
 
+    /// <summary>The longest rate window of any plan (a key's day): turns admitted before it count in no window.</summary>
+    public static readonly TimeSpan LongestWindow = TimeSpan.FromDays(1);
+
     /// <summary>Whether <paramref name="plan"/> is a known workspace plan.</summary>
     public bool IsWorkspacePlan(string plan) => Workspace.ContainsKey(plan);
 
@@ -52,13 +55,13 @@ public sealed class PlanOptions
         var name = string.IsNullOrEmpty(plan) ? DefaultKeyPlan : plan;
         if (!Key.TryGetValue(name, out var p))
         {
-            return [new RateWindow(TimeSpan.FromDays(1), 0, $"key plan '{name}' is not configured")];
+            return [new RateWindow(LongestWindow, 0, $"key plan '{name}' is not configured")];
         }
 
         var windows = new List<RateWindow>(3);
         Add(TimeSpan.FromMinutes(1), p.RequestsPerMinute, "minute");
         Add(TimeSpan.FromHours(1), p.RequestsPerHour, "hour");
-        Add(TimeSpan.FromDays(1), p.RequestsPerDay, "day");
+        Add(LongestWindow, p.RequestsPerDay, "day");
         return windows;
 
         void Add(TimeSpan length, int? limit, string unit)

@@ -92,6 +92,12 @@ public interface ITurnLedger
     /// between admission and commit. Returns how many.
     /// </summary>
     Task<int> RefundAbandonedAsync(DateTimeOffset silentSince, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Deletes the settled turns admitted before <paramref name="admittedBefore"/> (older than every
+    /// rate window, which count turns by admission time), a batch per transaction. Returns how many.
+    /// </summary>
+    Task<int> ForgetSettledAsync(DateTimeOffset admittedBefore, CancellationToken cancellationToken);
 }
 
 /// <summary>Threads and their append-only messages.</summary>

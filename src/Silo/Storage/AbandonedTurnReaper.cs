@@ -1,3 +1,4 @@
+using LuluClaw.Grains;
 using LuluClaw.Grains.Models;
 using LuluClaw.Grains.Storage;
 using Microsoft.Extensions.Options;
@@ -9,6 +10,9 @@ namespace LuluClaw.Silo.Storage;
 /// once a pending turn has been silent for longer than the model timeout plus a minute (since its
 /// admission, or since the last time its stream said it was alive), no live turn can still commit
 /// it, so it leaves the window and its credits return. Any node may do this; it is one transaction.
+/// The same sweep deletes settled turns older than the longest rate window (and an hour more, for
+/// nodes whose clocks differ): they count in no window, and the table would otherwise keep a row for
+/// every turn ever taken.
 /// </summary>
 internal sealed partial class AbandonedTurnReaper(
     ITurnLedger ledger, IOptionsMonitor<ModelCallOptions> models, TimeProvider time, ILogger<AbandonedTurnReaper> logger) : BackgroundService
@@ -22,11 +26,14 @@ internal sealed partial class AbandonedTurnReaper(
         {
             try
             {
-                var cutoff = time.GetUtcNow() - TimeSpan.FromSeconds(models.CurrentValue.TimeoutSeconds) - Period;
+                var now = time.GetUtcNow();
+                var cutoff = now - TimeSpan.FromSeconds(models.CurrentValue.TimeoutSeconds) - Period;
                 if (await ledger.RefundAbandonedAsync(cutoff, stoppingToken) is > 0 and var count)
                 {
                     Log.Refunded(logger, count);
                 }
+
+                await ledger.ForgetSettledAsync(now - PlanOptions.LongestWindow - TimeSpan.FromHours(1), stoppingToken);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -53,7 +60,7 @@ internal sealed partial class AbandonedTurnReaper(
         [LoggerMessage(EventId = 3001, Level = LogLevel.Warning, Message = "Refunded {Count} turns abandoned between admission and commit")]
         public static partial void Refunded(ILogger logger, int count);
 
-        [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "Refunding abandoned turns failed; will try again")]
+        [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "Refunding abandoned turns or pruning old ones failed; will try again")]
         public static partial void Failed(ILogger logger, Exception exception);
     }
 }

@@ -493,9 +493,42 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
             "UPDATE turns SET alive_at = @Now WHERE id = @TurnId AND status = 'pending'", cancellationToken,
             ("Now", Ms(now)), ("TurnId", turnId)) == 1, cancellationToken);
 
+    // A turn's keep-alive is never before its admission, so "admitted before the cutoff" is implied;
+    // written out, it lets the database range over the index of pending turns instead of the table.
     public Task<int> RefundAbandonedAsync(DateTimeOffset silentSince, CancellationToken cancellationToken) =>
-        WriteAsync((c, tx) => RefundPendingAsync(c, tx, "COALESCE(alive_at, admitted_at) < @Cutoff", new { Cutoff = Ms(silentSince) }, cancellationToken),
+        WriteAsync((c, tx) => RefundPendingAsync(c, tx, AbandonedCondition, new { Cutoff = Ms(silentSince) }, cancellationToken),
             cancellationToken);
+
+    internal const string AbandonedCondition = "admitted_at < @Cutoff AND COALESCE(alive_at, admitted_at) < @Cutoff";
+
+    /// <summary>Up to @Batch settled turns admitted before @Before.</summary>
+    internal const string SettledBefore =
+        "SELECT t.id FROM workspaces w CROSS JOIN turns t WHERE t.workspace_id = w.id AND t.admitted_at < @Before AND t.status = 'done' LIMIT @Batch";
+
+    /// <summary>Settled turns deleted per transaction by <see cref="ForgetSettledAsync(DateTimeOffset, CancellationToken)"/>, so that other writes wait for none of them long.</summary>
+    internal const int ForgetBatch = 2000;
+
+    public Task<int> ForgetSettledAsync(DateTimeOffset admittedBefore, CancellationToken cancellationToken) =>
+        ForgetSettledAsync(admittedBefore, ForgetBatch, cancellationToken);
+
+    internal async Task<int> ForgetSettledAsync(DateTimeOffset admittedBefore, int batch, CancellationToken cancellationToken)
+    {
+        // Through each workspace's window index (workspace, admitted_at): no index on the time alone
+        // to keep up on every turn for a sweep a minute. CROSS JOIN keeps SQLite's planner to that
+        // order (workspaces outside) whatever its statistics say; PostgreSQL plans it as a join.
+        var total = 0;
+        int deleted;
+        do
+        {
+            deleted = await WriteAsync((c, tx) => Statements.ExecuteAsync(c, tx,
+                $"DELETE FROM turns WHERE id IN ({SettledBefore})", cancellationToken, ("Before", Ms(admittedBefore)), ("Batch", batch)),
+                cancellationToken).ConfigureAwait(false);
+            total += deleted;
+        }
+        while (deleted == batch);
+
+        return total;
+    }
 
     /// <summary>Deletes the pending turns matching <paramref name="condition"/> and returns their credits to their workspaces.</summary>
     private static async Task<int> RefundPendingAsync(

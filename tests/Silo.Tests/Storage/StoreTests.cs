@@ -358,6 +358,36 @@ public abstract class StoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ForgetSettled_DeletesOnlySettledTurnsAdmittedBefore_InBatches()
+    {
+        var workspace = await NewWorkspaceAsync(credits: 100);
+        var pending = Admission(workspace, T0, limit: null);
+        var settled = Enumerable.Range(0, 5).Select(_ => Admission(workspace, T0, limit: null)).ToArray();
+        var later = Admission(workspace, T0.AddDays(2), limit: null);
+        foreach (var admission in settled.Append(pending).Append(later))
+        {
+            Assert.Equal(AdmissionStatus.Admitted, (await Store.TryAdmitAsync(admission, Ct)).Status);
+        }
+
+        for (var i = 0; i < settled.Length; i++)
+        {
+            await Store.CommitTurnAsync(Turn(workspace, settled[i].TurnId, newSession: i == 0, 2 * i + 1), T0, Ct);
+        }
+
+        await Store.CommitTurnAsync(Turn(workspace, later.TurnId, newSession: false, 11), T0.AddDays(2), Ct);
+
+        // Two a transaction: 2 + 2 + 1, and the loop stops at the short batch.
+        Assert.Equal(5, await Store.ForgetSettledAsync(T0.AddMinutes(1), batch: 2, Ct));
+        Assert.Equal(0, await Store.ForgetSettledAsync(T0.AddMinutes(1), Ct));
+
+        // The pending turn is still there to refund, the later one still counts in its window, the history is untouched.
+        Assert.Equal(1, await Store.RefundAbandonedAsync(T0.AddMinutes(1), Ct));
+        Assert.Equal(AdmissionStatus.RateLimited, (await Store.TryAdmitAsync(Admission(workspace, T0.AddDays(2), limit: 1), Ct)).Status);
+        Assert.Equal(12, (await Store.GetMessagesAsync(workspace.Id, "s1", Ct)).Count);
+        Assert.Equal(1, await Store.ForgetSettledAsync(T0.AddDays(3), Ct));
+    }
+
+    [Fact]
     public async Task RefundAbandoned_RefundsOnlyOldPendingTurns()
     {
         var workspace = await NewWorkspaceAsync(credits: 10);
@@ -467,6 +497,19 @@ public sealed class SqliteStoreTests : StoreTests
 
     protected override Task<SqlStore> CreateStoreAsync() =>
         Task.FromResult(StorageServiceCollectionExtensions.CreateSqlite($"Data Source={Path.Combine(_folder, "test.db")}"));
+
+    [Theory]
+    [InlineData("DELETE FROM turns WHERE status = 'pending' AND " + SqlStore.AbandonedCondition, "turns_pending")]
+    [InlineData(SqlStore.SettledBefore, "turns_window")]
+    public async Task Sweeps_UseAnIndex_NotAScanOfTurns(string sql, string index)
+    {
+        // The reaper's sweeps run every minute on a table with a row per turn of the last day.
+        await using var connection = await Store.OpenAsync(TestContext.Current.CancellationToken);
+        var plan = string.Join(" | ", (await connection.QueryAsync($"EXPLAIN QUERY PLAN {sql}", new { Cutoff = 0L, Before = 0L, Batch = 5 }))
+            .Select(row => (string)row.detail));
+        Assert.Contains(index, plan);
+        Assert.DoesNotContain("SCAN t", plan); // neither "SCAN turns" nor "SCAN t"
+    }
 
     [Fact]
     public async Task Database_IsInWalMode()
