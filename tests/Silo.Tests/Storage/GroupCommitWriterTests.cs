@@ -141,6 +141,9 @@ public sealed class GroupCommitWriterTests : IAsyncLifetime
     [Fact]
     public async Task SqliteLog_CheckpointedBetweenGroups_StaysSmallThoughTheWriterMakesNoCheckpointOfItsOwn()
     {
+        // Held open to the end: when the last connection to a database closes, SQLite checkpoints and
+        // deletes its log, and another test class may clear every pool (ClearAllPools) at any moment.
+        await using var keepsTheLog = await _store.OpenAsync(Ct);
         await using (var writer = new GroupCommitWriter(_store.OpenWriterAsync, _store.Dialect.OpenCommitFlush))
         {
             for (var id = 1; id <= 600; id++)
