@@ -167,6 +167,7 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
         _flushAsked = false;
         if (_connection is not null)
         {
+            Statements.Release(_connection);
             await _connection.DisposeAsync().ConfigureAwait(false);
             _connection = null;
         }

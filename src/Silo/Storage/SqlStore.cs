@@ -755,13 +755,13 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
     private sealed class AdmissionRow
     {
         /// <summary>The row of the admission query, by column position.</summary>
-        public static AdmissionRow Read(DbDataReader r) => new()
+        public static AdmissionRow Read(IRow r) => new()
         {
             Plan = r.GetString(0),
             Credits = r.GetInt64(1),
-            KeyId = r.IsDBNull(2) ? null : r.GetString(2),
-            KeyPlan = r.IsDBNull(3) ? null : r.GetString(3),
-            RevokedAt = r.IsDBNull(4) ? null : r.GetInt64(4),
+            KeyId = r.IsNull(2) ? null : r.GetString(2),
+            KeyPlan = r.IsNull(3) ? null : r.GetString(3),
+            RevokedAt = r.IsNull(4) ? null : r.GetInt64(4),
             LastSeq = r.GetInt64(5),
         };
 
