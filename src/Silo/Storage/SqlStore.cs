@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Data.Common;
-using System.Runtime.InteropServices;
 using Dapper;
 using LuluClaw.Grains;
 using LuluClaw.Grains.Storage;
@@ -603,17 +602,20 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
                 // :: Step 3: append the messages in one statement; (workspace, session, seq) is unique, so a lost race fails the whole turn.
                 if (turn.Messages.Count > 0)
                 {
-                    var parameters = new List<(string, object?)>(2 + 5 * turn.Messages.Count) { ("WorkspaceId", workspaceId), ("SessionId", turn.SessionId), ("TurnId", turn.TurnId) };
-                    var rows = new List<string>(turn.Messages.Count);
-                    foreach (var (m, i) in turn.Messages.Select((m, i) => (m, i)))
+                    var (sql, names) = MessageInsert(turn.Messages.Count);
+                    var parameters = new (string, object?)[3 + MessageColumns * turn.Messages.Count];
+                    (parameters[0], parameters[1], parameters[2]) = (("WorkspaceId", workspaceId), ("SessionId", turn.SessionId), ("TurnId", turn.TurnId));
+                    for (var i = 0; i < turn.Messages.Count; i++)
                     {
-                        rows.Add($"(@WorkspaceId, @SessionId, @Seq{i}, @Role{i}, @Content{i}, @CreatedAt{i}, @TurnId, @CutShort{i})");
-                        parameters.AddRange([($"Seq{i}", m.Seq), ($"Role{i}", m.Role), ($"Content{i}", m.Content), ($"CreatedAt{i}", Ms(m.CreatedAt)), ($"CutShort{i}", m.CutShort ? 1 : 0)]);
+                        var (m, name, k) = (turn.Messages[i], names[i], 3 + MessageColumns * i);
+                        parameters[k] = (name[0], m.Seq);
+                        parameters[k + 1] = (name[1], m.Role);
+                        parameters[k + 2] = (name[2], m.Content);
+                        parameters[k + 3] = (name[3], Ms(m.CreatedAt));
+                        parameters[k + 4] = (name[4], m.CutShort ? 1 : 0);
                     }
 
-                    await Statements.ExecuteAsync(c, tx,
-                        $"INSERT INTO messages (workspace_id, session_id, seq, role, content, created_at, turn_id, cut_short) VALUES {string.Join(", ", rows)}",
-                        cancellationToken, CollectionsMarshal.AsSpan(parameters));
+                    await Statements.ExecuteAsync(c, tx, sql, cancellationToken, parameters);
                 }
 
                 return 0;
@@ -624,6 +626,21 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
             throw new StaleStateException($"session {turn.SessionId} was written by someone else: {e.Message}");
         }
     }
+
+    private const int MessageColumns = 5;
+    private static readonly ConcurrentDictionary<int, (string Sql, string[][] Names)> MessageInserts = new();
+
+    /// <summary>
+    /// The INSERT of <paramref name="count"/> messages in one statement, and the names of each
+    /// message's parameters (Seq0, Role0, Content0, CreatedAt0, CutShort0, then Seq1…): made once
+    /// per count instead of on every turn.
+    /// </summary>
+    private static (string Sql, string[][] Names) MessageInsert(int count) => MessageInserts.GetOrAdd(count, static n =>
+    {
+        var names = Enumerable.Range(0, n).Select(i => new[] { $"Seq{i}", $"Role{i}", $"Content{i}", $"CreatedAt{i}", $"CutShort{i}" }).ToArray();
+        var rows = names.Select(p => $"(@WorkspaceId, @SessionId, @{p[0]}, @{p[1]}, @{p[2]}, @{p[3]}, @TurnId, @{p[4]})");
+        return ($"INSERT INTO messages (workspace_id, session_id, seq, role, content, created_at, turn_id, cut_short) VALUES {string.Join(", ", rows)}", names);
+    });
 
     public Task<IReadOnlyList<SessionSummary>> ListSessionsAsync(Guid workspaceId, CancellationToken cancellationToken) =>
         ReadAsync<IReadOnlyList<SessionSummary>>(async c => (await c.QueryAsync<SessionListRow>(Command(
