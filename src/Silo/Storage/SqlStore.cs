@@ -15,6 +15,14 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
     : ITenantStore, ITurnLedger, IConversationStore, IRequestCounter, IAsyncDisposable
 {
     private readonly ConcurrentDictionary<Guid, WorkspaceAdmissions> _admissions = new();
+
+    // The admission's first statement, made once: the dialect decides its locking clause.
+    private readonly string _admissionSql = $"""
+        SELECT w.plan, w.credits, k.id AS key_id, k.plan AS key_plan, k.revoked_at,
+            (SELECT COALESCE(MAX(m.seq), 0) FROM messages m WHERE m.workspace_id = w.id AND m.session_id = @SessionId) AS last_seq
+        FROM workspaces w LEFT JOIN api_keys k ON k.id = @KeyId AND k.workspace_id = w.id
+        WHERE w.id = @Id{dialect.ForUpdateOf("w")}
+        """;
     private GroupCommitWriter? _groupCommit;
 
     static SqlStore() => DefaultTypeMap.MatchNamesWithUnderscores = true;
@@ -386,14 +394,7 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
         // :: Step 1: lock the workspace row; every admission of this workspace (and so of each of
         // its keys), on any node, queues here. The same read brings the key's row (it must still be
         // live here, whatever another node's cache believes) and where the session's thread stands.
-        var ws = await Statements.RowAsync(c, tx,
-            $"""
-            SELECT w.plan, w.credits, k.id AS key_id, k.plan AS key_plan, k.revoked_at,
-                (SELECT COALESCE(MAX(m.seq), 0) FROM messages m WHERE m.workspace_id = w.id AND m.session_id = @SessionId) AS last_seq
-            FROM workspaces w LEFT JOIN api_keys k ON k.id = @KeyId AND k.workspace_id = w.id
-            WHERE w.id = @Id{dialect.ForUpdateOf("w")}
-            """,
-            AdmissionRow.Read, cancellationToken, ("SessionId", admission.SessionId), ("KeyId", admission.KeyId), ("Id", workspaceId));
+        var ws = await Statements.RowAsync(c, tx, _admissionSql, AdmissionRow.Read, cancellationToken, ("SessionId", admission.SessionId), ("KeyId", admission.KeyId), ("Id", workspaceId));
         if (ws is null)
         {
             return new AdmissionResult(AdmissionStatus.NotFound, 0, 0);
@@ -422,7 +423,7 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
         var refusals = new List<(TimeSpan RetryAfter, string Description)>();
         foreach (var window in keyWindows)
         {
-            if (await FullWindowAsync(c, tx, "key_id", admission.KeyId!, window, admission.Now, cancellationToken) is { } retryAfter)
+            if (await FullWindowAsync(c, tx, WindowOf.Key, admission.KeyId!, window, admission.Now, cancellationToken) is { } retryAfter)
             {
                 refusals.Add((retryAfter, window.Description));
             }
@@ -431,7 +432,7 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
         if (admission.TurnsPerHour(ws.Plan) is { } limit)
         {
             var window = new RateWindow(TimeSpan.FromHours(1), limit, $"rolling-hour turn limit of the workspace's plan '{ws.Plan}' ({limit} turns)");
-            if (await FullWindowAsync(c, tx, "workspace_id", workspaceId, window, admission.Now, cancellationToken) is { } retryAfter)
+            if (await FullWindowAsync(c, tx, WindowOf.Workspace, workspaceId, window, admission.Now, cancellationToken) is { } retryAfter)
             {
                 refusals.Add((retryAfter, window.Description));
             }
@@ -462,26 +463,35 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
 
     /// <summary>
     /// Null if <paramref name="window"/> has room for one more turn of the rows where
-    /// <paramref name="column"/> = <paramref name="value"/>; otherwise how long until it has: until
+    /// <paramref name="of"/>'s column = <paramref name="value"/>; otherwise how long until it has: until
     /// enough of the turns it counts have aged out of it.
     /// </summary>
     private static async Task<TimeSpan?> FullWindowAsync(
-        DbConnection c, DbTransaction tx, string column, string value, RateWindow window, DateTimeOffset now, CancellationToken cancellationToken)
+        DbConnection c, DbTransaction tx, WindowOf of, string value, RateWindow window, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var cutoff = Ms(now - window.Length);
-        var count = await Statements.ScalarAsync(c, tx,
-            $"SELECT COUNT(*) FROM turns WHERE {column} = @Value AND admitted_at > @Cutoff", cancellationToken,
-            ("Value", value), ("Cutoff", cutoff)) ?? 0;
+        var count = await Statements.ScalarAsync(c, tx, of.CountSql, cancellationToken, ("Value", value), ("Cutoff", cutoff)) ?? 0;
         if (count < window.Limit)
         {
             return null;
         }
 
         // The turn that must leave for the count to drop below the limit is the (count - limit + 1)-th oldest.
-        var freedBy = await Statements.ScalarAsync(c, tx,
-            $"SELECT admitted_at FROM turns WHERE {column} = @Value AND admitted_at > @Cutoff ORDER BY admitted_at LIMIT 1 OFFSET @Skip",
-            cancellationToken, ("Value", value), ("Cutoff", cutoff), ("Skip", count - window.Limit));
+        var freedBy = await Statements.ScalarAsync(c, tx, of.FreedBySql, cancellationToken,
+            ("Value", value), ("Cutoff", cutoff), ("Skip", count - window.Limit));
         return freedBy is { } t ? Time(t) + window.Length - now : window.Length;
+    }
+
+    /// <summary>Whose turns a rolling window counts (a key's or a workspace's), and its two queries, made once.</summary>
+    private sealed class WindowOf(string column)
+    {
+        public static readonly WindowOf Key = new("key_id");
+        public static readonly WindowOf Workspace = new("workspace_id");
+
+        public string CountSql { get; } = $"SELECT COUNT(*) FROM turns WHERE {column} = @Value AND admitted_at > @Cutoff";
+
+        public string FreedBySql { get; } =
+            $"SELECT admitted_at FROM turns WHERE {column} = @Value AND admitted_at > @Cutoff ORDER BY admitted_at LIMIT 1 OFFSET @Skip";
     }
 
     public Task RefundAsync(string turnId, CancellationToken cancellationToken) =>
