@@ -76,8 +76,12 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
     /// </summary>
     private Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken, bool answerBeforeCommit = false) =>
         dialect.GroupCommits
-            ? LazyInitializer.EnsureInitialized(ref _groupCommit, () => new GroupCommitWriter(OpenWriterAsync, dialect.OpenCommitFlush)).WriteAsync(work, cancellationToken, answerBeforeCommit)
+            ? (_groupCommit ?? GroupCommit()).WriteAsync(work, cancellationToken, answerBeforeCommit)
             : WriteAloneAsync(work, cancellationToken, answerBeforeCommit);
+
+    /// <summary>The group-commit writer, made on the first write; after that, finding it allocates nothing (a lambda per write was 0.8% of the bytes a turn allocates).</summary>
+    private GroupCommitWriter GroupCommit() =>
+        LazyInitializer.EnsureInitialized(ref _groupCommit, () => new GroupCommitWriter(OpenWriterAsync, dialect.OpenCommitFlush));
 
     /// <summary>
     /// One write in its own transaction. With <paramref name="answerBeforeCommit"/> its commit returns
