@@ -164,7 +164,7 @@ public sealed class SqliteDialect(string synchronous) : SqlDialect
             }
             catch (DbException)
             {
-                // Not this time: the log grows a little longer, and the next group tries again.
+                // Not this time: the log grows a little longer, until the next checkpoint's turn comes.
             }
         }
 

@@ -518,6 +518,8 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
     internal const string SettledBefore =
         "SELECT t.id FROM workspaces w CROSS JOIN turns t WHERE t.workspace_id = w.id AND t.admitted_at < @Before AND t.status = 'done' LIMIT @Batch";
 
+    private const string ForgetSettledSql = $"DELETE FROM turns WHERE id IN ({SettledBefore})";
+
     /// <summary>Settled turns deleted per transaction by <see cref="ForgetSettledAsync(DateTimeOffset, CancellationToken)"/>, so that other writes wait for none of them long.</summary>
     internal const int ForgetBatch = 2000;
 
@@ -534,7 +536,7 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
         do
         {
             deleted = await WriteAsync((c, tx) => Statements.ExecuteAsync(c, tx,
-                $"DELETE FROM turns WHERE id IN ({SettledBefore})", cancellationToken, ("Before", Ms(admittedBefore)), ("Batch", batch)),
+                ForgetSettledSql, cancellationToken, ("Before", Ms(admittedBefore)), ("Batch", batch)),
                 cancellationToken).ConfigureAwait(false);
             total += deleted;
         }

@@ -16,7 +16,8 @@ namespace LuluClaw.Silo.Storage;
 /// SQLite (the group-commit writer's one long-lived connection) a statement is compiled once for the
 /// life of the connection and run through SQLite's own calls (<see cref="SqliteStatement"/>): its
 /// parameters are bound by position, looked up once, where Microsoft.Data.Sqlite looks each name up
-/// on every run; together that was a tenth of the CPU a turn cost, then a sixth of what was left.
+/// on every run. Keeping compiled statements saved a tenth of the CPU a turn cost; going around
+/// Microsoft.Data.Sqlite then gave 15% more turns/s.
 /// On PostgreSQL every open gives a new connection object, so its commands go with it; preparing
 /// there is Npgsql's job (<c>Max Auto Prepare</c>, on by default in
 /// <see cref="StorageServiceCollectionExtensions.CreatePostgres"/>).
