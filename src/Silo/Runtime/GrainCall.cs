@@ -89,25 +89,21 @@ public class GrainProxy : DispatchProxy
     private GrainRuntime? _runtime;
     private GrainId _id;
 
-    internal void Bind(GrainRuntime runtime, GrainId id)
+    /// <summary>A reference of the same generated type (this one's copy) to the actor <paramref name="id"/>.</summary>
+    internal GrainProxy CopyFor(GrainRuntime runtime, GrainId id)
     {
-        _runtime = runtime;
-        _id = id;
+        var copy = (GrainProxy)MemberwiseClone();
+        copy._runtime = runtime;
+        copy._id = id;
+        return copy;
     }
 
     protected override object? Invoke(MethodInfo? targetMethod, object?[]? args)
     {
         ArgumentNullException.ThrowIfNull(targetMethod);
-        if (targetMethod.DeclaringType == typeof(object))
-        {
-            return targetMethod.Name switch
-            {
-                nameof(ToString) => _id.ToString(),
-                nameof(GetHashCode) => _id.GetHashCode(),
-                _ => throw new NotSupportedException(targetMethod.Name),
-            };
-        }
-
         return _runtime!.Dispatch(_id, targetMethod, args ?? []);
     }
+
+    /// <summary>The actor's identity, such as <c>ISessionGrain/…</c>.</summary>
+    public override string ToString() => _id.ToString();
 }

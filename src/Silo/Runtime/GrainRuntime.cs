@@ -40,6 +40,7 @@ public sealed class GrainRuntime : IGrainFactory, IAsyncDisposable
     private readonly ConcurrentDictionary<GrainId, Activation> _activations = new();
     private readonly ConcurrentDictionary<MethodInfo, Func<GrainRuntime, GrainId, MethodInfo, object?[], object>> _invokers = new();
     private readonly ConcurrentDictionary<MethodInfo, bool> _interleaved = new();
+    private readonly ConcurrentDictionary<Type, GrainProxy> _proxyTemplates = new();
     private readonly IServiceProvider _services;
     private readonly GrainTypeMap _types;
     private readonly IOptionsMonitor<ActorRuntimeOptions> _options;
@@ -61,9 +62,12 @@ public sealed class GrainRuntime : IGrainFactory, IAsyncDisposable
     public TGrain Get<TGrain>(string key) where TGrain : class, IGrainWithStringKey
     {
         ArgumentNullException.ThrowIfNull(key);
-        var proxy = DispatchProxy.Create<TGrain, GrainProxy>();
-        ((GrainProxy)(object)proxy).Bind(this, new GrainId(typeof(TGrain), key));
-        return proxy;
+
+        // DispatchProxy.Create binds the generated type's constructor by reflection on every call
+        // (arrays of types, constructors and arguments): once per contract is enough, and each
+        // reference after that is a copy of the first.
+        var template = _proxyTemplates.GetOrAdd(typeof(TGrain), static _ => (GrainProxy)(object)DispatchProxy.Create<TGrain, GrainProxy>());
+        return (TGrain)(object)template.CopyFor(this, new GrainId(typeof(TGrain), key));
     }
 
     /// <summary>

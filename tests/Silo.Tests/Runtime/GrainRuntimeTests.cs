@@ -203,10 +203,13 @@ public sealed class GrainRuntimeTests : IAsyncDisposable
     public async Task Get_SameKey_OneActivation_OtherKey_Another()
     {
         var ct = TestContext.Current.CancellationToken;
-        await _runtime.Get<ICounterGrain>("a").RecordAsync(1, ct);
+        var a = _runtime.Get<ICounterGrain>("a");
+        var b = _runtime.Get<ICounterGrain>("b"); // references are copies of one per contract: each keeps its own key
+        await a.RecordAsync(1, ct);
         await _runtime.Get<ICounterGrain>("a").RecordAsync(2, ct);
-        await _runtime.Get<ICounterGrain>("b").RecordAsync(3, ct);
+        await b.RecordAsync(3, ct);
 
+        Assert.Equal(("ICounterGrain/a", "ICounterGrain/b"), (a.ToString(), b.ToString()));
         Assert.Equal([1, 2], await _runtime.Get<ICounterGrain>("a").GetRecordedAsync(ct));
         Assert.Equal([3], await _runtime.Get<ICounterGrain>("b").GetRecordedAsync(ct));
         Assert.Equal(2, _probe.Activations);
