@@ -36,7 +36,12 @@ public static partial class ErrorHandling
             };
             var logger = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("LuluClaw.WebApi");
             long? retryAfter = status == StatusCodes.Status503ServiceUnavailable ? StorageRetryAfterSeconds : null;
-            if (retryAfter is null)
+            if (e is BadHttpRequestException)
+            {
+                // The client's doing (a body cut short, too large, malformed), as common as clients that hang up: no stack.
+                Log.BadRequest(logger, context.Request.Method, context.Request.Path, status, e.Message);
+            }
+            else if (retryAfter is null)
             {
                 Log.Unhandled(logger, context.Request.Method, context.Request.Path, status, e);
             }
@@ -67,5 +72,8 @@ public static partial class ErrorHandling
 
         [LoggerMessage(EventId = 1002, Level = LogLevel.Warning, Message = "{Method} {Path}: 503, the database is unavailable: {Reason}")]
         public static partial void StorageUnavailable(ILogger logger, string method, string path, string reason);
+
+        [LoggerMessage(EventId = 1003, Level = LogLevel.Information, Message = "{Method} {Path}: {Status}, the request was malformed: {Reason}")]
+        public static partial void BadRequest(ILogger logger, string method, string path, int status, string reason);
     }
 }
