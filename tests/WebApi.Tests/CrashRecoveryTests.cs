@@ -18,13 +18,7 @@ public sealed class CrashRecoveryTests : IDisposable
         string workspaceId, key;
         using (var server = await ServerProcess.StartAsync(_folder, ct))
         {
-            using var admin = server.Client(ServerProcess.AdminToken);
-            var created = await (await admin.PostAsJsonAsync("/api/admin/workspaces", new { name = "Crash", plan = "starter", credits = 10 }, ct))
-                .Content.ReadFromJsonAsync<JsonElement>(ct);
-            workspaceId = created.GetProperty("id").GetString()!;
-            key = (await (await admin.PostAsync($"/api/admin/workspaces/{workspaceId}/keys", null, ct)).Content.ReadFromJsonAsync<JsonElement>(ct))
-                .GetProperty("key").GetString()!;
-
+            (workspaceId, key) = await server.CreateWorkspaceAsync("Crash", "starter", 10, ct);
             using var client = server.Client(key);
             var first = await client.PostAsJsonAsync("/api/gateway/chat", new { message = "remember me", session_id = "crash" }, ct);
             Assert.Equal(HttpStatusCode.OK, first.StatusCode);

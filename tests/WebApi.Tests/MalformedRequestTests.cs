@@ -18,11 +18,7 @@ public sealed class MalformedRequestTests : IDisposable
     public async Task BrokenChunkedBody_Is400InTheSurfaceShape_LoggedWithoutAStack_AndTheNodeGoesOn()
     {
         using var server = await ServerProcess.StartAsync(_folder, Ct);
-        using var admin = server.Client(ServerProcess.AdminToken);
-        var workspace = await (await admin.PostAsJsonAsync("/api/admin/workspaces", new { name = "Malformed", plan = "pro", credits = 10 }, Ct))
-            .Content.ReadFromJsonAsync<JsonElement>(Ct);
-        var key = (await (await admin.PostAsync($"/api/admin/workspaces/{workspace.GetProperty("id").GetString()}/keys", null, Ct))
-            .Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("key").GetString()!;
+        var (_, key) = await server.CreateWorkspaceAsync("Malformed", "pro", 10, Ct);
 
         // A chunk size that is not hexadecimal: Kestrel fails the body read inside the endpoint.
         using var tcp = new TcpClient();

@@ -2,7 +2,9 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
+using System.Net.Http.Json;
 using System.Net.Sockets;
+using System.Text.Json;
 
 namespace LuluClaw.WebApi.Tests;
 
@@ -94,6 +96,18 @@ internal sealed class ServerProcess : IDisposable
         }
 
         return new ServerProcess(process, new Uri($"http://127.0.0.1:{port}"), output);
+    }
+
+    /// <summary>Creates a workspace through the admin API and mints it a key: its id and the key.</summary>
+    public async Task<(string WorkspaceId, string Key)> CreateWorkspaceAsync(string name, string plan, long credits, CancellationToken cancellationToken)
+    {
+        using var admin = Client(AdminToken);
+        var created = await (await admin.PostAsJsonAsync("/api/admin/workspaces", new { name, plan, credits }, cancellationToken))
+            .Content.ReadFromJsonAsync<JsonElement>(cancellationToken);
+        var id = created.GetProperty("id").GetString()!;
+        var key = (await (await admin.PostAsync($"/api/admin/workspaces/{id}/keys", null, cancellationToken)).Content.ReadFromJsonAsync<JsonElement>(cancellationToken))
+            .GetProperty("key").GetString()!;
+        return (id, key);
     }
 
     public HttpClient Client(string bearer)

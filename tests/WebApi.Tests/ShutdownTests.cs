@@ -38,7 +38,7 @@ public sealed class ShutdownTests : IAsyncLifetime
         string workspaceId, key;
         using (var server = await ServerProcess.StartAsync(_folder, Ct, Settings(drainSeconds: 60)))
         {
-            (workspaceId, key) = await CreateWorkspaceAsync(server);
+            (workspaceId, key) = await server.CreateWorkspaceAsync("Drain", "pro", 100, Ct);
             using var client = server.Client(key);
             _stub.HoldReplies();
             var plain = Enumerable.Range(1, 3)
@@ -84,7 +84,7 @@ public sealed class ShutdownTests : IAsyncLifetime
         string workspaceId;
         using (var server = await ServerProcess.StartAsync(_folder, Ct, Settings(drainSeconds: 1)))
         {
-            (workspaceId, var key) = await CreateWorkspaceAsync(server);
+            (workspaceId, var key) = await server.CreateWorkspaceAsync("Drain", "pro", 100, Ct);
             using var client = server.Client(key);
             _stub.HoldReplies(); // and never released
             var held = client.PostAsJsonAsync("/api/gateway/chat", new { message = "never answered", session_id = "held" }, Ct);
@@ -104,17 +104,6 @@ public sealed class ShutdownTests : IAsyncLifetime
             using var admin = server.Client(ServerProcess.AdminToken);
             Assert.Equal(HttpStatusCode.NotFound, (await admin.GetAsync($"/api/admin/workspaces/{workspaceId}/sessions/held/messages", Ct)).StatusCode);
         }
-    }
-
-    private static async Task<(string WorkspaceId, string Key)> CreateWorkspaceAsync(ServerProcess server)
-    {
-        using var admin = server.Client(ServerProcess.AdminToken);
-        var created = await (await admin.PostAsJsonAsync("/api/admin/workspaces", new { name = "Drain", plan = "pro", credits = 100 }, Ct))
-            .Content.ReadFromJsonAsync<JsonElement>(Ct);
-        var id = created.GetProperty("id").GetString()!;
-        var key = (await (await admin.PostAsync($"/api/admin/workspaces/{id}/keys", null, Ct)).Content.ReadFromJsonAsync<JsonElement>(Ct))
-            .GetProperty("key").GetString()!;
-        return (id, key);
     }
 
     private static async Task<List<SseItem<string>>> StreamAsync(HttpClient client, string message, string sessionId)
