@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using LuluClaw;
-using LuluClaw.Actors;
+using Orleans;
 using LuluClaw.Silo;
 using LuluClaw.Silo.Runtime;
 using LuluClaw.Silo.Storage;
@@ -42,7 +42,7 @@ try
     var grains = app.Services.GetRequiredService<IGrainFactory>();
     var runtime = app.Services.GetRequiredService<GrainRuntime>();
     var workspaceId = Guid.NewGuid();
-    var workspace = grains.Get<IWorkspaceGrain>(workspaceId.ToString("D"));
+    var workspace = grains.GetGrain<IWorkspaceGrain>(workspaceId.ToString("D"));
     await workspace.CreateAsync(new CreateWorkspaceRequest("bench-memory", "byok", 100_000_000), CancellationToken.None);
     var key = await workspace.CreateKeyAsync(new CreateApiKeyRequest(["chat"], "bench"), CancellationToken.None)
         ?? throw new InvalidOperationException("the workspace was not created");
@@ -74,7 +74,7 @@ try
         await Parallel.ForAsync(0, count, new ParallelOptions { MaxDegreeOfParallelism = concurrency }, async (i, ct) =>
         {
             var message = $"m{i:D8}".PadRight(messageChars, 'x');
-            var session = grains.Get<ISessionGrain>(SessionKey.Of(workspaceId, $"{prefix}-{i}"));
+            var session = grains.GetGrain<ISessionGrain>(SessionKey.Of(workspaceId, $"{prefix}-{i}"));
             var result = await session.SendAsync(new ChatTurnRequest(message, key.Id, "gateway"), ct);
             if (result.Status == ChatTurnStatus.Ok)
             {

@@ -1,18 +1,19 @@
-using LuluClaw.Actors;
-
 namespace LuluClaw;
 
 /// <summary>
 /// Resolves one API key, keyed by the lowercase hex SHA-256 of its plaintext. The plaintext never
 /// reaches an actor or the database.
 /// </summary>
+[Alias("luluclaw.IApiKeyGrain")]
 public interface IApiKeyGrain : IGrainWithStringKey
 {
     /// <summary>The key's workspace and scopes, or null if the key is unknown or revoked.</summary>
+    [Alias("ResolveAsync")]
     [AlwaysInterleave]
     Task<ApiKeyInfo?> ResolveAsync(CancellationToken cancellationToken);
 
     /// <summary>Drops what the activation knows, so the next call reads the database again.</summary>
+    [Alias("InvalidateAsync")]
     Task InvalidateAsync(CancellationToken cancellationToken);
 
     /// <summary>
@@ -20,16 +21,27 @@ public interface IApiKeyGrain : IGrainWithStringKey
     /// <paramref name="bucket"/> (fixed one-minute windows, counted by the database, so exact across
     /// nodes) and says whether it may go ahead.
     /// </summary>
+    [Alias("TakeRequestAsync")]
     [AlwaysInterleave]
     Task<RequestQuota> TakeRequestAsync(string bucket, int limitPerMinute, CancellationToken cancellationToken);
 }
 
 /// <summary>A key's request quota after one request: what the <c>X-RateLimit-*</c> headers say.</summary>
 /// <param name="ResetAt">When the current window ends and the count starts again.</param>
-public sealed record RequestQuota(bool Allowed, int Limit, int Remaining, DateTimeOffset ResetAt);
+[GenerateSerializer, Immutable, Alias("luluclaw.RequestQuota")]
+public sealed record RequestQuota(
+    [property: Id(0)] bool Allowed,
+    [property: Id(1)] int Limit,
+    [property: Id(2)] int Remaining,
+    [property: Id(3)] DateTimeOffset ResetAt);
 
 /// <summary>What a key grants.</summary>
-public sealed record ApiKeyInfo(string Id, Guid WorkspaceId, IReadOnlyList<string> Scopes, string? Plan)
+[GenerateSerializer, Immutable, Alias("luluclaw.ApiKeyInfo")]
+public sealed record ApiKeyInfo(
+    [property: Id(0)] string Id,
+    [property: Id(1)] Guid WorkspaceId,
+    [property: Id(2)] IReadOnlyList<string> Scopes,
+    [property: Id(3)] string? Plan)
 {
     /// <summary>Whether the key carries <paramref name="scope"/>.</summary>
     public bool HasScope(string scope) => Scopes.Contains(scope, StringComparer.Ordinal);

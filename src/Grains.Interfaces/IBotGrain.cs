@@ -1,6 +1,5 @@
 using System.Buffers.Text;
 using System.Security.Cryptography;
-using LuluClaw.Actors;
 
 namespace LuluClaw;
 
@@ -13,27 +12,33 @@ namespace LuluClaw;
 /// Calls that manage a bot name the caller's workspace; a bot of another workspace answers as if it
 /// did not exist, so existence never leaks across tenants.
 /// </remarks>
+[Alias("luluclaw.IBotGrain")]
 public interface IBotGrain : IGrainWithStringKey
 {
     /// <summary>Creates the bot (status <see cref="BotStatus.Starting"/>); it starts by itself right after.</summary>
+    [Alias("CreateAsync")]
     Task<BotInfo> CreateAsync(CreateBotRequest request, CancellationToken cancellationToken);
 
     /// <summary>The bot's configuration and status, or null if it does not exist.</summary>
+    [Alias("GetAsync")]
     Task<BotInfo?> GetAsync(CancellationToken cancellationToken);
 
     /// <summary>
     /// Changes the given fields and reloads (<see cref="BotStatus.Reloading"/>, then running): the
     /// next turn uses the new configuration. Null if the bot is not in <paramref name="workspaceId"/>.
     /// </summary>
+    [Alias("UpdateAsync")]
     Task<BotInfo?> UpdateAsync(Guid workspaceId, BotChanges changes, CancellationToken cancellationToken);
 
     /// <summary>
     /// Restarts the bot (<see cref="BotStatus.Restarting"/>): this activation and its model client are
     /// torn down and the next call starts a new one. Null if the bot is not in <paramref name="workspaceId"/>.
     /// </summary>
+    [Alias("RestartAsync")]
     Task<BotInfo?> RestartAsync(Guid workspaceId, CancellationToken cancellationToken);
 
     /// <summary>Deletes the bot for good and disconnects its channels; false if it is not in <paramref name="workspaceId"/>.</summary>
+    [Alias("DeleteAsync")]
     Task<bool> DeleteAsync(Guid workspaceId, CancellationToken cancellationToken);
 
     /// <summary>
@@ -41,10 +46,13 @@ public interface IBotGrain : IGrainWithStringKey
     /// running, or error with the reason. The bot sends this to itself after each transition, so it
     /// runs before any call that arrives later; calling it again does nothing.
     /// </summary>
+    [Alias("CompleteTransitionAsync")]
+    [OneWay]
     Task CompleteTransitionAsync(CancellationToken cancellationToken);
 }
 
 /// <summary>Where a bot is in its lifecycle.</summary>
+[GenerateSerializer, Alias("luluclaw.BotStatus")]
 public enum BotStatus
 {
     /// <summary>Created; its model client is being built.</summary>
@@ -81,27 +89,39 @@ public static class BotChannels
 }
 
 /// <summary>What a new bot is made of.</summary>
-public sealed record CreateBotRequest(Guid WorkspaceId, string Name, string SystemPrompt, string Model, IReadOnlyList<string> Channels);
+[GenerateSerializer, Immutable, Alias("luluclaw.CreateBotRequest")]
+public sealed record CreateBotRequest(
+    [property: Id(0)] Guid WorkspaceId,
+    [property: Id(1)] string Name,
+    [property: Id(2)] string SystemPrompt,
+    [property: Id(3)] string Model,
+    [property: Id(4)] IReadOnlyList<string> Channels);
 
 /// <summary>The fields a PATCH changes; null leaves a field as it is.</summary>
-public sealed record BotChanges(string? Name = null, string? SystemPrompt = null, string? Model = null, IReadOnlyList<string>? Channels = null);
+[GenerateSerializer, Immutable, Alias("luluclaw.BotChanges")]
+public sealed record BotChanges(
+    [property: Id(0)] string? Name = null,
+    [property: Id(1)] string? SystemPrompt = null,
+    [property: Id(2)] string? Model = null,
+    [property: Id(3)] IReadOnlyList<string>? Channels = null);
 
 /// <summary>A bot: configuration, lifecycle and channel connections.</summary>
 /// <param name="Version">Grows with every configuration change and restart; a model client is built for one version.</param>
 /// <param name="StatusReason">Why the bot is in <see cref="BotStatus.Error"/>; null otherwise.</param>
 /// <param name="Provider">The provider its model client talks to (<c>openai</c>, <c>anthropic</c>, <c>echo</c>); null until built.</param>
+[GenerateSerializer, Immutable, Alias("luluclaw.BotInfo")]
 public sealed record BotInfo(
-    string Id,
-    Guid WorkspaceId,
-    string Name,
-    string SystemPrompt,
-    string Model,
-    IReadOnlyList<string> Channels,
-    BotStatus Status,
-    string? StatusReason,
-    long Version,
-    long RestartCount,
-    DateTimeOffset CreatedAt,
-    DateTimeOffset UpdatedAt,
-    DateTimeOffset? LastRestartedAt,
-    string? Provider = null);
+    [property: Id(0)] string Id,
+    [property: Id(1)] Guid WorkspaceId,
+    [property: Id(2)] string Name,
+    [property: Id(3)] string SystemPrompt,
+    [property: Id(4)] string Model,
+    [property: Id(5)] IReadOnlyList<string> Channels,
+    [property: Id(6)] BotStatus Status,
+    [property: Id(7)] string? StatusReason,
+    [property: Id(8)] long Version,
+    [property: Id(9)] long RestartCount,
+    [property: Id(10)] DateTimeOffset CreatedAt,
+    [property: Id(11)] DateTimeOffset UpdatedAt,
+    [property: Id(12)] DateTimeOffset? LastRestartedAt,
+    [property: Id(13)] string? Provider = null);

@@ -1,14 +1,14 @@
-using LuluClaw.Actors;
-
 namespace LuluClaw;
 
 /// <summary>
 /// One conversation thread, keyed by <see cref="SessionKey"/> (workspace and session id). It owns
 /// the history: every turn is appended durably before its reply is returned.
 /// </summary>
+[Alias("luluclaw.ISessionGrain")]
 public interface ISessionGrain : IGrainWithStringKey
 {
     /// <summary>Runs one chat turn: admit and debit, call the model, append the turn, answer.</summary>
+    [Alias("SendAsync")]
     Task<ChatTurnResult> SendAsync(ChatTurnRequest request, CancellationToken cancellationToken);
 
     /// <summary>
@@ -17,12 +17,20 @@ public interface ISessionGrain : IGrainWithStringKey
     /// any delta means nothing was charged or stored). If the caller stops reading, the model call is
     /// cancelled and what it produced is stored, marked <see cref="SessionMessage.CutShort"/>.
     /// </summary>
+    /// <remarks>
+    /// Orleans does not hold the grain's turn across the steps of an <see cref="IAsyncEnumerable{T}"/>
+    /// (other calls run between them), so the session keeps its own order: a turn that arrives while a
+    /// stream runs waits for it.
+    /// </remarks>
+    [Alias("StreamAsync")]
     IAsyncEnumerable<ChatTurnEvent> StreamAsync(ChatTurnRequest request, CancellationToken cancellationToken);
 
     /// <summary>The stored history of the thread, oldest first; empty for a thread never used.</summary>
+    [Alias("GetHistoryAsync")]
     Task<IReadOnlyList<SessionMessage>> GetHistoryAsync(CancellationToken cancellationToken);
 
     /// <summary>Deletes the thread and its history; false if it did not exist.</summary>
+    [Alias("DeleteAsync")]
     Task<bool> DeleteAsync(CancellationToken cancellationToken);
 }
 
@@ -55,10 +63,16 @@ public static class SessionKey
 /// before <paramref name="Message"/>, used instead of the thread's history. Such a turn is admitted
 /// and charged like any other, but its messages are not stored.
 /// </param>
+[GenerateSerializer, Immutable, Alias("luluclaw.ChatTurnRequest")]
 public sealed record ChatTurnRequest(
-    string Message, string? KeyId, string Channel, string? BotId = null, IReadOnlyList<SessionMessage>? Transcript = null);
+    [property: Id(0)] string Message,
+    [property: Id(1)] string? KeyId,
+    [property: Id(2)] string Channel,
+    [property: Id(3)] string? BotId = null,
+    [property: Id(4)] IReadOnlyList<SessionMessage>? Transcript = null);
 
 /// <summary>How a chat turn ended.</summary>
+[GenerateSerializer, Alias("luluclaw.ChatTurnStatus")]
 public enum ChatTurnStatus
 {
     /// <summary>Answered and stored.</summary>
@@ -78,33 +92,43 @@ public enum ChatTurnStatus
 }
 
 /// <summary>The outcome of <see cref="ISessionGrain.SendAsync"/>.</summary>
+[GenerateSerializer, Immutable, Alias("luluclaw.ChatTurnResult")]
 public sealed record ChatTurnResult
 {
     /// <summary>How the turn ended.</summary>
+    [Id(0)]
     public required ChatTurnStatus Status { get; init; }
 
     /// <summary>The session id (not the grain key).</summary>
+    [Id(1)]
     public required string SessionId { get; init; }
 
     /// <summary>The assistant's reply, when <see cref="Status"/> is <see cref="ChatTurnStatus.Ok"/>.</summary>
+    [Id(2)]
     public string? Reply { get; init; }
 
     /// <summary>Credits debited for this turn.</summary>
+    [Id(3)]
     public long CreditsUsed { get; init; }
 
     /// <summary>The workspace balance right after this turn's debit.</summary>
+    [Id(4)]
     public long? CreditsRemaining { get; init; }
 
     /// <summary>A message for the client when the turn did not succeed.</summary>
+    [Id(5)]
     public string? Error { get; init; }
 
     /// <summary>When to try again, for <see cref="ChatTurnStatus.RateLimited"/> (and a model that said so).</summary>
+    [Id(6)]
     public TimeSpan? RetryAfter { get; init; }
 
     /// <summary>Token usage the model reported.</summary>
+    [Id(7)]
     public TokenUsage? Usage { get; init; }
 
     /// <summary>The model that answered (the bot's model).</summary>
+    [Id(8)]
     public string? Model { get; init; }
 
     /// <summary>A failed turn.</summary>
@@ -114,13 +138,22 @@ public sealed record ChatTurnResult
 
 /// <summary>A thread as a list shows it.</summary>
 /// <param name="Channel">The surface that started it: <c>gateway</c>, <c>api</c>, <c>openai</c>, <c>openclaw</c>.</param>
-public sealed record SessionSummary(string SessionId, string BotId, string Channel, DateTimeOffset CreatedAt, DateTimeOffset LastActivity, long MessageCount);
+[GenerateSerializer, Immutable, Alias("luluclaw.SessionSummary")]
+public sealed record SessionSummary(
+    [property: Id(0)] string SessionId,
+    [property: Id(1)] string BotId,
+    [property: Id(2)] string Channel,
+    [property: Id(3)] DateTimeOffset CreatedAt,
+    [property: Id(4)] DateTimeOffset LastActivity,
+    [property: Id(5)] long MessageCount);
 
 /// <summary>Token counts of one model call.</summary>
-public sealed record TokenUsage(long InputTokens, long OutputTokens);
+[GenerateSerializer, Immutable, Alias("luluclaw.TokenUsage")]
+public sealed record TokenUsage([property: Id(0)] long InputTokens, [property: Id(1)] long OutputTokens);
 
 /// <summary>One step of a streamed turn: a piece of the reply, or the outcome (always last).</summary>
-public sealed record ChatTurnEvent(string? Delta, ChatTurnResult? Result)
+[GenerateSerializer, Immutable, Alias("luluclaw.ChatTurnEvent")]
+public sealed record ChatTurnEvent([property: Id(0)] string? Delta, [property: Id(1)] ChatTurnResult? Result)
 {
     /// <summary>A piece of the reply.</summary>
     public static ChatTurnEvent Text(string delta) => new(delta, null);
@@ -133,4 +166,10 @@ public sealed record ChatTurnEvent(string? Delta, ChatTurnResult? Result)
 /// <param name="Seq">Position in the thread, from 1, without gaps.</param>
 /// <param name="Role"><c>user</c> or <c>assistant</c> (a stateless transcript may also carry <c>system</c>).</param>
 /// <param name="CutShort">An assistant reply whose stream the client left before it ended: what the model had produced by then.</param>
-public sealed record SessionMessage(long Seq, string Role, string Content, DateTimeOffset CreatedAt, bool CutShort = false);
+[GenerateSerializer, Immutable, Alias("luluclaw.SessionMessage")]
+public sealed record SessionMessage(
+    [property: Id(0)] long Seq,
+    [property: Id(1)] string Role,
+    [property: Id(2)] string Content,
+    [property: Id(3)] DateTimeOffset CreatedAt,
+    [property: Id(4)] bool CutShort = false);

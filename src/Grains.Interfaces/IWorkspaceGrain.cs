@@ -1,5 +1,3 @@
-using LuluClaw.Actors;
-
 namespace LuluClaw;
 
 /// <summary>
@@ -7,25 +5,32 @@ namespace LuluClaw;
 /// one-hour window of its plan and debits its credits; the database decides, so the invariants hold
 /// across processes.
 /// </summary>
+[Alias("luluclaw.IWorkspaceGrain")]
 public interface IWorkspaceGrain : IGrainWithStringKey
 {
     /// <summary>Creates the workspace and its primary bot. Fails if it exists already.</summary>
+    [Alias("CreateAsync")]
     Task<WorkspaceInfo> CreateAsync(CreateWorkspaceRequest request, CancellationToken cancellationToken);
 
     /// <summary>The workspace, or null if there is none with this id.</summary>
+    [Alias("GetAsync")]
     Task<WorkspaceInfo?> GetAsync(CancellationToken cancellationToken);
 
     /// <summary>Changes the plan; null if the workspace does not exist.</summary>
+    [Alias("ChangePlanAsync")]
     Task<WorkspaceInfo?> ChangePlanAsync(string plan, CancellationToken cancellationToken);
 
     /// <summary>Adds credits and returns the new balance; null if the workspace does not exist.</summary>
+    [Alias("AddCreditsAsync")]
     Task<long?> AddCreditsAsync(long amount, CancellationToken cancellationToken);
 
     /// <summary>Admits one turn (window and credits, atomically) or says why not. The database serialises admissions, so they interleave.</summary>
+    [Alias("AdmitTurnAsync")]
     [AlwaysInterleave]
     Task<AdmissionResult> AdmitTurnAsync(AdmitTurnRequest request, CancellationToken cancellationToken);
 
     /// <summary>Gives back a turn whose model call failed: it leaves the window and its credits return.</summary>
+    [Alias("RefundTurnAsync")]
     [AlwaysInterleave]
     Task RefundTurnAsync(string turnId, CancellationToken cancellationToken);
 
@@ -33,37 +38,49 @@ public interface IWorkspaceGrain : IGrainWithStringKey
     /// Tells the store an admitted turn is still streaming, so it is not taken for abandoned; false
     /// if the turn is no longer pending.
     /// </summary>
+    [Alias("KeepTurnAliveAsync")]
     [AlwaysInterleave]
     Task<bool> KeepTurnAliveAsync(string turnId, CancellationToken cancellationToken);
 
     /// <summary>Mints an API key; its plaintext is in the result and nowhere else. Null if the workspace does not exist.</summary>
+    [Alias("CreateKeyAsync")]
     Task<CreatedApiKey?> CreateKeyAsync(CreateApiKeyRequest request, CancellationToken cancellationToken);
 
     /// <summary>Revokes a key of this workspace; false if there is no such key.</summary>
+    [Alias("RevokeKeyAsync")]
     Task<bool> RevokeKeyAsync(string keyId, CancellationToken cancellationToken);
 
     /// <summary>Every session of the workspace, whichever surface started it, most recently active first.</summary>
+    [Alias("ListSessionsAsync")]
     Task<IReadOnlyList<SessionSummary>> ListSessionsAsync(CancellationToken cancellationToken);
 
     /// <summary>The workspace's bots, oldest first, with their live status.</summary>
+    [Alias("ListBotsAsync")]
     Task<IReadOnlyList<BotInfo>> ListBotsAsync(CancellationToken cancellationToken);
 
     /// <summary>
     /// Stores (or replaces) the workspace's own key for a model provider (BYOK), encrypted; its bots
     /// use it instead of the platform's from their next turn. Null if the workspace does not exist.
     /// </summary>
+    [Alias("SetProviderKeyAsync")]
     Task<ProviderKeyInfo?> SetProviderKeyAsync(string provider, string apiKey, CancellationToken cancellationToken);
 
     /// <summary>The workspace's stored provider keys, as masked hints only.</summary>
+    [Alias("ListProviderKeysAsync")]
     Task<IReadOnlyList<ProviderKeyInfo>> ListProviderKeysAsync(CancellationToken cancellationToken);
 
     /// <summary>Removes the workspace's key for <paramref name="provider"/>; false if there was none.</summary>
+    [Alias("DeleteProviderKeyAsync")]
     Task<bool> DeleteProviderKeyAsync(string provider, CancellationToken cancellationToken);
 }
 
 /// <summary>A stored provider key as anyone may see it: never the key, only a masked hint.</summary>
 /// <param name="Hint">Like <c>sk-…abcd</c>.</param>
-public sealed record ProviderKeyInfo(string Provider, string Hint, DateTimeOffset UpdatedAt);
+[GenerateSerializer, Immutable, Alias("luluclaw.ProviderKeyInfo")]
+public sealed record ProviderKeyInfo(
+    [property: Id(0)] string Provider,
+    [property: Id(1)] string Hint,
+    [property: Id(2)] DateTimeOffset UpdatedAt);
 
 /// <summary>The model providers a workspace can bring its own key for.</summary>
 public static class ModelProviders
@@ -78,15 +95,31 @@ public static class ModelProviders
 }
 
 /// <summary>What an operator gives to create a workspace.</summary>
-public sealed record CreateWorkspaceRequest(string Name, string Plan, long Credits);
+[GenerateSerializer, Immutable, Alias("luluclaw.CreateWorkspaceRequest")]
+public sealed record CreateWorkspaceRequest(
+    [property: Id(0)] string Name,
+    [property: Id(1)] string Plan,
+    [property: Id(2)] long Credits);
 
 /// <summary>A workspace as callers see it.</summary>
-public sealed record WorkspaceInfo(Guid Id, string Name, string Plan, long CreditsRemaining, string PrimaryBotId, DateTimeOffset CreatedAt);
+[GenerateSerializer, Immutable, Alias("luluclaw.WorkspaceInfo")]
+public sealed record WorkspaceInfo(
+    [property: Id(0)] Guid Id,
+    [property: Id(1)] string Name,
+    [property: Id(2)] string Plan,
+    [property: Id(3)] long CreditsRemaining,
+    [property: Id(4)] string PrimaryBotId,
+    [property: Id(5)] DateTimeOffset CreatedAt);
 
 /// <summary>A turn asking to be admitted.</summary>
-public sealed record AdmitTurnRequest(string TurnId, string? KeyId, string SessionId);
+[GenerateSerializer, Immutable, Alias("luluclaw.AdmitTurnRequest")]
+public sealed record AdmitTurnRequest(
+    [property: Id(0)] string TurnId,
+    [property: Id(1)] string? KeyId,
+    [property: Id(2)] string SessionId);
 
 /// <summary>How an admission ended.</summary>
+[GenerateSerializer, Alias("luluclaw.AdmissionStatus")]
 public enum AdmissionStatus
 {
     /// <summary>Counted in the window and debited.</summary>
@@ -111,14 +144,29 @@ public enum AdmissionStatus
 /// admission's transaction saw it (0 for none), so a session activation can tell that another node
 /// has written the thread since it read it.
 /// </param>
+[GenerateSerializer, Immutable, Alias("luluclaw.AdmissionResult")]
 public sealed record AdmissionResult(
-    AdmissionStatus Status, long CreditsUsed, long CreditsRemaining, TimeSpan? RetryAfter = null, string? Detail = null, long SessionLastSeq = 0);
+    [property: Id(0)] AdmissionStatus Status,
+    [property: Id(1)] long CreditsUsed,
+    [property: Id(2)] long CreditsRemaining,
+    [property: Id(3)] TimeSpan? RetryAfter = null,
+    [property: Id(4)] string? Detail = null,
+    [property: Id(5)] long SessionLastSeq = 0);
 
 /// <summary>
 /// What to mint a key with. Null or empty scopes mean the defaults (<c>chat</c> and <c>bots</c>); a
 /// null plan means the configured default key plan.
 /// </summary>
-public sealed record CreateApiKeyRequest(IReadOnlyList<string>? Scopes, string? Plan = null);
+[GenerateSerializer, Immutable, Alias("luluclaw.CreateApiKeyRequest")]
+public sealed record CreateApiKeyRequest(
+    [property: Id(0)] IReadOnlyList<string>? Scopes,
+    [property: Id(1)] string? Plan = null);
 
 /// <summary>A key just minted. <see cref="Key"/> is the only copy of its plaintext.</summary>
-public sealed record CreatedApiKey(string Id, string Key, string Prefix, IReadOnlyList<string> Scopes, string Plan);
+[GenerateSerializer, Immutable, Alias("luluclaw.CreatedApiKey")]
+public sealed record CreatedApiKey(
+    [property: Id(0)] string Id,
+    [property: Id(1)] string Key,
+    [property: Id(2)] string Prefix,
+    [property: Id(3)] IReadOnlyList<string> Scopes,
+    [property: Id(4)] string Plan);

@@ -1,34 +1,43 @@
-using LuluClaw.Actors;
 using LuluClaw.Grains.Storage;
 
 namespace LuluClaw.Grains;
 
 /// <summary>Resolves one key hash to its workspace and scopes, caching the answer while active.</summary>
-public sealed class ApiKeyGrain(IGrainContext context, ITenantStore tenants, IRequestCounter counter, TimeProvider time) : IApiKeyGrain, IGrainBase
+/// <remarks>
+/// One activation per key in the cluster, so a revocation (<see cref="InvalidateAsync"/>) reaches
+/// the only copy of the answer. The database still decides: a turn admitted with a key revoked a
+/// moment before is refused by the ledger's own check of the key row.
+/// </remarks>
+public sealed class ApiKeyGrain(ITenantStore tenants, IRequestCounter counter, TimeProvider time) : Grain, IApiKeyGrain
 {
     private ApiKeyInfo? _key;
 
-    public async Task OnActivateAsync(CancellationToken cancellationToken)
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        var record = await tenants.FindApiKeyByHashAsync(context.Key, cancellationToken);
+        var record = await tenants.FindApiKeyByHashAsync(this.GetPrimaryKeyString(), cancellationToken);
         if (record is null || record.RevokedAt is not null)
         {
-            // Unknown and revoked keys are not kept in memory: a flood of made-up keys must not fill the table.
-            context.DeactivateOnIdle();
-            return;
+            return; // answered as unknown, then collected (ResolveAsync)
         }
 
         _key = new ApiKeyInfo(record.Id, record.WorkspaceId, record.Scopes, record.Plan);
     }
 
-    public Task OnDeactivateAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task<ApiKeyInfo?> ResolveAsync(CancellationToken cancellationToken)
+    {
+        if (_key is null)
+        {
+            // Unknown and revoked keys are not kept in memory: a flood of made-up keys must not fill the silo.
+            DeactivateOnIdle();
+        }
 
-    public Task<ApiKeyInfo?> ResolveAsync(CancellationToken cancellationToken) => Task.FromResult(_key);
+        return Task.FromResult(_key);
+    }
 
     public Task InvalidateAsync(CancellationToken cancellationToken)
     {
         _key = null;
-        context.DeactivateOnIdle();
+        DeactivateOnIdle();
         return Task.CompletedTask;
     }
 

@@ -1,4 +1,3 @@
-using LuluClaw.Actors;
 using LuluClaw.Grains.Models;
 using LuluClaw.Grains.Storage;
 using Microsoft.Extensions.AI;
@@ -17,34 +16,32 @@ namespace LuluClaw.Grains;
 /// included, sees the bot running on its new configuration (or in error, with the reason).
 /// </remarks>
 public sealed partial class BotGrain(
-    IGrainContext context, ITenantStore tenants, IChatClientProvider models, TimeProvider time, ILogger<BotGrain> logger)
-    : IBotGrain, IGrainBase
+    ITenantStore tenants, IChatClientProvider models, TimeProvider time, ILogger<BotGrain> logger)
+    : Grain, IBotGrain
 {
     private BotRecord? _bot;
     private BotStatus _status = BotStatus.Starting;
     private string? _reason;
     private string? _provider;
 
-    public async Task OnActivateAsync(CancellationToken cancellationToken)
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        _bot = await tenants.GetBotAsync(context.Key, cancellationToken);
+        _bot = await tenants.GetBotAsync(this.GetPrimaryKeyString(), cancellationToken);
         if (_bot is not null)
         {
             await StartModelAsync(cancellationToken);
         }
     }
 
-    public Task OnDeactivateAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
     public async Task<BotInfo> CreateAsync(CreateBotRequest request, CancellationToken cancellationToken)
     {
         if (_bot is not null)
         {
-            throw new DuplicateException($"bot {context.Key} exists already");
+            throw new DuplicateException($"bot {this.GetPrimaryKeyString()} exists already");
         }
 
         var now = time.GetStoredNow();
-        var bot = new BotRecord(context.Key, request.WorkspaceId, request.Name, request.SystemPrompt, request.Model, request.Channels, 1, 0, now, now, null);
+        var bot = new BotRecord(this.GetPrimaryKeyString(), request.WorkspaceId, request.Name, request.SystemPrompt, request.Model, request.Channels, 1, 0, now, now, null);
         await tenants.InsertBotAsync(bot, cancellationToken);
         _bot = bot;
         return BeginTransition(BotStatus.Starting);
@@ -55,7 +52,7 @@ public sealed partial class BotGrain(
         if (_bot is null)
         {
             // Unknown ids are not kept in memory: a flood of made-up ids must not fill the table.
-            context.DeactivateOnIdle();
+            DeactivateOnIdle();
             return null;
         }
 
@@ -99,24 +96,24 @@ public sealed partial class BotGrain(
         }
 
         // Tear down: the model client now, this activation when this call ends. The next call starts a new one.
-        models.Evict(context.Key);
+        models.Evict(this.GetPrimaryKeyString());
         _status = BotStatus.Restarting;
-        context.DeactivateOnIdle();
-        Log.Restarted(logger, context.Key, _bot!.RestartCount);
+        DeactivateOnIdle();
+        Log.Restarted(logger, this.GetPrimaryKeyString(), _bot!.RestartCount);
         return Info();
     }
 
     public async Task<bool> DeleteAsync(Guid workspaceId, CancellationToken cancellationToken)
     {
-        if (!Owns(workspaceId) || !await tenants.DeleteBotAsync(workspaceId, context.Key, cancellationToken))
+        if (!Owns(workspaceId) || !await tenants.DeleteBotAsync(workspaceId, this.GetPrimaryKeyString(), cancellationToken))
         {
             return false;
         }
 
         // Its channels are columns of its row and went with it; its client and activation go now.
         _bot = null;
-        models.Evict(context.Key);
-        context.DeactivateOnIdle();
+        models.Evict(this.GetPrimaryKeyString());
+        DeactivateOnIdle();
         return true;
     }
 
@@ -132,7 +129,7 @@ public sealed partial class BotGrain(
     {
         if (_bot is null)
         {
-            context.DeactivateOnIdle();
+            DeactivateOnIdle();
         }
 
         return _bot?.WorkspaceId == workspaceId;
@@ -151,10 +148,10 @@ public sealed partial class BotGrain(
             }
             catch (StaleStateException) when (attempt < 3)
             {
-                _bot = await tenants.GetBotAsync(context.Key, cancellationToken);
+                _bot = await tenants.GetBotAsync(this.GetPrimaryKeyString(), cancellationToken);
                 if (_bot is null)
                 {
-                    context.DeactivateOnIdle();
+                    DeactivateOnIdle();
                     return false;
                 }
             }
@@ -164,10 +161,11 @@ public sealed partial class BotGrain(
     /// <summary>Enters a transition and sends the bot the call that finishes it.</summary>
     private BotInfo BeginTransition(BotStatus status)
     {
-        models.Evict(context.Key);
+        models.Evict(this.GetPrimaryKeyString());
         _status = status;
         _reason = null;
-        _ = context.GrainFactory.Get<IBotGrain>(context.Key).CompleteTransitionAsync(CancellationToken.None);
+        // One-way: queued behind this call, it runs before any call that arrives after this one.
+        this.AsReference<IBotGrain>().CompleteTransitionAsync(CancellationToken.None).Ignore();
         return Info();
     }
 
@@ -185,7 +183,7 @@ public sealed partial class BotGrain(
         {
             if (_status != BotStatus.Error || _reason != e.Message)
             {
-                Log.ModelUnavailable(logger, context.Key, _bot!.Model, e.Message);
+                Log.ModelUnavailable(logger, this.GetPrimaryKeyString(), _bot!.Model, e.Message);
             }
 
             _status = BotStatus.Error;

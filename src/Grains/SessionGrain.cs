@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Text;
-using LuluClaw.Actors;
 using LuluClaw.Grains.Models;
 using LuluClaw.Grains.Storage;
 using Microsoft.Extensions.AI;
@@ -14,7 +13,16 @@ namespace LuluClaw.Grains;
 /// thread has one order.
 /// </summary>
 /// <remarks>
-/// A turn:
+/// <para>
+/// The turn gate: Orleans runs a grain's calls one at a time, but not across the steps of an
+/// <see cref="IAsyncEnumerable{T}"/> method (each batch of a stream is its own call, and other calls
+/// run between them). A grain that waited for a stream inside Orleans' own turn would deadlock: the
+/// stream's next step could not get in. So the grain is <see cref="ReentrantAttribute">reentrant</see>
+/// and keeps its own order with <c>_gate</c>: every call that reads or writes the thread takes it
+/// (first come, first served), a streamed turn from its first step until it is settled, whether the
+/// caller read it to the end, left it or cancelled it.
+/// </para>
+/// <para>A turn:</para>
 /// 1. resolves the bot (the thread's, the one named, or the workspace's primary bot) and its model client;
 /// 2. asks the workspace to admit the turn and debit its credits (one database transaction);
 /// 3. sends the system prompt, the history and the new message to the model (whole, or streamed
@@ -24,43 +32,74 @@ namespace LuluClaw.Grains;
 ///    A stream the caller leaves is settled the same way with what the model had produced, marked
 ///    as cut short (or refunded if it had produced nothing).
 /// </remarks>
+[Reentrant]
 public sealed partial class SessionGrain(
-    IGrainContext context,
     IConversationStore conversations,
     IChatClientProvider models,
     IOptionsMonitor<ModelCallOptions> modelOptions,
     TimeProvider time,
-    ILogger<SessionGrain> logger) : ISessionGrain, IGrainBase
+    ILogger<SessionGrain> logger) : Grain, ISessionGrain, IDisposable
 {
-    private readonly (Guid WorkspaceId, string SessionId) _key = SessionKey.Parse(context.Key);
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private (Guid WorkspaceId, string SessionId) _key;
     private SessionRecord? _session;
     private List<SessionMessage> _history = [];
+    private bool _oneOff;
 
-    public async Task OnActivateAsync(CancellationToken cancellationToken)
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        _session = await conversations.GetSessionAsync(_key.WorkspaceId, _key.SessionId, cancellationToken);
-        _history = _session is null ? [] : [.. await conversations.GetMessagesAsync(_key.WorkspaceId, _key.SessionId, cancellationToken)];
+        _key = SessionKey.Parse(this.GetPrimaryKeyString());
+        return LoadAsync(cancellationToken);
     }
 
-    public Task OnDeactivateAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public void Dispose() => _gate.Dispose();
 
     public async Task<IReadOnlyList<SessionMessage>> GetHistoryAsync(CancellationToken cancellationToken)
     {
-        // Read through: another node may have written the thread since this activation loaded it.
-        await OnActivateAsync(cancellationToken);
-        return _history.ToArray();
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            // Read through: a turn's commit may have been decided by the database after this activation read it.
+            await LoadAsync(cancellationToken);
+            return _history.ToArray();
+        }
+        finally
+        {
+            _gate.Release();
+        }
     }
 
     public async Task<bool> DeleteAsync(CancellationToken cancellationToken)
     {
-        var deleted = await conversations.DeleteSessionAsync(_key.WorkspaceId, _key.SessionId, cancellationToken);
-        _session = null;
-        _history = [];
-        context.DeactivateOnIdle();
-        return deleted;
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            var deleted = await conversations.DeleteSessionAsync(_key.WorkspaceId, _key.SessionId, cancellationToken);
+            _session = null;
+            _history = [];
+            DeactivateOnIdle();
+            return deleted;
+        }
+        finally
+        {
+            _gate.Release();
+        }
     }
 
     public async Task<ChatTurnResult> SendAsync(ChatTurnRequest request, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            return await SendInTurnAsync(request, cancellationToken);
+        }
+        finally
+        {
+            EndTurn();
+        }
+    }
+
+    private async Task<ChatTurnResult> SendInTurnAsync(ChatTurnRequest request, CancellationToken cancellationToken)
     {
         // :: Steps 1 and 2.
         var (turn, refused) = await BeginTurnAsync(request, cancellationToken);
@@ -95,6 +134,23 @@ public sealed partial class SessionGrain(
     }
 
     public async IAsyncEnumerable<ChatTurnEvent> StreamAsync(ChatTurnRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        // The gate is held from here until the turn is settled, across every step of the stream.
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            await foreach (var step in StreamInTurnAsync(request, cancellationToken))
+            {
+                yield return step;
+            }
+        }
+        finally
+        {
+            EndTurn();
+        }
+    }
+
+    private async IAsyncEnumerable<ChatTurnEvent> StreamInTurnAsync(ChatTurnRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         // :: Steps 1 and 2: a refusal is the only event, before any text, so the caller can still pick its status code.
         var (turn, refused) = await BeginTurnAsync(request, cancellationToken);
@@ -177,6 +233,26 @@ public sealed partial class SessionGrain(
         }
     }
 
+    /// <summary>
+    /// Opens the gate for the next call. A one-off (stateless) thread is collected now rather than
+    /// inside its turn: a stream's last step must still find the grain that runs it.
+    /// </summary>
+    private void EndTurn()
+    {
+        _gate.Release();
+        if (_oneOff)
+        {
+            DeactivateOnIdle();
+        }
+    }
+
+    /// <summary>Reads the thread and its history from the store.</summary>
+    private async Task LoadAsync(CancellationToken cancellationToken)
+    {
+        _session = await conversations.GetSessionAsync(_key.WorkspaceId, _key.SessionId, cancellationToken);
+        _history = _session is null ? [] : [.. await conversations.GetMessagesAsync(_key.WorkspaceId, _key.SessionId, cancellationToken)];
+    }
+
     /// <summary>How often a streamed turn tells the store it is alive.</summary>
     private static readonly TimeSpan KeepAliveEvery = TimeSpan.FromSeconds(30);
 
@@ -187,7 +263,7 @@ public sealed partial class SessionGrain(
     /// <summary>Steps 1 and 2: the bot and its model client, then admission and debit. Null and the refusal if the turn cannot go ahead.</summary>
     private async Task<(Turn? Turn, ChatTurnResult? Refused)> BeginTurnAsync(ChatTurnRequest request, CancellationToken cancellationToken)
     {
-        var workspace = context.GrainFactory.Get<IWorkspaceGrain>(_key.WorkspaceId.ToString("D"));
+        var workspace = GrainFactory.GetGrain<IWorkspaceGrain>(_key.WorkspaceId.ToString("D"));
 
         // :: Step 1: the bot and its model client. Nothing is charged yet.
         if (_session is not null && request.BotId is not null && request.BotId != _session.BotId)
@@ -198,7 +274,7 @@ public sealed partial class SessionGrain(
 
         var botId = _session?.BotId ?? request.BotId
             ?? ((await workspace.GetAsync(cancellationToken))?.PrimaryBotId is { Length: > 0 } primary ? primary : null);
-        var bot = botId is null ? null : await context.GrainFactory.Get<IBotGrain>(botId).GetAsync(cancellationToken);
+        var bot = botId is null ? null : await GrainFactory.GetGrain<IBotGrain>(botId).GetAsync(cancellationToken);
         if (bot is null || bot.WorkspaceId != _key.WorkspaceId)
         {
             return (null, ChatTurnResult.Failed(ChatTurnStatus.NotFound, _key.SessionId, (request.BotId, _session?.BotId) switch
@@ -231,7 +307,7 @@ public sealed partial class SessionGrain(
         {
             // Another node has written this thread since this activation read it: catch up, so the
             // model sees the whole thread and the turn appends after it.
-            await OnActivateAsync(cancellationToken);
+            await LoadAsync(cancellationToken);
             if (_session is not null && _session.BotId != bot.Id)
             {
                 await workspace.RefundTurnAsync(turnId, CancellationToken.None);
@@ -268,7 +344,7 @@ public sealed partial class SessionGrain(
         {
             // Another process appended to this thread first: give the turn back, catch up, let the client retry.
             await RefundAsync(turn);
-            await OnActivateAsync(CancellationToken.None);
+            await LoadAsync(CancellationToken.None);
             return ChatTurnResult.Failed(ChatTurnStatus.Conflict, _key.SessionId, "the session was written concurrently elsewhere; retry the message");
         }
         catch
@@ -279,7 +355,7 @@ public sealed partial class SessionGrain(
 
         if (stateless)
         {
-            context.DeactivateOnIdle(); // a one-off thread: nothing to keep in memory either
+            _oneOff = true; // nothing to keep in memory either: collected once the turn has answered (EndTurn)
         }
         else
         {

@@ -1,4 +1,3 @@
-using LuluClaw.Actors;
 using LuluClaw.Grains.Models;
 using LuluClaw.Grains.Storage;
 using Microsoft.Extensions.Options;
@@ -7,10 +6,18 @@ namespace LuluClaw.Grains;
 
 /// <summary>
 /// A tenant. Admission and debit go to <see cref="ITurnLedger"/> as one transaction so that the
-/// database decides; this activation only serialises the workspace's own calls within a process.
+/// database decides.
 /// </summary>
+/// <remarks>
+/// It holds no state: every call reads or writes the database, which serialises what must be
+/// serialised (admissions under the workspace row's lock, versioned plan changes). So it is a
+/// <see cref="StatelessWorkerAttribute">stateless worker</see>: each silo runs its own activation,
+/// and a session's admission never leaves the silo the session lives on. Being reentrant, one
+/// activation per silo serves every call at once instead of Orleans adding more under load.
+/// </remarks>
+[StatelessWorker(1)]
+[Reentrant]
 public sealed class WorkspaceGrain(
-    IGrainContext context,
     ITenantStore tenants,
     ITurnLedger ledger,
     IOptionsMonitor<PlanOptions> plans,
@@ -18,13 +25,15 @@ public sealed class WorkspaceGrain(
     IConversationStore conversations,
     IChatClientProvider models,
     TimeProvider time)
-    : IWorkspaceGrain, IGrainBase
+    : Grain, IWorkspaceGrain
 {
-    private readonly Guid _id = Guid.Parse(context.Key);
+    private Guid _id;
 
-    public Task OnActivateAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
-    public Task OnDeactivateAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        _id = Guid.Parse(this.GetPrimaryKeyString());
+        return Task.CompletedTask;
+    }
 
     public async Task<WorkspaceInfo> CreateAsync(CreateWorkspaceRequest request, CancellationToken cancellationToken)
     {
@@ -102,7 +111,7 @@ public sealed class WorkspaceGrain(
         }
 
         // The key's resolver activation may hold it as valid: make it read the database again.
-        await context.GrainFactory.Get<IApiKeyGrain>(hash).InvalidateAsync(cancellationToken);
+        await GrainFactory.GetGrain<IApiKeyGrain>(hash).InvalidateAsync(cancellationToken);
         return true;
     }
 
@@ -113,7 +122,7 @@ public sealed class WorkspaceGrain(
     {
         // Each bot's status lives in its activation; ask them all at once.
         var ids = await tenants.ListBotIdsAsync(_id, cancellationToken);
-        var bots = await Task.WhenAll(ids.Select(id => context.GrainFactory.Get<IBotGrain>(id).GetAsync(cancellationToken)));
+        var bots = await Task.WhenAll(ids.Select(id => GrainFactory.GetGrain<IBotGrain>(id).GetAsync(cancellationToken)));
         return [.. bots.OfType<BotInfo>().Where(b => b.WorkspaceId == _id)];
     }
 

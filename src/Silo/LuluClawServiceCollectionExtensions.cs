@@ -2,7 +2,7 @@ using LuluClaw.Grains;
 using LuluClaw.Grains.Models;
 using LuluClaw.Silo.Bootstrap;
 using LuluClaw.Silo.Models;
-using LuluClaw.Silo.Runtime;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using LuluClaw.Silo.Security;
 using LuluClaw.Silo.Storage;
 using LuluClaw.WebApi;
@@ -12,11 +12,12 @@ namespace LuluClaw.Silo;
 /// <summary>Everything the one LuluClaw process hosts.</summary>
 public static class LuluClawServiceCollectionExtensions
 {
-    /// <summary>Adds the actor runtime and the actors, storage, model providers and configuration.</summary>
+    /// <summary>
+    /// Adds what the grains and the front end need: storage, model providers and configuration. The
+    /// grains themselves run on the Orleans silo that <c>UseOrleans</c> adds (<see cref="Hosting.LuluSilo"/>).
+    /// </summary>
     public static IServiceCollection AddLuluClaw(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<ActorRuntimeOptions>().Bind(configuration.GetSection("Actors"));
-
         // SIGTERM (or Ctrl+C): stop accepting, let the turns and streams in flight finish for up to
         // Shutdown:DrainSeconds, then stop. A turn cut off by the deadline is not stored; its admission is
         // refunded, by the reaper on another start or node if this process is gone first.
@@ -36,11 +37,7 @@ public static class LuluClawServiceCollectionExtensions
         services.AddOptions<ModelCallOptions>().Bind(configuration.GetSection("Llm"));
         services.AddOptions<LlmOptions>().Bind(configuration.GetSection("Llm"));
 
-        services.AddActorRuntime()
-            .AddGrain<ISessionGrain, SessionGrain>()
-            .AddGrain<IWorkspaceGrain, WorkspaceGrain>()
-            .AddGrain<IBotGrain, BotGrain>()
-            .AddGrain<IApiKeyGrain, ApiKeyGrain>();
+        services.TryAddSingleton(TimeProvider.System);
         services.AddLuluStorage(configuration);
         services.AddLuluDataProtection(configuration);
         services.AddLuluWebApi();

@@ -1,5 +1,6 @@
 using LuluClaw.Silo;
 using LuluClaw.Silo.Bootstrap;
+using LuluClaw.Silo.Hosting;
 using LuluClaw.Silo.Storage;
 using LuluClaw.WebApi;
 using Microsoft.Extensions.Options;
@@ -13,14 +14,20 @@ if (string.IsNullOrEmpty(builder.Configuration["urls"]))
 }
 
 builder.Services.AddLuluClaw(builder.Configuration);
+builder.UseOrleans(silo => silo.ConfigureLuluClaw(builder.Configuration));
 
 var app = builder.Build();
+
+// The schema first: on PostgreSQL, Orleans' clustering reads its tables and queries from it as the silo starts.
 await app.Services.GetRequiredService<SchemaMigrator>().MigrateWhenReachableAsync(app.Lifetime.ApplicationStopping);
-await app.Services.GetRequiredService<DemoWorkspace>().SeedAsync(CancellationToken.None);
 app.MapLuluClaw();
 app.Lifetime.ApplicationStopping.Register(() => app.Logger.LogInformation(
     "Stopping: no new connections; draining the turns and streams in flight for up to {Seconds} s", app.Services.GetRequiredService<IOptions<HostOptions>>().Value.ShutdownTimeout.TotalSeconds));
-app.Run();
+await app.StartAsync();
+
+// Grains answer once the silo has started.
+await app.Services.GetRequiredService<DemoWorkspace>().SeedAsync(app.Lifetime.ApplicationStopping);
+await app.WaitForShutdownAsync();
 
 /// <summary>The entry point, visible to <c>WebApplicationFactory</c>.</summary>
 public partial class Program;

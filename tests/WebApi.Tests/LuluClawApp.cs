@@ -43,7 +43,7 @@ public sealed class LuluClawApp : WebApplicationFactory<Program>
         Provider provider, IDictionary<string, string?>? settings = null, Action<IServiceCollection>? services = null,
         Func<string, string>? connectionString = null)
     {
-        var all = new Dictionary<string, string?> { ["Admin:Token"] = AdminToken, ["Demo:Seed"] = "false" };
+        var all = new Dictionary<string, string?>(TestPorts.Silo()) { ["Admin:Token"] = AdminToken, ["Demo:Seed"] = "false" };
         string? folder = null;
         TestPostgres? postgres = null;
         if (provider == Provider.Postgres)
@@ -81,6 +81,11 @@ public sealed class LuluClawApp : WebApplicationFactory<Program>
         }
 
         var all = new Dictionary<string, string?>(_settings);
+        foreach (var (key, value) in TestPorts.Silo())
+        {
+            all[key] = value; // its own silo of the same cluster
+        }
+
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
         {
             all[key] = value;

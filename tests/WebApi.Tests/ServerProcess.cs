@@ -6,6 +6,8 @@ using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json;
 
+using LuluClaw.Tests;
+
 namespace LuluClaw.WebApi.Tests;
 
 /// <summary>
@@ -37,7 +39,7 @@ internal sealed class ServerProcess : IDisposable
     /// </summary>
     public static async Task<ServerProcess> StartAsync(string folder, CancellationToken cancellationToken, IDictionary<string, string?>? settings = null)
     {
-        var port = FreePort();
+        var port = TestPorts.Free();
         var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
         {
             WorkingDirectory = folder,
@@ -47,7 +49,7 @@ internal sealed class ServerProcess : IDisposable
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "LuluClaw.Silo.dll"));
         start.ArgumentList.Add("--urls");
         start.ArgumentList.Add($"http://127.0.0.1:{port}");
-        var all = new Dictionary<string, string?>
+        var all = new Dictionary<string, string?>(TestPorts.Silo())
         {
             ["ConnectionStrings:LuluClaw"] = $"Data Source={Path.Combine(folder, "luluclaw.db")}",
             ["Storage:Provider"] = "sqlite",
@@ -148,10 +150,4 @@ internal sealed class ServerProcess : IDisposable
         _process.Dispose();
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }

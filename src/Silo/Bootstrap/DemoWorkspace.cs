@@ -1,4 +1,4 @@
-using LuluClaw.Actors;
+using Orleans;
 using LuluClaw.Grains.Storage;
 using LuluClaw.Silo.Storage;
 
@@ -19,7 +19,7 @@ public sealed class DemoWorkspace(IGrainFactory grains, ITenantStore tenants, Sq
         }
 
         var id = Guid.NewGuid().ToString("D");
-        var workspace = grains.Get<IWorkspaceGrain>(id);
+        var workspace = grains.GetGrain<IWorkspaceGrain>(id);
         await workspace.CreateAsync(new CreateWorkspaceRequest("Demo", "starter", 250), cancellationToken);
         var key = await workspace.CreateKeyAsync(new CreateApiKeyRequest(null), cancellationToken);
         var baseUrl = LocalUrl(configuration["urls"]);

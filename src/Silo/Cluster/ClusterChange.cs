@@ -3,31 +3,22 @@ using System.Globalization;
 namespace LuluClaw.Silo.Cluster;
 
 /// <summary>
-/// A change that other nodes' caches must drop: written in the transaction of the change itself
+/// A change that other silos' caches must drop: written in the transaction of the change itself
 /// (table <c>cluster_changes</c>), announced on <see cref="Channel"/> at its commit, and applied by
 /// every other node's <see cref="ClusterChangeFeed"/>.
 /// </summary>
 /// <param name="Id">Unique per change, so that a node applies each one once.</param>
 /// <param name="Node">The node that made the change; it has applied it already.</param>
 /// <param name="Kind">One of the kind constants below.</param>
-/// <param name="Subject">What changed: a bot id, a key hash, a workspace id or a session grain key.</param>
+/// <param name="Subject">What changed: a workspace id.</param>
 /// <param name="At">When, in Unix milliseconds.</param>
 public sealed record ClusterChange(string Id, string Node, string Kind, string Subject, long At)
 {
     /// <summary>The PostgreSQL notification channel.</summary>
     public const string Channel = "luluclaw_changes";
 
-    /// <summary>A bot's row changed (PATCH, restart) or went (DELETE); the subject is its id.</summary>
-    public const string Bot = "bot";
-
-    /// <summary>An API key was revoked; the subject is its hash.</summary>
-    public const string ApiKey = "api-key";
-
     /// <summary>A workspace's provider keys changed; the subject is the workspace id.</summary>
     public const string ProviderKeys = "provider-keys";
-
-    /// <summary>A session was deleted; the subject is its grain key (<c>workspace/session</c>).</summary>
-    public const string Session = "session";
 
     /// <summary>A new change made by <paramref name="node"/> now.</summary>
     public static ClusterChange New(string node, string kind, string subject) =>

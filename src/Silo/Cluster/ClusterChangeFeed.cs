@@ -1,16 +1,14 @@
 using System.Collections.Concurrent;
 using Dapper;
-using LuluClaw.Grains;
 using LuluClaw.Silo.Models;
-using LuluClaw.Silo.Runtime;
 using LuluClaw.Silo.Storage;
 using Microsoft.Extensions.Options;
 using Npgsql;
 
 namespace LuluClaw.Silo.Cluster;
 
-/// <summary>Settings of the cluster (<c>Cluster</c> section); they matter on PostgreSQL only, where several nodes can share the database.</summary>
-public sealed class ClusterOptions
+/// <summary>Settings of the change feed (<c>Cluster</c> section, beside the Orleans settings); they matter on PostgreSQL only, where several silos share the database.</summary>
+public sealed class ChangeFeedOptions
 {
     /// <summary>Whether to <c>LISTEN</c> for other nodes' changes (default true). Off behind a pooler that cannot carry LISTEN (PgBouncer in transaction mode).</summary>
     public bool Listen { get; set; } = true;
@@ -26,22 +24,21 @@ public sealed class ClusterOptions
 }
 
 /// <summary>
-/// Applies other nodes' changes to this node's caches: a changed bot, a revoked key, changed
-/// provider keys, a deleted session. Each change arrives by PostgreSQL <c>NOTIFY</c> at the commit
+/// Applies other silos' changes to this silo's caches: a workspace's changed provider keys. Each change arrives by PostgreSQL <c>NOTIFY</c> at the commit
 /// that made it, within milliseconds; a poll of the <c>cluster_changes</c> table every
 /// <see cref="ClusterOptions.PollInterval"/> applies any that was missed (the listening connection
 /// dropped, a notification lost), so every node converges either way. Each change is applied once.
 /// </summary>
 /// <remarks>
-/// What the caches hold that can go stale, and what a change does to it: a bot's activation (its
-/// configuration and status) and its model client are dropped and rebuilt from the row; a key's
-/// resolver activation is dropped, so the revoked key no longer resolves; a workspace's model
-/// clients are dropped, so they are rebuilt with its new provider keys; a deleted session's
-/// activation is dropped with its history. Credits, plans and rate windows are never cached: each
-/// admission decides them in the database, so a top-up or a plan change holds on every node at once.
+/// Grains need none of this: a bot, a key or a session has one activation in the cluster, so a
+/// PATCH, a restart, a revocation or a delete reaches the only copy, and a bot's model client is
+/// rebuilt on every silo when its version changes. What stays per silo is the model-client cache's
+/// view of a workspace's provider keys (BYOK): a client built with the old key does not know it was
+/// replaced, so every other silo drops the workspace's clients when the keys change. Credits, plans
+/// and rate windows are never cached: each admission decides them in the database.
 /// </remarks>
 public sealed partial class ClusterChangeFeed(
-    SqlStore store, GrainRuntime runtime, ChatClientProvider models, IOptionsMonitor<ClusterOptions> options, ILogger<ClusterChangeFeed> logger)
+    SqlStore store, ChatClientProvider models, IOptionsMonitor<ChangeFeedOptions> options, ILogger<ClusterChangeFeed> logger)
     : BackgroundService
 {
     private readonly ConcurrentDictionary<string, long> _applied = new();
@@ -62,18 +59,8 @@ public sealed partial class ClusterChangeFeed(
 
         switch (change.Kind)
         {
-            case ClusterChange.Bot:
-                models.Evict(change.Subject);
-                runtime.Reset<IBotGrain>(change.Subject);
-                break;
-            case ClusterChange.ApiKey:
-                runtime.Reset<IApiKeyGrain>(change.Subject);
-                break;
             case ClusterChange.ProviderKeys when Guid.TryParse(change.Subject, out var workspaceId):
                 models.EvictWorkspace(workspaceId);
-                break;
-            case ClusterChange.Session:
-                runtime.Reset<ISessionGrain>(change.Subject);
                 break;
             default:
                 Log.UnknownChange(logger, change.Kind, change.Subject);

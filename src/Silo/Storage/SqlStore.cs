@@ -252,11 +252,6 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
                 RETURNING {BotColumns}
                 """,
                 parameters, tx, cancellationToken));
-            if (updated is not null)
-            {
-                await RecordChangeAsync(c, tx, ClusterChange.Bot, bot.Id, cancellationToken);
-            }
-
             return updated;
         }, cancellationToken).ConfigureAwait(false);
         return row?.ToRecord() ?? throw new StaleStateException($"bot {bot.Id} is no longer at version {expectedVersion}");
@@ -278,7 +273,6 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
                     (SELECT id FROM bots WHERE workspace_id = @WorkspaceId ORDER BY created_at, id LIMIT 1), '')
                 WHERE id = @WorkspaceId AND primary_bot_id = @Id
                 """, parameters, tx, cancellationToken));
-            await RecordChangeAsync(c, tx, ClusterChange.Bot, botId, cancellationToken);
             return true;
         }, cancellationToken);
 
@@ -359,11 +353,6 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
             var hash = await c.QuerySingleOrDefaultAsync<string?>(Command(
                 "UPDATE api_keys SET revoked_at = @Now WHERE id = @Id AND workspace_id = @WorkspaceId AND revoked_at IS NULL RETURNING key_hash",
                 new { Id = keyId, WorkspaceId = workspaceId.ToString("D"), Now = Ms(now) }, tx, cancellationToken));
-            if (hash is not null)
-            {
-                await RecordChangeAsync(c, tx, ClusterChange.ApiKey, hash, cancellationToken);
-            }
-
             return hash;
         }, cancellationToken);
 
@@ -679,7 +668,6 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
                 return false;
             }
 
-            await RecordChangeAsync(c, tx, ClusterChange.Session, SessionKey.Of(workspaceId, sessionId), cancellationToken);
             return true;
         }, cancellationToken);
 

@@ -63,7 +63,7 @@ public static class StorageServiceCollectionExtensions
         services.AddSingleton<IRequestCounter>(sp => sp.GetRequiredService<SqlStore>());
         services.AddSingleton<SchemaMigrator>();
         services.AddHostedService<AbandonedTurnReaper>();
-        services.AddOptions<ClusterOptions>().Bind(configuration.GetSection("Cluster"));
+        services.AddOptions<ChangeFeedOptions>().Bind(configuration.GetSection("Cluster"));
         services.AddHostedService<ClusterChangeFeed>();
 
         return services;

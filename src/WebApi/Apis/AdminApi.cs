@@ -1,4 +1,4 @@
-using LuluClaw.Actors;
+using Orleans;
 using LuluClaw.WebApi.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -67,7 +67,7 @@ public static class AdminApi
             }
 
             var id = Guid.NewGuid();
-            var workspace = await grains.Get<IWorkspaceGrain>(id.ToString("D"))
+            var workspace = await grains.GetGrain<IWorkspaceGrain>(id.ToString("D"))
                 .CreateAsync(new CreateWorkspaceRequest(name!.Trim(), plan!, credits), http.RequestAborted);
             http.Response.Headers.Location = $"/api/admin/workspaces/{id:D}";
             return Workspace(workspace, StatusCodes.Status201Created);
@@ -184,7 +184,7 @@ public static class AdminApi
             return NotFound(id);
         }
 
-        var history = await grains.Get<ISessionGrain>(SessionKey.Of(workspaceId, sessionId)).GetHistoryAsync(cancellationToken);
+        var history = await grains.GetGrain<ISessionGrain>(SessionKey.Of(workspaceId, sessionId)).GetHistoryAsync(cancellationToken);
         return history.Count == 0
             ? GatewayApi.Error(StatusCodes.Status404NotFound, $"session '{sessionId}' not found")
             : TypedResults.Json(
@@ -193,5 +193,5 @@ public static class AdminApi
     }
 
     private static IWorkspaceGrain? WorkspaceGrain(IGrainFactory grains, string id) =>
-        Guid.TryParse(id, out var workspaceId) ? grains.Get<IWorkspaceGrain>(workspaceId.ToString("D")) : null;
+        Guid.TryParse(id, out var workspaceId) ? grains.GetGrain<IWorkspaceGrain>(workspaceId.ToString("D")) : null;
 }

@@ -1,5 +1,5 @@
 using System.Text.RegularExpressions;
-using LuluClaw.Actors;
+using Orleans;
 using LuluClaw.WebApi.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -105,7 +105,7 @@ public static partial class DeveloperApi
             }
 
             var id = BotIds.New();
-            var bot = await grains.Get<IBotGrain>(id).CreateAsync(
+            var bot = await grains.GetGrain<IBotGrain>(id).CreateAsync(
                 new CreateBotRequest(caller.WorkspaceId, name!.Trim(), systemPrompt!, model?.Trim() ?? BotDefaults.Model, Normalize(channels) ?? []),
                 http.RequestAborted);
             http.Response.Headers.Location = $"/api/v1/bots/{id}";
@@ -115,13 +115,13 @@ public static partial class DeveloperApi
 
     private static async Task<IResult> ListBotsAsync(HttpContext http, IGrainFactory grains)
     {
-        var bots = await grains.Get<IWorkspaceGrain>(http.GetCaller().WorkspaceId.ToString("D")).ListBotsAsync(http.RequestAborted);
+        var bots = await grains.GetGrain<IWorkspaceGrain>(http.GetCaller().WorkspaceId.ToString("D")).ListBotsAsync(http.RequestAborted);
         return TypedResults.Json(bots.Select(ToResponse).ToArray(), LuluJsonContext.Web.BotResponseArray);
     }
 
     private static async Task<IResult> GetBotAsync(string botId, HttpContext http, IGrainFactory grains)
     {
-        var bot = await grains.Get<IBotGrain>(botId).GetAsync(http.RequestAborted);
+        var bot = await grains.GetGrain<IBotGrain>(botId).GetAsync(http.RequestAborted);
         return bot is not null && bot.WorkspaceId == http.GetCaller().WorkspaceId ? Bot(bot) : BotNotFound(botId);
     }
 
@@ -151,17 +151,17 @@ public static partial class DeveloperApi
                 return BadRequest($"nothing to change: send at least one of {string.Join(", ", fields.Select(f => $"'{f}'"))}");
             }
 
-            var bot = await grains.Get<IBotGrain>(botId).UpdateAsync(
+            var bot = await grains.GetGrain<IBotGrain>(botId).UpdateAsync(
                 http.GetCaller().WorkspaceId, new BotChanges(name?.Trim(), systemPrompt, model?.Trim(), Normalize(channels)), http.RequestAborted);
             return bot is null ? BotNotFound(botId) : Bot(bot);
         }
     }
 
     private static async Task<IResult> RestartBotAsync(string botId, HttpContext http, IGrainFactory grains) =>
-        await grains.Get<IBotGrain>(botId).RestartAsync(http.GetCaller().WorkspaceId, http.RequestAborted) is { } bot ? Bot(bot) : BotNotFound(botId);
+        await grains.GetGrain<IBotGrain>(botId).RestartAsync(http.GetCaller().WorkspaceId, http.RequestAborted) is { } bot ? Bot(bot) : BotNotFound(botId);
 
     private static async Task<IResult> DeleteBotAsync(string botId, HttpContext http, IGrainFactory grains) =>
-        await grains.Get<IBotGrain>(botId).DeleteAsync(http.GetCaller().WorkspaceId, http.RequestAborted) ? TypedResults.NoContent() : BotNotFound(botId);
+        await grains.GetGrain<IBotGrain>(botId).DeleteAsync(http.GetCaller().WorkspaceId, http.RequestAborted) ? TypedResults.NoContent() : BotNotFound(botId);
 
     // ---- provider keys ----
 
@@ -220,7 +220,7 @@ public static partial class DeveloperApi
     // ---- helpers ----
 
     private static IWorkspaceGrain Workspace(HttpContext http, IGrainFactory grains) =>
-        grains.Get<IWorkspaceGrain>(http.GetCaller().WorkspaceId.ToString("D"));
+        grains.GetGrain<IWorkspaceGrain>(http.GetCaller().WorkspaceId.ToString("D"));
 
     private static IResult BadRequest(string message) => GatewayApi.Error(StatusCodes.Status400BadRequest, message);
 

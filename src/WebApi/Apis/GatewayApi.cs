@@ -1,5 +1,5 @@
 using System.Text.Json;
-using LuluClaw.Actors;
+using Orleans;
 using LuluClaw.WebApi.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -70,7 +70,7 @@ public static class GatewayApi
     public static async Task<IResult> SendTurnAsync(
         HttpContext http, IGrainFactory grains, Caller caller, ChatTurnRequest request, string? sessionId, bool stream = false)
     {
-        var session = grains.Get<ISessionGrain>(SessionKey.Of(caller.WorkspaceId, sessionId ?? NewSessionId()));
+        var session = grains.GetGrain<ISessionGrain>(SessionKey.Of(caller.WorkspaceId, sessionId ?? NewSessionId()));
         if (!stream)
         {
             return Outcome(http, await session.SendAsync(request, http.RequestAborted));

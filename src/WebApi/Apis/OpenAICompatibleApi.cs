@@ -1,6 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using LuluClaw.Actors;
+using Orleans;
 using LuluClaw.WebApi.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -37,7 +37,7 @@ public static class OpenAICompatibleApi
 
     private static async Task<IResult> ListModelsAsync(HttpContext http, IGrainFactory grains)
     {
-        var bots = await grains.Get<IWorkspaceGrain>(http.GetCaller().WorkspaceId.ToString("D")).ListBotsAsync(http.RequestAborted);
+        var bots = await grains.GetGrain<IWorkspaceGrain>(http.GetCaller().WorkspaceId.ToString("D")).ListBotsAsync(http.RequestAborted);
         var models = bots.Select(b => new OpenAIModel(b.Id, "model", b.CreatedAt.ToUnixTimeSeconds(), "luluclaw", b.Name)).ToArray();
         return TypedResults.Json(new OpenAIModelList("list", models), OpenAIJsonContext.Web.OpenAIModelList);
     }
@@ -78,7 +78,7 @@ public static class OpenAICompatibleApi
             var last = messages![^1];
             var stateful = sessionId.Length > 0;
             var request = new ChatTurnRequest(last.Content, caller.Key.Id, "openai", bot.Id, stateful ? null : messages[..^1]);
-            var session = grains.Get<ISessionGrain>(SessionKey.Of(caller.WorkspaceId, stateful ? sessionId : $"oai_{Guid.CreateVersion7():N}"));
+            var session = grains.GetGrain<ISessionGrain>(SessionKey.Of(caller.WorkspaceId, stateful ? sessionId : $"oai_{Guid.CreateVersion7():N}"));
             var id = $"chatcmpl-{Guid.CreateVersion7():N}";
             var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
             return stream
@@ -93,12 +93,12 @@ public static class OpenAICompatibleApi
     /// </summary>
     private static async Task<BotInfo?> ResolveBotAsync(IGrainFactory grains, Guid workspaceId, string model, CancellationToken cancellationToken)
     {
-        if (await grains.Get<IBotGrain>(model).GetAsync(cancellationToken) is { } byId && byId.WorkspaceId == workspaceId)
+        if (await grains.GetGrain<IBotGrain>(model).GetAsync(cancellationToken) is { } byId && byId.WorkspaceId == workspaceId)
         {
             return byId;
         }
 
-        var bots = await grains.Get<IWorkspaceGrain>(workspaceId.ToString("D")).ListBotsAsync(cancellationToken);
+        var bots = await grains.GetGrain<IWorkspaceGrain>(workspaceId.ToString("D")).ListBotsAsync(cancellationToken);
         return bots.FirstOrDefault(b => string.Equals(b.Name, model, StringComparison.OrdinalIgnoreCase));
     }
 

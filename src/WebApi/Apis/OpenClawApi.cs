@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using LuluClaw.Actors;
+using Orleans;
 using LuluClaw.WebApi.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -64,7 +64,7 @@ public static class OpenClawApi
             }
 
             var grains = (IGrainFactory)http.RequestServices.GetService(typeof(IGrainFactory))!;
-            var quota = await grains.Get<IApiKeyGrain>(http.GetCaller().KeyHash).TakeRequestAsync(bucket, limit, http.RequestAborted);
+            var quota = await grains.GetGrain<IApiKeyGrain>(http.GetCaller().KeyHash).TakeRequestAsync(bucket, limit, http.RequestAborted);
             var reset = quota.ResetAt.ToUnixTimeSeconds();
             http.Response.Headers["X-RateLimit-Limit"] = quota.Limit.ToString(CultureInfo.InvariantCulture);
             http.Response.Headers["X-RateLimit-Remaining"] = quota.Remaining.ToString(CultureInfo.InvariantCulture);
@@ -111,7 +111,7 @@ public static class OpenClawApi
             }
 
             sessionKey ??= GatewayApi.NewSessionId();
-            var session = grains.Get<ISessionGrain>(SessionKey.Of(caller.WorkspaceId, sessionKey));
+            var session = grains.GetGrain<ISessionGrain>(SessionKey.Of(caller.WorkspaceId, sessionKey));
             var request = new ChatTurnRequest(message!, caller.Key.Id, "openclaw");
             var id = $"msg_{Guid.CreateVersion7():N}";
             if (!(forceStream || stream))
@@ -143,7 +143,7 @@ public static class OpenClawApi
 
     private static async Task<IResult> ListSessionsAsync(HttpContext http, IGrainFactory grains)
     {
-        var sessions = await grains.Get<IWorkspaceGrain>(http.GetCaller().WorkspaceId.ToString("D")).ListSessionsAsync(http.RequestAborted);
+        var sessions = await grains.GetGrain<IWorkspaceGrain>(http.GetCaller().WorkspaceId.ToString("D")).ListSessionsAsync(http.RequestAborted);
         return TypedResults.Json(
             new OpenClawSessions(sessions.Select(s => new OpenClawSession(s.SessionId, s.Channel, s.CreatedAt, s.LastActivity, s.MessageCount)).ToArray()),
             OpenClawJsonContext.Web.OpenClawSessions);
@@ -159,7 +159,7 @@ public static class OpenClawApi
         }
 
         var history = key.Length <= GatewayApi.MaxSessionIdLength
-            ? await grains.Get<ISessionGrain>(SessionKey.Of(http.GetCaller().WorkspaceId, key)).GetHistoryAsync(http.RequestAborted)
+            ? await grains.GetGrain<ISessionGrain>(SessionKey.Of(http.GetCaller().WorkspaceId, key)).GetHistoryAsync(http.RequestAborted)
             : [];
         if (history.Count == 0)
         {
@@ -172,7 +172,7 @@ public static class OpenClawApi
 
     private static async Task<IResult> DeleteSessionAsync(string key, HttpContext http, IGrainFactory grains) =>
         key.Length <= GatewayApi.MaxSessionIdLength
-        && await grains.Get<ISessionGrain>(SessionKey.Of(http.GetCaller().WorkspaceId, key)).DeleteAsync(http.RequestAborted)
+        && await grains.GetGrain<ISessionGrain>(SessionKey.Of(http.GetCaller().WorkspaceId, key)).DeleteAsync(http.RequestAborted)
             ? TypedResults.NoContent()
             : Error(StatusCodes.Status404NotFound, $"Session '{key}' not found.");
 
@@ -180,10 +180,10 @@ public static class OpenClawApi
 
     private static async Task<IResult> StatusAsync(HttpContext http, IGrainFactory grains)
     {
-        var workspace = grains.Get<IWorkspaceGrain>(http.GetCaller().WorkspaceId.ToString("D"));
+        var workspace = grains.GetGrain<IWorkspaceGrain>(http.GetCaller().WorkspaceId.ToString("D"));
         var sessions = await workspace.ListSessionsAsync(http.RequestAborted);
         var primary = (await workspace.GetAsync(http.RequestAborted))?.PrimaryBotId is { Length: > 0 } id
-            ? await grains.Get<IBotGrain>(id).GetAsync(http.RequestAborted)
+            ? await grains.GetGrain<IBotGrain>(id).GetAsync(http.RequestAborted)
             : null;
         var status = primary is null || primary.Status == BotStatus.Error ? "degraded" : "healthy";
         return TypedResults.Json(

@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
-using LuluClaw.Actors;
+using Orleans;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
@@ -71,7 +71,7 @@ public static class ApiKeyAuthentication
 
         var grains = http.RequestServices.GetRequiredService<IGrainFactory>();
         var hash = ApiKeys.Hash(token);
-        var key = await grains.Get<IApiKeyGrain>(hash).ResolveAsync(http.RequestAborted);
+        var key = await grains.GetGrain<IApiKeyGrain>(hash).ResolveAsync(http.RequestAborted);
         if (key is null)
         {
             return (null, "invalid API key");

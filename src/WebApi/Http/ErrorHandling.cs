@@ -1,4 +1,6 @@
 using System.Data.Common;
+using Orleans.Runtime;
+using Orleans.Runtime.Messaging;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
@@ -15,6 +17,12 @@ public static partial class ErrorHandling
     /// <summary>The wait a 503 for an unavailable database suggests.</summary>
     private const long StorageRetryAfterSeconds = 2;
 
+    /// <summary>
+    /// The wait a 503 suggests when a grain's silo cannot be reached: about the time the cluster takes
+    /// to declare a dead silo dead and activate its grains elsewhere (see <c>LuluSilo</c>).
+    /// </summary>
+    private const long SiloRetryAfterSeconds = 1;
+
     /// <summary>Adds the handler to the pipeline.</summary>
     public static IApplicationBuilder UseLuluErrors(this IApplicationBuilder app) => app.Use(async (context, next) =>
     {
@@ -28,14 +36,19 @@ public static partial class ErrorHandling
         }
         catch (Exception e) when (!context.Response.HasStarted)
         {
-            var (status, message) = e switch
+            var (status, message, retryAfter) = e switch
             {
-                BadHttpRequestException bad => (bad.StatusCode, bad.Message),
-                DbException or TimeoutException => (StatusCodes.Status503ServiceUnavailable, "the database is unavailable; retry after a short delay"),
-                _ => (StatusCodes.Status500InternalServerError, "internal error"),
+                BadHttpRequestException bad => (bad.StatusCode, bad.Message, null),
+                // The grain's silo is gone or going (killed, partitioned) and the cluster has not yet
+                // moved its grains: nothing ran, so nothing was charged, and a retry in a moment lands
+                // on the new activation.
+                OrleansMessageRejectionException or ConnectionFailedException or GatewayTooBusyException =>
+                    (StatusCodes.Status503ServiceUnavailable, "the cluster is moving this conversation to another node; retry in a moment", SiloRetryAfterSeconds),
+                DbException or TimeoutException =>
+                    (StatusCodes.Status503ServiceUnavailable, "the database is unavailable; retry after a short delay", StorageRetryAfterSeconds),
+                _ => (StatusCodes.Status500InternalServerError, "internal error", (long?)null),
             };
             var logger = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("LuluClaw.WebApi");
-            long? retryAfter = status == StatusCodes.Status503ServiceUnavailable ? StorageRetryAfterSeconds : null;
             if (e is BadHttpRequestException)
             {
                 // The client's doing (a body cut short, too large, malformed), as common as clients that hang up: no stack.
@@ -47,7 +60,7 @@ public static partial class ErrorHandling
             }
             else
             {
-                Log.StorageUnavailable(logger, context.Request.Method, context.Request.Path, e.Message); // expected while the database is away: no stack
+                Log.Unavailable(logger, context.Request.Method, context.Request.Path, e.Message); // expected while the database or a silo is away: no stack
             }
 
             context.Response.Clear();
@@ -70,8 +83,8 @@ public static partial class ErrorHandling
         [LoggerMessage(EventId = 1001, Level = LogLevel.Error, Message = "{Method} {Path} failed with {Status}")]
         public static partial void Unhandled(ILogger logger, string method, string path, int status, Exception exception);
 
-        [LoggerMessage(EventId = 1002, Level = LogLevel.Warning, Message = "{Method} {Path}: 503, the database is unavailable: {Reason}")]
-        public static partial void StorageUnavailable(ILogger logger, string method, string path, string reason);
+        [LoggerMessage(EventId = 1002, Level = LogLevel.Warning, Message = "{Method} {Path}: 503, unavailable: {Reason}")]
+        public static partial void Unavailable(ILogger logger, string method, string path, string reason);
 
         [LoggerMessage(EventId = 1003, Level = LogLevel.Information, Message = "{Method} {Path}: {Status}, the request was malformed: {Reason}")]
         public static partial void BadRequest(ILogger logger, string method, string path, int status, string reason);
