@@ -1,4 +1,5 @@
 using Orleans;
+using Orleans.Runtime;
 using LuluClaw.WebApi.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -32,7 +33,34 @@ public static class AdminApi
         group.MapPost("/{id}/keys", CreateKeyAsync).WithName("AdminCreateKey");
         group.MapDelete("/{id}/keys/{keyId}", RevokeKeyAsync).WithName("AdminRevokeKey");
         group.MapGet("/{id}/sessions/{sessionId}/messages", GetHistoryAsync).WithName("AdminGetHistory");
+        app.MapGet("/api/admin/cluster", GetClusterAsync).WithName("AdminGetCluster").WithTags("Admin").ExcludeFromDescription()
+            .RequireAdminToken(adminToken, GatewayApi.Error);
         return app;
+    }
+
+    /// <summary>
+    /// The cluster as Orleans' membership table has it (every silo it knows, dead ones included until
+    /// they are cleaned up), and how many activations of each grain type live on which silo.
+    /// </summary>
+    private static async Task<IResult> GetClusterAsync(IGrainFactory grains)
+    {
+        var management = grains.GetGrain<IManagementGrain>(0);
+        var hosts = await management.GetDetailedHosts(onlyActive: false);
+        var statistics = await management.GetSimpleGrainStatistics();
+        var silos = hosts
+            .OrderBy(h => h.StartTime)
+            .Select(h => new SiloResponse(
+                h.SiloAddress.ToParsableString(), h.SiloName, h.Status.ToString().ToLowerInvariant(),
+                new DateTimeOffset(DateTime.SpecifyKind(h.StartTime, DateTimeKind.Utc)), new DateTimeOffset(DateTime.SpecifyKind(h.IAmAliveTime, DateTimeKind.Utc))))
+            .ToArray();
+        var activations = statistics
+            .GroupBy(s => s.GrainType, StringComparer.Ordinal)
+            .OrderBy(g => g.Key, StringComparer.Ordinal)
+            .Select(g => new GrainActivationsResponse(
+                g.Key, g.Sum(s => s.ActivationCount),
+                g.GroupBy(s => s.SiloAddress.ToParsableString(), StringComparer.Ordinal).ToDictionary(s => s.Key, s => s.Sum(x => x.ActivationCount))))
+            .ToArray();
+        return TypedResults.Json(new ClusterResponse(silos, activations), LuluJsonContext.Web.ClusterResponse);
     }
 
     private static IResult NotFound(string id) => GatewayApi.Error(StatusCodes.Status404NotFound, $"workspace '{id}' not found");

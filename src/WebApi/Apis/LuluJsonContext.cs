@@ -118,6 +118,18 @@ public sealed record MessageResponse(long Seq, string Role, string Content, Date
 /// <summary>A thread's history.</summary>
 public sealed record HistoryResponse(string SessionId, IReadOnlyList<MessageResponse> Messages);
 
+/// <summary>The cluster, for operators (<c>GET /api/admin/cluster</c>).</summary>
+public sealed record ClusterResponse(IReadOnlyList<SiloResponse> Silos, IReadOnlyList<GrainActivationsResponse> Activations);
+
+/// <summary>A silo as Orleans' membership table has it.</summary>
+/// <param name="Address">Orleans' address of the silo (<c>ip:port@generation</c>).</param>
+/// <param name="Status"><c>active</c>, <c>joining</c>, <c>shuttingdown</c>, <c>dead</c>, …</param>
+/// <param name="IAmAliveAt">When the silo last wrote that it is alive.</param>
+public sealed record SiloResponse(string Address, string Name, string Status, DateTimeOffset StartedAt, DateTimeOffset IAmAliveAt);
+
+/// <summary>How many activations of one grain type live in the cluster, and on which silos.</summary>
+public sealed record GrainActivationsResponse(string GrainType, int Count, IReadOnlyDictionary<string, int> BySilo);
+
 /// <summary>Source-generated snake_case JSON of the LuluClaw surfaces (Gateway, Developer API, admin).</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
 [JsonSerializable(typeof(ErrorBody))]
@@ -131,6 +143,7 @@ public sealed record HistoryResponse(string SessionId, IReadOnlyList<MessageResp
 [JsonSerializable(typeof(BotResponse[]))]
 [JsonSerializable(typeof(ProviderKeyResponse))]
 [JsonSerializable(typeof(ProviderKeyResponse[]))]
+[JsonSerializable(typeof(ClusterResponse))]
 public sealed partial class LuluJsonContext : JsonSerializerContext
 {
     /// <summary>The context every response uses: snake_case (see <see cref="SurfaceJson"/>).</summary>
