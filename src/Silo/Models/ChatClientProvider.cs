@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using LuluClaw.Grains.Models;
 using LuluClaw.Grains.Storage;
 using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace LuluClaw.Silo.Models;
@@ -51,7 +52,8 @@ public sealed class ProviderEndpointOptions
 /// <summary>
 /// Builds and keeps the model client of each bot: picks the provider by the bot's model and the
 /// configuration, and the key: the workspace's own (BYOK, decrypted here and nowhere else) or the
-/// platform's.
+/// platform's. Every client, echo included, is built by <see cref="ModelClientPipeline"/> with the app's
+/// logging.
 /// </summary>
 /// <remarks>
 /// A client is built for one bot version and kept until the bot reloads, restarts or is deleted, or
@@ -65,20 +67,27 @@ public sealed class ChatClientProvider : IChatClientProvider
     private readonly IOptionsMonitor<ModelCallOptions> _calls;
     private readonly ITenantStore _tenants;
     private readonly IProviderKeyProtector _protector;
-    private EchoChatClient _echo;
+    private readonly ILoggerFactory _loggerFactory;
+    private IChatClient _echo;
     private long _built;
 
+    /// <summary>Reads <c>Llm</c> from <paramref name="options"/> and <paramref name="calls"/> and follows its changes; model calls log through <paramref name="loggerFactory"/>.</summary>
     public ChatClientProvider(
-        IOptionsMonitor<LlmOptions> options, IOptionsMonitor<ModelCallOptions> calls, ITenantStore tenants, IProviderKeyProtector protector)
+        IOptionsMonitor<LlmOptions> options,
+        IOptionsMonitor<ModelCallOptions> calls,
+        ITenantStore tenants,
+        IProviderKeyProtector protector,
+        ILoggerFactory loggerFactory)
     {
         _options = options;
         _calls = calls;
         _tenants = tenants;
         _protector = protector;
-        _echo = new EchoChatClient(TimeSpan.FromMilliseconds(options.CurrentValue.Echo.DelayMilliseconds));
+        _loggerFactory = loggerFactory;
+        _echo = Echo(options.CurrentValue);
         options.OnChange(o =>
         {
-            _echo = new EchoChatClient(TimeSpan.FromMilliseconds(o.Echo.DelayMilliseconds));
+            _echo = Echo(o);
             _clients.Clear();
         });
     }
@@ -163,9 +172,16 @@ public sealed class ChatClientProvider : IChatClientProvider
 
         var timeout = TimeSpan.FromSeconds(_calls.CurrentValue.TimeoutSeconds);
         return provider == ModelProviders.Anthropic
-            ? AnthropicChatClients.Create(ServerRoot(baseUrl), apiKey!.Trim(), bot.Model, timeout)
-            : OpenAIChatClients.Create(baseUrl, apiKey?.Trim(), bot.Model, timeout);
+            ? AnthropicChatClients.Create(ServerRoot(baseUrl), apiKey!.Trim(), bot.Model, timeout, _loggerFactory)
+            : OpenAIChatClients.Create(baseUrl, apiKey?.Trim(), bot.Model, timeout, _loggerFactory);
     }
+
+    /// <summary>
+    /// The echo client every echo bot shares (it keeps nothing per bot), in the same pipeline as the others; it
+    /// has no provider to fail, so no failure translation.
+    /// </summary>
+    private IChatClient Echo(LlmOptions options) =>
+        ModelClientPipeline.Build(new EchoChatClient(TimeSpan.FromMilliseconds(options.Echo.DelayMilliseconds)), failures: null, _loggerFactory);
 
     /// <summary>
     /// The Anthropic SDK appends <c>/v1/messages</c> to its base URL; accept the <c>…/v1</c> form too,

@@ -7,8 +7,8 @@ using Microsoft.AspNetCore.WebUtilities;
 namespace LuluClaw.Silo.Models;
 
 /// <summary>
-/// Words a model provider's failures as <see cref="ModelUnavailableException"/>s, for both
-/// <see cref="OpenAIChatClient"/> and <see cref="AnthropicChatClients"/>. The messages name the provider by
+/// Words a model provider's failures as <see cref="ModelUnavailableException"/>s, for
+/// <see cref="ProviderFailureChatClient"/> over both <see cref="OpenAIChatClients"/> and <see cref="AnthropicChatClients"/>. The messages name the provider by
 /// its base URL without user info or query (either may carry a secret) and never contain the API key: it
 /// is masked wherever it shows up, and an error body is quoted only for failures that are not about the key.
 /// </summary>

@@ -2,6 +2,7 @@ using LuluClaw.Grains.Models;
 using LuluClaw.Silo.Models;
 using LuluClaw.Tests;
 using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace LuluClaw.Silo.Tests.Models;
 
@@ -28,7 +29,7 @@ public sealed class AnthropicChatClientTests : IAsyncLifetime
     ];
 
     private IChatClient Client(string apiKey = ApiKey, Uri? baseUrl = null, TimeSpan? timeout = null) =>
-        AnthropicChatClients.Create(baseUrl ?? _server.BaseUrl, apiKey, Model, timeout ?? Timeout);
+        AnthropicChatClients.Create(baseUrl ?? _server.BaseUrl, apiKey, Model, timeout ?? Timeout, NullLoggerFactory.Instance);
 
     [Fact]
     public async Task GetResponseAsync_SystemPromptAndHistory_ReachServerInOrder()

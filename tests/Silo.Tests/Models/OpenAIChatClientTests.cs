@@ -3,6 +3,7 @@ using LuluClaw.Grains.Models;
 using LuluClaw.Silo.Models;
 using LuluClaw.Tests;
 using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace LuluClaw.Silo.Tests.Models;
 
@@ -29,7 +30,7 @@ public sealed class OpenAIChatClientTests : IAsyncLifetime
     ];
 
     private IChatClient Client(string? apiKey = ApiKey, Uri? baseUrl = null, TimeSpan? timeout = null) =>
-        OpenAIChatClients.Create(baseUrl ?? _server.OpenAIBaseUrl, apiKey, Model, timeout ?? Timeout);
+        OpenAIChatClients.Create(baseUrl ?? _server.OpenAIBaseUrl, apiKey, Model, timeout ?? Timeout, NullLoggerFactory.Instance);
 
     [Fact]
     public async Task GetResponseAsync_SystemPromptAndHistory_ReachServerInOrder()

@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text;
@@ -70,6 +72,39 @@ public sealed class ModelProviderTests : IAsyncLifetime
             ],
             last.Messages.Select(m => (m.Role, m.Content)));
         Assert.Equal(247, await workspace.CreditsAsync());
+    }
+
+    [Theory]
+    [InlineData("gpt-")]
+    [InlineData("claude-")]
+    [InlineData("echo-")]
+    public async Task Chat_EachProvidersModelCall_IsAChatActivityOfLuluClawModels(string modelPrefix)
+    {
+        // A model name of this test only: activities of tests running alongside share the source.
+        var model = modelPrefix + Guid.NewGuid().ToString("N");
+        var stopped = new ConcurrentQueue<Activity>();
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == Silo.Models.ModelClientPipeline.TelemetrySourceName,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = activity =>
+            {
+                if (Equals(activity.GetTagItem("gen_ai.request.model"), model))
+                {
+                    stopped.Enqueue(activity);
+                }
+            },
+        };
+        ActivitySource.AddActivityListener(listener);
+        var workspace = await _app.CreateWorkspaceAsync();
+        using var client = workspace.Client();
+
+        var response = await ChatAsync(client, new { message = "hi", bot_id = await CreateBotAsync(client, "Bot", "p", model) });
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var activity = Assert.Single(stopped);
+        Assert.Equal($"chat {model}", activity.DisplayName);
+        Assert.NotNull(activity.GetTagItem("gen_ai.usage.output_tokens"));
     }
 
     [Fact]
