@@ -1,14 +1,16 @@
 using System.Diagnostics;
 using LuluClaw;
-using Orleans;
 using LuluClaw.Silo;
-using LuluClaw.Silo.Runtime;
+using LuluClaw.Silo.Hosting;
 using LuluClaw.Silo.Storage;
+using Orleans;
+using Orleans.Runtime;
 
 // Memory per idle session activation, in process:
-// 1. builds LuluClaw's services with the real AddLuluClaw over a temporary SQLite file (the echo
-//    model, no provider configured) and migrates the schema; the host is not started, so no idle
-//    collection runs and every activation stays;
+// 1. builds LuluClaw's services with the real AddLuluClaw and its Orleans silo (UseOrleans with
+//    ConfigureLuluClaw, one silo on free ports) over a temporary SQLite file (the echo model, no
+//    provider configured), migrates the schema and starts the silo; idle collection is set to an
+//    hour, so every activation stays for the run;
 // 2. creates a workspace (plan byok) and a key (an unlimited key plan) through the grains;
 // 3. warms up: a first batch of sessions with one turn each (JIT, pools, caches);
 // 4. full blocking GC, GC.GetTotalMemory(true) = before;
@@ -34,13 +36,18 @@ try
         ["Demo:Seed"] = "false",
         ["Plans:Key:bench:RequestsPerMinute"] = "",
         ["Logging:LogLevel:Default"] = "Warning",
+        ["Actors:IdleTimeout"] = "01:00:00",
+        ["Cluster:SiloPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["Cluster:GatewayPort"] = "0",
     });
     builder.Services.AddLuluClaw(builder.Configuration);
+    builder.UseOrleans(silo => silo.ConfigureLuluClaw(builder.Configuration));
     await using var app = builder.Build();
     await app.Services.GetRequiredService<SchemaMigrator>().MigrateAsync(CancellationToken.None);
+    await app.StartAsync();
 
     var grains = app.Services.GetRequiredService<IGrainFactory>();
-    var runtime = app.Services.GetRequiredService<GrainRuntime>();
+    var management = grains.GetGrain<IManagementGrain>(0);
     var workspaceId = Guid.NewGuid();
     var workspace = grains.GetGrain<IWorkspaceGrain>(workspaceId.ToString("D"));
     await workspace.CreateAsync(new CreateWorkspaceRequest("bench-memory", "byok", 100_000_000), CancellationToken.None);
@@ -49,11 +56,11 @@ try
 
     var clock = Stopwatch.StartNew();
     await RunTurnsAsync("warm", warmup);
-    var activationsBefore = runtime.ActivationCount;
+    var activationsBefore = await SessionActivationsAsync();
     var before = SettledHeap();
     var textChars = await RunTurnsAsync("s", sessions);
     var after = SettledHeap();
-    var activationsAfter = runtime.ActivationCount;
+    var activationsAfter = await SessionActivationsAsync();
 
     var perSession = (double)(after - before) / sessions;
     var textBytes = 2.0 * textChars / sessions;
@@ -63,7 +70,12 @@ try
     Console.WriteLine(
         $"RESULT sessions={sessions} activations={activationsAfter - activationsBefore} heap_before={before} heap_after={after} " +
         $"per_session={perSession:F0} text_bytes={textBytes:F0} beyond_text={perSession - textBytes:F0}");
+    await app.StopAsync();
     return activationsAfter - activationsBefore >= sessions ? 0 : 1;
+
+    // Session activations in the silo, as Orleans counts them.
+    async Task<int> SessionActivationsAsync() =>
+        (await management.GetSimpleGrainStatistics()).Where(s => s.GrainType.Contains("SessionGrain", StringComparison.Ordinal)).Sum(s => s.ActivationCount);
 
     // One turn in each of `count` new sessions, `concurrency` at a time; returns the characters of
     // message text the sessions now hold (each user message and its reply).
@@ -108,6 +120,13 @@ static long SettledHeap()
     }
 
     return GC.GetTotalMemory(forceFullCollection: true);
+}
+
+static int FreePort()
+{
+    using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+    listener.Start();
+    return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
 }
 
 static void SqliteConnectionPoolsClear() => Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();

@@ -1,5 +1,7 @@
 using System.Net;
 using LuluClaw.Silo.Storage;
+using Microsoft.Extensions.AI;
+using Orleans.Serialization;
 using Orleans.Configuration;
 
 namespace LuluClaw.Silo.Hosting;
@@ -96,6 +98,22 @@ public static class LuluSilo
         // the database's share; Orleans' own default of 30 s would cut a slow model's turn short.
         var modelTimeout = TimeSpan.FromSeconds(configuration.GetValue("Llm:TimeoutSeconds", 60.0));
         silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = modelTimeout + TimeSpan.FromSeconds(30));
+        silo.Services.AddSerializer(serializer => serializer.AddChatTypeCodecs());
         return silo;
     }
+
+    /// <summary>
+    /// Lets Microsoft.Extensions.AI's chat types (<c>ChatMessage</c>, its contents, <c>ChatOptions</c>,
+    /// usage) cross a grain boundary: Orleans has no codec of its own for them, so they travel as JSON
+    /// with the library's own options (<see cref="AIJsonUtilities.DefaultOptions"/>), which know every
+    /// content type by its discriminator rather than by a .NET type name.
+    /// </summary>
+    /// <remarks>
+    /// No grain contract takes them today (a turn crosses boundaries as LuluClaw's own records); this
+    /// is for the contracts that will, such as tools and handoffs.
+    /// </remarks>
+    public static ISerializerBuilder AddChatTypeCodecs(this ISerializerBuilder serializer) =>
+        serializer.AddJsonSerializer(
+            isSupported: type => type.Namespace == typeof(ChatMessage).Namespace && type.Assembly == typeof(ChatMessage).Assembly,
+            jsonSerializerOptions: AIJsonUtilities.DefaultOptions);
 }
