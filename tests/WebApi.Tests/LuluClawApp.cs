@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 namespace LuluClaw.WebApi.Tests;
 
@@ -94,6 +95,14 @@ public sealed class LuluClawApp : WebApplicationFactory<Program>
         var node = new LuluClawApp(all, folder: null, postgres: null, _services);
         _ = node.Server;
         return node;
+    }
+
+    protected override IHost CreateHost(IHostBuilder builder)
+    {
+        // As host configuration, the settings reach Program's command line (the factory passes them as
+        // --key=value), so they are there while Program configures the silo, before the host is built.
+        builder.ConfigureHostConfiguration(configuration => configuration.AddInMemoryCollection(_settings));
+        return base.CreateHost(builder);
     }
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)

@@ -1,6 +1,7 @@
 using System.Net;
 using LuluClaw.Silo.Storage;
 using Microsoft.Extensions.AI;
+using Orleans.Dashboard;
 using Orleans.Serialization;
 using Orleans.Configuration;
 
@@ -99,6 +100,11 @@ public static class LuluSilo
         var modelTimeout = TimeSpan.FromSeconds(configuration.GetValue("Llm:TimeoutSeconds", 60.0));
         silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = modelTimeout + TimeSpan.FromSeconds(30));
         silo.Services.AddSerializer(serializer => serializer.AddChatTypeCodecs());
+        if (WebApi.Apis.AdminApi.DashboardEnabled(configuration))
+        {
+            silo.AddDashboard();
+        }
+
         return silo;
     }
 

@@ -1,5 +1,8 @@
 using Orleans;
+using Orleans.Dashboard;
 using Orleans.Runtime;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using LuluClaw.WebApi.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -13,6 +16,16 @@ namespace LuluClaw.WebApi.Apis;
 /// </summary>
 public static class AdminApi
 {
+    /// <summary>Where the Orleans Dashboard is served when <c>Admin:Dashboard</c> is on.</summary>
+    public const string DashboardPath = "/api/admin/dashboard";
+
+    /// <summary>
+    /// Whether to run the Orleans Dashboard (<c>Admin:Dashboard</c>, default off). Off by default because its
+    /// profiler is a filter on every grain call; it is served only where an admin token is configured.
+    /// </summary>
+    public static bool DashboardEnabled(IConfiguration configuration) =>
+        configuration.GetValue("Admin:Dashboard", false) && !string.IsNullOrWhiteSpace(WebApiEndpoints.AdminToken(configuration));
+
     /// <summary>Credits a workspace starts with when the request names none.</summary>
     public const long DefaultCredits = 250;
 
@@ -35,6 +48,12 @@ public static class AdminApi
         group.MapGet("/{id}/sessions/{sessionId}/messages", GetHistoryAsync).WithName("AdminGetHistory");
         app.MapGet("/api/admin/cluster", GetClusterAsync).WithName("AdminGetCluster").WithTags("Admin").ExcludeFromDescription()
             .RequireAdminToken(adminToken, GatewayApi.Error);
+        if (DashboardEnabled(app.ServiceProvider.GetRequiredService<IConfiguration>()))
+        {
+            // Orleans' own dashboard, every route of it (page, assets, JSON) behind the admin token.
+            app.MapOrleansDashboard(DashboardPath).ExcludeFromDescription().RequireAdminToken(adminToken, GatewayApi.Error, browser: true);
+        }
+
         return app;
     }
 
@@ -212,12 +231,17 @@ public static class AdminApi
             return NotFound(id);
         }
 
-        var history = await grains.GetGrain<ISessionGrain>(SessionKey.Of(workspaceId, sessionId)).GetHistoryAsync(cancellationToken);
-        return history.Count == 0
-            ? GatewayApi.Error(StatusCodes.Status404NotFound, $"session '{sessionId}' not found")
-            : TypedResults.Json(
-                new HistoryResponse(sessionId, history.Select(m => new MessageResponse(m.Seq, m.Role, m.Content, m.CreatedAt, m.CutShort)).ToArray()),
-                LuluJsonContext.Web.HistoryResponse);
+        var session = grains.GetGrain<ISessionGrain>(SessionKey.Of(workspaceId, sessionId));
+        var history = await session.GetHistoryAsync(cancellationToken);
+        if (history.Count == 0)
+        {
+            return GatewayApi.Error(StatusCodes.Status404NotFound, $"session '{sessionId}' not found");
+        }
+
+        var silo = await grains.GetGrain<IManagementGrain>(0).GetActivationAddress(session, cancellationToken);
+        return TypedResults.Json(
+            new HistoryResponse(sessionId, history.Select(m => new MessageResponse(m.Seq, m.Role, m.Content, m.CreatedAt, m.CutShort)).ToArray(), silo?.ToParsableString()),
+            LuluJsonContext.Web.HistoryResponse);
     }
 
     private static IWorkspaceGrain? WorkspaceGrain(IGrainFactory grains, string id) =>

@@ -116,7 +116,8 @@ public sealed class ProviderKeyBody
 public sealed record MessageResponse(long Seq, string Role, string Content, DateTimeOffset CreatedAt, bool CutShort);
 
 /// <summary>A thread's history.</summary>
-public sealed record HistoryResponse(string SessionId, IReadOnlyList<MessageResponse> Messages);
+/// <param name="Silo">The Orleans silo the session's activation lives on now (admin only), for operators following a conversation through the cluster.</param>
+public sealed record HistoryResponse(string SessionId, IReadOnlyList<MessageResponse> Messages, string? Silo = null);
 
 /// <summary>The cluster, for operators (<c>GET /api/admin/cluster</c>).</summary>
 public sealed record ClusterResponse(IReadOnlyList<SiloResponse> Silos, IReadOnlyList<GrainActivationsResponse> Activations);

@@ -83,19 +83,53 @@ public static class ApiKeyAuthentication
 
     /// <summary>
     /// Requires <c>Authorization: Bearer &lt;admin token&gt;</c>, compared in constant time; 401 otherwise.
+    /// With <paramref name="browser"/>, HTTP Basic with the token as password is accepted too, and a 401
+    /// asks the browser for it.
     /// </summary>
-    public static TBuilder RequireAdminToken<TBuilder>(this TBuilder builder, string adminToken, ErrorWriter error)
+    public static TBuilder RequireAdminToken<TBuilder>(this TBuilder builder, string adminToken, ErrorWriter error, bool browser = false)
         where TBuilder : IEndpointConventionBuilder
     {
         var expected = SHA256.HashData(Encoding.UTF8.GetBytes(adminToken));
         return builder.AddEndpointFilter(async (invocation, next) =>
         {
-            var token = BearerToken(invocation.HttpContext.Request);
+            var request = invocation.HttpContext.Request;
+            var token = BearerToken(request) ?? (browser ? BasicPassword(request) : null);
             var given = SHA256.HashData(Encoding.UTF8.GetBytes(token ?? ""));
-            return token is not null && CryptographicOperations.FixedTimeEquals(given, expected)
-                ? await next(invocation)
-                : error(StatusCodes.Status401Unauthorized, token is null ? "missing admin token" : "invalid admin token");
+            if (token is not null && CryptographicOperations.FixedTimeEquals(given, expected))
+            {
+                return await next(invocation);
+            }
+
+            if (browser)
+            {
+                // A browser cannot add a bearer token to a page load, but it asks for Basic credentials and
+                // sends them with every request of the page after: any user name, the admin token as password.
+                invocation.HttpContext.Response.Headers.WWWAuthenticate = "Basic realm=\"LuluClaw admin\", charset=\"UTF-8\"";
+            }
+
+            return error(StatusCodes.Status401Unauthorized, token is null ? "missing admin token" : "invalid admin token");
         });
+    }
+
+    /// <summary>The password of <c>Authorization: Basic …</c>, or null if the header is not that.</summary>
+    private static string? BasicPassword(HttpRequest request)
+    {
+        var header = request.Headers.Authorization.ToString();
+        const string Scheme = "Basic ";
+        if (!header.StartsWith(Scheme, StringComparison.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+
+        Span<byte> decoded = stackalloc byte[512];
+        if (!Convert.TryFromBase64String(header[Scheme.Length..].Trim(), decoded, out var length))
+        {
+            return null;
+        }
+
+        var credentials = Encoding.UTF8.GetString(decoded[..length]);
+        var colon = credentials.IndexOf(':', StringComparison.Ordinal);
+        return colon < 0 ? null : credentials[(colon + 1)..];
     }
 
     private static string? BearerToken(HttpRequest request)
