@@ -100,16 +100,20 @@ public sealed partial class SchemaMigrator(SqlStore store, ILogger<SchemaMigrato
         var assembly = typeof(SchemaMigrator).Assembly;
         const string Folder = "LuluClaw.Silo.Storage.Schema.";
         var scripts = new List<(long Version, string? Provider, string Sql)>();
-        foreach (var name in assembly.GetManifestResourceNames().Where(n => n.StartsWith(Folder, StringComparison.Ordinal)).Order(StringComparer.Ordinal))
+        foreach (var name in assembly.GetManifestResourceNames().Where(n => n.StartsWith(Folder, StringComparison.Ordinal)))
         {
             var (version, provider) = ParseScriptName(name[Folder.Length..]);
-            if (scripts.Count > 0 && scripts[^1].Version == version)
-            {
-                throw new InvalidOperationException($"Two schema scripts have version {version}: the versions are one sequence across providers.");
-            }
-
             using var reader = new StreamReader(assembly.GetManifestResourceStream(name)!);
             scripts.Add((version, provider, reader.ReadToEnd()));
+        }
+
+        scripts.Sort((x, y) => x.Version.CompareTo(y.Version));
+        for (var i = 1; i < scripts.Count; i++)
+        {
+            if (scripts[i].Version == scripts[i - 1].Version)
+            {
+                throw new InvalidOperationException($"Two schema scripts have version {scripts[i].Version}: the versions are one sequence across providers.");
+            }
         }
 
         return scripts;
