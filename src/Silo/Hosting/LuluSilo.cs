@@ -1,4 +1,5 @@
 using System.Net;
+using LuluClaw.Silo.Cluster;
 using LuluClaw.Silo.Storage;
 using Microsoft.Extensions.AI;
 using Orleans.Dashboard;
@@ -51,12 +52,7 @@ public static class LuluSilo
         }
         else
         {
-            OrleansAdoNet.RegisterProviders();
-            silo.UseAdoNetClustering(o =>
-            {
-                o.Invariant = OrleansAdoNet.PostgresInvariant;
-                o.ConnectionString = connectionString;
-            });
+            silo.UsePostgresClustering(connectionString);
             silo.Configure<ClusterOptions>(o =>
             {
                 o.ClusterId = cluster.Id;
