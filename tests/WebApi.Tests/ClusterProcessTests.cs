@@ -13,9 +13,10 @@ using static LuluClaw.WebApi.Tests.LuluResponses;
 namespace LuluClaw.WebApi.Tests;
 
 /// <summary>
-/// Three real nodes (separate processes) on one PostgreSQL database under concurrent load across all
-/// of them: plain calls and streams, several workspaces, sessions shared across nodes. One node is
-/// killed with SIGKILL mid-load. Afterwards every invariant is checked against the database and
+/// Three real silos (separate processes) of one Orleans cluster on one PostgreSQL database, under
+/// concurrent load across all of them: plain calls and streams, several workspaces, sessions shared
+/// across nodes. One silo is killed with SIGKILL mid-load; the sessions that lived on it must answer
+/// on a survivor within a bound. Afterwards every invariant is checked against the database and
 /// against what each client was told.
 /// </summary>
 public sealed class ClusterProcessTests(ITestOutputHelper output) : IAsyncLifetime
@@ -24,8 +25,16 @@ public sealed class ClusterProcessTests(ITestOutputHelper output) : IAsyncLifeti
     private const int TightKeyPerHour = 12;
     private const long ScarceCredits = 25;
 
+    /// <summary>
+    /// How long a session of the killed silo may take to answer on a survivor. The target is 2 s (the
+    /// membership settings in <c>LuluSilo</c> declare a silo dead in about 1.5 s on loopback, and
+    /// <c>bench/run.sh</c> measures it); the test allows a generous margin for a loaded CI machine.
+    /// </summary>
+    private static readonly TimeSpan FailoverBound = TimeSpan.FromSeconds(6);
+
     private readonly List<string> _folders = [];
     private readonly List<ServerProcess> _nodes = [];
+    private readonly List<int> _siloPorts = [];
     private readonly ConcurrentBag<Outcome> _outcomes = [];
     private TestPostgres _postgres = null!;
     private HttpClient[] _clients = [];
@@ -46,12 +55,21 @@ public sealed class ClusterProcessTests(ITestOutputHelper output) : IAsyncLifeti
             ["Plans:Key:open:RequestsPerDay"] = "1000000",
             ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
         };
+        var nodeSettings = new List<Dictionary<string, string?>>();
         for (var i = 0; i < 3; i++)
         {
             _folders.Add(Directory.CreateTempSubdirectory($"luluclaw-node{i}-").FullName);
+            var own = new Dictionary<string, string?>(settings);
+            foreach (var (key, value) in TestPorts.Silo())
+            {
+                own[key] = value;
+            }
+
+            _siloPorts.Add(int.Parse(own["Cluster:SiloPort"]!, System.Globalization.CultureInfo.InvariantCulture));
+            nodeSettings.Add(own);
         }
 
-        _nodes.AddRange(await Task.WhenAll(_folders.Select(folder => ServerProcess.StartAsync(folder, Ct, settings))));
+        _nodes.AddRange(await Task.WhenAll(_folders.Select((folder, i) => ServerProcess.StartAsync(folder, Ct, nodeSettings[i]))));
     }
 
     public async ValueTask DisposeAsync()
@@ -82,7 +100,9 @@ public sealed class ClusterProcessTests(ITestOutputHelper output) : IAsyncLifeti
         var scarce = await CreateWorkspaceAsync("byok", ScarceCredits, keyPlan: "open");  // credits run out
         var keyed = await CreateWorkspaceAsync("byok", 1000, keyPlan: "tight");           // the key's window
         var shared = await CreateWorkspaceAsync("byok", 100_000, keyPlan: "open");        // sessions shared across nodes
-        Workspace[] all = [capped, scarce, keyed, shared];
+        var probe = await CreateWorkspaceAsync("byok", 100_000, keyPlan: "open");          // sessions that live on the silo to be killed
+        Workspace[] all = [capped, scarce, keyed, shared, probe];
+        var doomed = await SessionsLivingOnAsync(probe, node: 2, atLeast: 3);
 
         // :: Load: every worker sends its turns round the nodes still alive; a third are streamed.
         var workers = new List<Task>();
@@ -106,11 +126,19 @@ public sealed class ClusterProcessTests(ITestOutputHelper output) : IAsyncLifeti
             }
 
             _nodes[2].KillNine();
+            var killedAt = Stopwatch.StartNew();
             _killed = true;
+
+            // :: Failover: each session that lived on the killed silo answers through a survivor, every attempt
+            // until then a clear refusal (503) or a cut connection, never a 500.
+            return await Task.WhenAll(doomed.Select((session, i) => FirstAnswerAsync(probe, session, _clients[i % 2], killedAt)));
         }, Ct);
 
         await Task.WhenAll(workers);
-        await killer;
+        var failovers = await killer;
+        output.WriteLine($"failover: the killed silo's {failovers.Length} sessions answered on a survivor after " +
+            string.Join(", ", failovers.Select(f => $"{f.TotalMilliseconds:F0} ms")));
+        Assert.All(failovers, f => Assert.True(f < FailoverBound, $"a session of the killed silo answered only after {f.TotalMilliseconds:F0} ms"));
         output.WriteLine($"load done in {clock.ElapsedMilliseconds} ms: {Summary()}");
         foreach (var error in _outcomes.Where(o => o.Kind == OutcomeKind.Refused && o.Status == 200).GroupBy(o => (o.Workspace.Plan, o.Workspace.KeyPlan, o.Reply)))
         {
@@ -203,7 +231,72 @@ public sealed class ClusterProcessTests(ITestOutputHelper output) : IAsyncLifeti
         Assert.Equal(0, await db.ExecuteScalarAsync<long>("SELECT credits FROM workspaces WHERE id = @id", new { id = scarce.Id }));
         Assert.Contains(outcomes, o => o.Workspace == shared && o.Kind == OutcomeKind.Ok && o.Streamed);
         Assert.DoesNotContain(outcomes, o => o.Workspace != shared && o.Status == 409); // only shared sessions can meet a concurrent writer
+        Assert.DoesNotContain(outcomes, o => o.Status >= 500 && o.Status != 503); // a silo going away is a 503, never a 500
         output.WriteLine($"checked in {clock.ElapsedMilliseconds} ms");
+    }
+
+    /// <summary>
+    /// Starts sessions of <paramref name="workspace"/> with one turn each until at least
+    /// <paramref name="atLeast"/> of them live on silo <paramref name="node"/>, as the admin API reports
+    /// each session's silo; returns those.
+    /// </summary>
+    private async Task<List<string>> SessionsLivingOnAsync(Workspace workspace, int node, int atLeast)
+    {
+        using var admin = _nodes[0].Client(ServerProcess.AdminToken);
+        var found = new List<string>();
+        for (var i = 0; found.Count < atLeast; i++)
+        {
+            Assert.True(i < 200, $"after {i} sessions only {found.Count} live on silo {node}: placement never chose it");
+            var session = $"probe-{i}";
+            var outcome = await SendAsync(_clients[i % 3], workspace.Key, new Outcome(workspace, session, $"probe {i}", Streamed: false));
+            Assert.Equal(OutcomeKind.Ok, outcome.Kind);
+            _outcomes.Add(outcome);
+            var history = await admin.GetFromJsonAsync<JsonElement>($"/api/admin/workspaces/{workspace.Id}/sessions/{session}/messages", Ct);
+            if (history.GetProperty("silo").GetString() is { } silo && silo.Contains($":{_siloPorts[node]}@", StringComparison.Ordinal))
+            {
+                found.Add(session);
+            }
+        }
+
+        return found;
+    }
+
+    /// <summary>Sends one turn of <paramref name="session"/> again and again until it is answered; returns when, since the kill.</summary>
+    private async Task<TimeSpan> FirstAnswerAsync(Workspace workspace, string session, HttpClient node, Stopwatch killedAt)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            Assert.True(killedAt.Elapsed < TimeSpan.FromSeconds(60), $"session {session} of the killed silo never answered on a survivor");
+            var outcome = new Outcome(workspace, session, $"after the kill {session} #{attempt}", Streamed: false);
+            using var attemptTimeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+            attemptTimeout.CancelAfter(TimeSpan.FromSeconds(2));
+            try
+            {
+                using var request = Request(workspace.Key, outcome);
+                using var response = await node.SendAsync(request, attemptTimeout.Token);
+                if (response.StatusCode == HttpStatusCode.OK)
+                {
+                    var elapsed = killedAt.Elapsed;
+                    var body = await response.Content.ReadFromJsonAsync<JsonElement>(Ct);
+                    _outcomes.Add(outcome with
+                    {
+                        Kind = OutcomeKind.Ok, Status = 200, Reply = body.GetProperty("reply").GetString(), CreditsRemaining = body.GetProperty("credits_remaining").GetInt64(),
+                    });
+                    return elapsed;
+                }
+
+                // While the silo is being declared dead: a 503 with Retry-After, nothing stored or charged.
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+                Assert.NotNull(response.Headers.RetryAfter);
+                _outcomes.Add(outcome with { Kind = OutcomeKind.Refused, Status = 503 });
+            }
+            catch (OperationCanceledException) when (!Ct.IsCancellationRequested)
+            {
+                _outcomes.Add(outcome with { Kind = OutcomeKind.Unknown }); // gave up waiting: it may still be stored
+            }
+
+            await Task.Delay(50, Ct);
+        }
     }
 
     private static Task<long> TurnCountAsync(NpgsqlConnection db, string workspaceId) =>
