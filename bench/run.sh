@@ -3,11 +3,14 @@
 # separate processes on 127.0.0.1 only. Prints a table and appends it, with the machine and the
 # commit, to docs/benchmarks.md. What each number means: bench/README.md.
 #
-#   bench/run.sh [all|gateway|cluster|provider|sse|memory ...]     (default: all)
+#   bench/run.sh [all|gateway|cluster|failover|provider|sse|memory ...]     (default: all)
 #
 #   gateway   echo chat turns/s and p50/p99 at 1, 64, 512 clients: bare ASP.NET Core endpoint,
-#             SQLite one node, PostgreSQL one node
+#             SQLite one node, the same on the last pre-Orleans commit (the home-made actor host,
+#             BENCH_BASELINE), PostgreSQL one node
 #   cluster   echo chat on PostgreSQL with 1, 2 and 3 nodes (one wrk per node, summed)
+#   failover  three silos on PostgreSQL: kill -9 the one a session lives on, time until that
+#             session's next turn is answered through a survivor (BENCH_FAILOVER_TRIALS, default 3)
 #   provider  through the OpenAI provider to a loopback stub vs the stub directly (1 and 64 connections)
 #   sse       concurrent idle SSE streams one LuluClaw process holds (1000, 5000, 10000)
 #   memory    managed memory per idle session activation (10,000 sessions, in process)
@@ -16,7 +19,8 @@
 # (all in bench/README.md): BENCH_CLIENTS="1 64 512", BENCH_NODES="1 2 3",
 # BENCH_STREAMS="1000 5000 10000", BENCH_SSE_MODE=auto|stub|echo, BENCH_SESSIONS=10000,
 # BENCH_WORKSPACES=1, BENCH_TURNS_PER_SESSION=10, BENCH_WRK_THREADS=2,
-# BENCH_WARMUP=15 (seconds of warm-up per server), BENCH_SOURCE=worktree|head (head: build the committed HEAD from git archive, with this bench/),
+# BENCH_WARMUP=15 (seconds of warm-up per server), BENCH_BASELINE=<commit> (the pre-Orleans build
+# the SQLite row is compared with; empty skips it), BENCH_FAILOVER_TRIALS=3, BENCH_SOURCE=worktree|head (head: build the committed HEAD from git archive, with this bench/),
 # LULUCLAW_BENCH_POSTGRES=<connection string> (use that server instead of a throwaway one),
 # BENCH_SILO_ENV="Var=value ..." and BENCH_PG_CONN_EXTRA="..." (experiments: extra LuluClaw
 # settings, extra connection string options), BENCH_QUIET_WAIT=<seconds> (on a shared machine, wait
@@ -43,6 +47,9 @@ TURNS_PER_SESSION=${BENCH_TURNS_PER_SESSION:-10}
 WRK_THREADS=${BENCH_WRK_THREADS:-2}
 BUILD=${BENCH_BUILD_DIR:-/tmp/luluclaw-bench-build}
 SOURCE=${BENCH_SOURCE:-worktree}
+# The last commit on the home-made actor host, before the grains moved onto Orleans.
+BASELINE=${BENCH_BASELINE-b3356af}
+FAILOVER_TRIALS=${BENCH_FAILOVER_TRIALS:-3}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-0}
 ADMIN=bench-admin-$RANDOM$RANDOM
 CLK=$(getconf CLK_TCK)
@@ -51,10 +58,10 @@ NPROC=$(nproc)
 SECTIONS=()
 for arg in "${@:-all}"; do
   case "$arg" in
-    all) SECTIONS=(gateway cluster provider sse memory) ;;
-    gateway|cluster|provider|sse|memory) SECTIONS+=("$arg") ;;
+    all) SECTIONS=(gateway cluster failover provider sse memory) ;;
+    gateway|cluster|failover|provider|sse|memory) SECTIONS+=("$arg") ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$SELF"; exit 0 ;;
-    *) echo "run.sh: unknown section '$arg' (all, gateway, cluster, provider, sse, memory)" >&2; exit 2 ;;
+    *) echo "run.sh: unknown section '$arg' (all, gateway, cluster, failover, provider, sse, memory)" >&2; exit 2 ;;
   esac
 done
 has() { [[ " ${SECTIONS[*]} " == *" $1 "* ]]; }
@@ -227,10 +234,12 @@ read -r -a extra_env <<< "${BENCH_SILO_ENV:-}"
 silo_env+=("${extra_env[@]}")
 
 SILO_PID=""
-start_silo() { # start_silo NAME PORT VAR=VALUE...: starts a LuluClaw process, its pid in SILO_PID
+SILO_BUILD=silo
+start_silo() { # start_silo NAME PORT VAR=VALUE...: starts a LuluClaw process (the build in SILO_BUILD) on its own Orleans ports, its pid in SILO_PID
   local name=$1 port=$2
   shift 2
-  env "${silo_env[@]}" "$@" dotnet "$BUILD/silo/LuluClaw.Silo.dll" --urls "http://127.0.0.1:$port" > "$WORK/$name.log" 2>&1 &
+  env "${silo_env[@]}" Cluster__SiloPort="$(free_port)" Cluster__GatewayPort="$(free_port)" "$@" \
+    dotnet "$BUILD/$SILO_BUILD/LuluClaw.Silo.dll" --urls "http://127.0.0.1:$port" > "$WORK/$name.log" 2>&1 &
   SILO_PID=$!
   PIDS+=("$SILO_PID")
 }
@@ -416,17 +425,74 @@ section_bare() {
   stop "$pid"
 }
 
-section_sqlite() {
-  local port pid
+section_sqlite() { # section_sqlite [BUILD LABEL]: the default build, or another (the pre-Orleans baseline)
+  local build=${1:-silo} label=${2:-"SQLite, 1 node"} port pid
   port=$(free_port)
-  sqlite_env sqlite
-  start_silo sqlite "$port" "${SQLITE_ENV[@]}" Llm__Provider=echo
+  sqlite_env "$build-sqlite"
+  SILO_BUILD=$build
+  start_silo "$build-sqlite" "$port" "${SQLITE_ENV[@]}" Llm__Provider=echo
+  SILO_BUILD=silo
   pid=$SILO_PID
-  wait_http "http://127.0.0.1:$port/openapi/v1.json" "$pid" sqlite
+  wait_http "http://127.0.0.1:$port/openapi/v1.json" "$pid" "$build-sqlite"
   make_keys "$port" "$WORKSPACES"
   check_chat "$port" '"reply":"Echo: Hello'
-  chat_runs gateway "SQLite, 1 node" "$port" "$pid" ""
+  chat_runs gateway "$label" "$port" "$pid" ""
   stop "$pid"
+}
+
+# Three silos of one cluster; each trial finds a session living on the third (the admin API names
+# a session's silo), kills that silo with SIGKILL, and times until the session's next turn through
+# the first silo is answered. The third silo is then started again and rejoins before the next trial.
+section_failover() {
+  local conn i trial session silo t0 t1 code ports=() pids=() siloports=()
+  start_postgres
+  conn=$(pg_database "bench_failover_$RANDOM")
+  for i in 0 1 2; do
+    ports+=("$(free_port)"); siloports+=("$(free_port)")
+    start_silo "failover-node$i" "${ports[$i]}" Storage__Provider=postgres "ConnectionStrings__LuluClaw=$conn" Llm__Provider=echo \
+      Cluster__SiloPort="${siloports[$i]}"
+    pids+=("$SILO_PID")
+  done
+  for i in 0 1 2; do wait_http "http://127.0.0.1:${ports[$i]}/openapi/v1.json" "${pids[$i]}" "failover-node$i"; done
+  make_keys "${ports[0]}" 1
+  for trial in $(seq 1 "$FAILOVER_TRIALS"); do
+    wait_active "${ports[0]}" 3
+    session=""
+    for i in $(seq 1 300); do
+      curl -sf -o /dev/null "http://127.0.0.1:${ports[0]}/api/gateway/chat" -H "Authorization: Bearer ${KEYS%%,*}" \
+        -H "Content-Type: application/json" -d "{\"message\":\"before\",\"session_id\":\"fo-$trial-$i\"}" || continue
+      silo=$(curl -sf "http://127.0.0.1:${ports[0]}/api/admin/workspaces/${WS_IDS[0]}/sessions/fo-$trial-$i/messages" -H "Authorization: Bearer $ADMIN" | json_field silo)
+      if [[ "$silo" == *":${siloports[2]}@"* ]]; then session=fo-$trial-$i; break; fi
+    done
+    [ -n "$session" ] || { echo "run.sh: no session was placed on the third silo" >&2; exit 1; }
+    kill -9 "${pids[2]}"
+    t0=$(date +%s%N)
+    while true; do
+      code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:${ports[0]}/api/gateway/chat" -H "Authorization: Bearer ${KEYS%%,*}" \
+        -H "Content-Type: application/json" -d "{\"message\":\"after\",\"session_id\":\"$session\"}") || true
+      [ "$code" != 200 ] || break
+      if [ $(( ($(date +%s%N) - t0) / 1000000 )) -gt 60000 ]; then echo "run.sh: $session never answered after the kill" >&2; exit 1; fi
+      sleep 0.02
+    done
+    t1=$(date +%s%N)
+    printf 'failover\t%s\t%s\n' "$trial" "$(( (t1 - t0) / 1000000 ))" >> "$RESULTS"
+    log "failover trial $trial: $session answered on a survivor $(( (t1 - t0) / 1000000 )) ms after kill -9"
+    start_silo "failover-node2-$trial" "${ports[2]}" Storage__Provider=postgres "ConnectionStrings__LuluClaw=$conn" Llm__Provider=echo \
+      Cluster__SiloPort="${siloports[2]}"
+    pids[2]=$SILO_PID
+    wait_http "http://127.0.0.1:${ports[2]}/openapi/v1.json" "${pids[2]}" "failover-node2-$trial"
+  done
+  stop "${pids[@]}"
+}
+
+wait_active() { # wait_active PORT N: until the cluster shows N active silos (60 s at most)
+  local i
+  for i in $(seq 1 300); do
+    [ "$(curl -sf "http://127.0.0.1:$1/api/admin/cluster" -H "Authorization: Bearer $ADMIN" | grep -o '"status":"active"' | wc -l)" -ge "$2" ] && return 0
+    sleep 0.2
+  done
+  echo "run.sh: the cluster did not show $2 active silos within 60 s" >&2
+  exit 1
 }
 
 section_postgres() { # section_postgres NODES
@@ -585,6 +651,16 @@ if [ "$SOURCE" = head ]; then
   log "building the committed HEAD $COMMIT (from git archive) in $SRC"
 fi
 build src/Silo/Silo.csproj silo
+if has gateway && [ -n "$BASELINE" ]; then
+  # The pre-Orleans host, built beside it from git archive, so both are measured in this run.
+  SAVED_SRC=$SRC
+  SRC=$WORK/baseline
+  mkdir -p "$SRC"
+  git archive --format=tar "$BASELINE" | tar -x -C "$SRC"
+  log "building the baseline $BASELINE (the home-made actor host) in $SRC"
+  build src/Silo/Silo.csproj baseline
+  SRC=$SAVED_SRC
+fi
 if has gateway; then build bench/Bare/Bare.csproj bare; fi
 if has provider || has sse; then build bench/Stub/Stub.csproj stub; fi
 if has sse; then build bench/LoadGen/LoadGen.csproj loadgen; fi
@@ -600,12 +676,14 @@ fi
 if has gateway; then
   section_bare
   section_sqlite
+  if [ -n "$BASELINE" ]; then section_sqlite baseline "SQLite, 1 node, pre-Orleans host ($BASELINE)"; fi
 fi
 if has gateway || has cluster; then
   for n in $NODES; do
     if [ "$n" = 1 ] && has gateway || has cluster; then section_postgres "$n"; fi
   done
 fi
+if has failover; then section_failover; fi
 if has provider; then section_provider; fi
 if has sse; then section_sse; fi
 if has memory; then section_memory; fi

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Text;
+using System.Threading.Channels;
 using LuluClaw.Grains.Models;
 using LuluClaw.Grains.Storage;
 using Microsoft.Extensions.AI;
@@ -95,7 +96,8 @@ public sealed partial class SessionGrain(
         }
         finally
         {
-            EndTurn();
+            _gate.Release();
+            CollectIfOneOff();
         }
     }
 
@@ -135,18 +137,80 @@ public sealed partial class SessionGrain(
 
     public async IAsyncEnumerable<ChatTurnEvent> StreamAsync(ChatTurnRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        // The gate is held from here until the turn is settled, across every step of the stream.
-        await _gate.WaitAsync(cancellationToken);
+        // The turn runs in its own task (RunStreamedTurnAsync), which holds the gate from its first step until it is
+        // settled and hands each step over a bounded channel; this method only reads it. A caller that stops reading
+        // without telling (its silo was killed, so nobody disposes this enumerator) then costs the session a stalled
+        // write, not the gate until Orleans expires the enumerator a minute and a half or more later.
+        var steps = Channel.CreateBounded<ChatTurnEvent>(new BoundedChannelOptions(StreamBuffer) { SingleReader = true, SingleWriter = true });
+        using var readerGone = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var turn = RunStreamedTurnAsync(request, steps.Writer, readerGone.Token);
         try
         {
-            await foreach (var step in StreamInTurnAsync(request, cancellationToken))
+            // Not cancelled here: a cancelled caller cancels the turn, which then settles and completes the channel.
+            await foreach (var step in steps.Reader.ReadAllAsync(CancellationToken.None))
             {
                 yield return step;
             }
         }
         finally
         {
-            EndTurn();
+            // Read to the end, left or cancelled: a turn still running is cut short, and settled before this returns.
+            await readerGone.CancelAsync();
+            await turn;
+            CollectIfOneOff();
+        }
+    }
+
+    /// <summary>How many steps of a stream may wait for a reader that is slower than the model.</summary>
+    private const int StreamBuffer = 64;
+
+    /// <summary>How long a full buffer may wait for its reader before the stream is taken for abandoned and cut short.</summary>
+    private static readonly TimeSpan ReaderStall = TimeSpan.FromSeconds(30);
+
+    /// <summary>A streamed turn, inside the gate: its steps go to <paramref name="steps"/> until it is settled.</summary>
+    private async Task RunStreamedTurnAsync(ChatTurnRequest request, ChannelWriter<ChatTurnEvent> steps, CancellationToken readerGone)
+    {
+        try
+        {
+            await _gate.WaitAsync(readerGone);
+        }
+        catch (OperationCanceledException)
+        {
+            steps.TryComplete(); // the caller left before the turn began: nothing to settle
+            return;
+        }
+
+        Exception? error = null;
+        try
+        {
+            await foreach (var step in StreamInTurnAsync(request, readerGone))
+            {
+                using var stall = new CancellationTokenSource(ReaderStall, time);
+                using var stalledOrGone = CancellationTokenSource.CreateLinkedTokenSource(readerGone, stall.Token);
+                try
+                {
+                    await steps.WriteAsync(step, stalledOrGone.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    // The reader left, or stopped reading: leaving the loop disposes the turn, which settles it.
+                    Log.StreamAbandoned(logger, _key.SessionId, readerGone.IsCancellationRequested ? "the caller left" : "the caller stopped reading");
+                    break;
+                }
+            }
+        }
+        catch (Exception e) when (!readerGone.IsCancellationRequested)
+        {
+            error = e;
+        }
+        catch (OperationCanceledException)
+        {
+            // The caller left while the turn was starting: it was settled (or never admitted) on the way out.
+        }
+        finally
+        {
+            steps.TryComplete(error);
+            _gate.Release();
         }
     }
 
@@ -234,12 +298,11 @@ public sealed partial class SessionGrain(
     }
 
     /// <summary>
-    /// Opens the gate for the next call. A one-off (stateless) thread is collected now rather than
-    /// inside its turn: a stream's last step must still find the grain that runs it.
+    /// Collects a one-off (stateless) thread once its turn has answered, not inside the turn: a
+    /// stream's last step must still find the grain that runs it.
     /// </summary>
-    private void EndTurn()
+    private void CollectIfOneOff()
     {
-        _gate.Release();
         if (_oneOff)
         {
             DeactivateOnIdle();
@@ -355,7 +418,7 @@ public sealed partial class SessionGrain(
 
         if (stateless)
         {
-            _oneOff = true; // nothing to keep in memory either: collected once the turn has answered (EndTurn)
+            _oneOff = true; // nothing to keep in memory either: collected once the turn has answered (CollectIfOneOff)
         }
         else
         {
@@ -445,5 +508,8 @@ public sealed partial class SessionGrain(
 
         [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Could not tell the store that streamed turn {TurnId} is alive")]
         public static partial void KeepAliveFailed(ILogger logger, string turnId, Exception exception);
+
+        [LoggerMessage(EventId = 2003, Level = LogLevel.Debug, Message = "Stream of session {SessionId} ended early: {Reason}; its turn is settled with what was produced")]
+        public static partial void StreamAbandoned(ILogger logger, string sessionId, string reason);
     }
 }

@@ -231,6 +231,14 @@ public sealed class ClusterProcessTests(ITestOutputHelper output) : IAsyncLifeti
         Assert.Equal(0, await db.ExecuteScalarAsync<long>("SELECT credits FROM workspaces WHERE id = @id", new { id = scarce.Id }));
         Assert.Contains(outcomes, o => o.Workspace == shared && o.Kind == OutcomeKind.Ok && o.Streamed);
         Assert.DoesNotContain(outcomes, o => o.Workspace != shared && o.Status == 409); // only shared sessions can meet a concurrent writer
+        if (outcomes.Any(o => o.Status >= 500 && o.Status != 503))
+        {
+            foreach (var node in _nodes)
+            {
+                output.WriteLine($"--- node {_nodes.IndexOf(node)}:\n{node.Output}");
+            }
+        }
+
         Assert.DoesNotContain(outcomes, o => o.Status >= 500 && o.Status != 503); // a silo going away is a 503, never a 500
         output.WriteLine($"checked in {clock.ElapsedMilliseconds} ms");
     }
