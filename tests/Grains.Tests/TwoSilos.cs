@@ -1,4 +1,5 @@
 using LuluClaw.Silo;
+using LuluClaw.Silo.Hosting;
 using LuluClaw.Silo.Storage;
 using LuluClaw.Tests;
 using Microsoft.Extensions.Configuration;
@@ -95,6 +96,9 @@ public sealed class TwoSilos : IAsyncLifetime
             host.Services.AddLuluClaw(host.Configuration);
             host.Services.AddSingleton<IIncomingGrainCallFilter>(Calls);
         });
+
+        // LuluClaw's grain settings (collection, call timeouts) as Program.cs gives them; the test cluster keeps its own clustering.
+        builder.ConfigureSilo((_, silo) => silo.ConfigureLuluGrains(new ConfigurationBuilder().AddInMemoryCollection(settings).Build()));
         _cluster = builder.Build();
         await _cluster.DeployAsync(Ct);
     }

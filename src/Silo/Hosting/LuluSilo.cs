@@ -85,7 +85,16 @@ public static class LuluSilo
             o.DeathVoteExpirationTimeout = TimeSpan.FromSeconds(10);
         });
         silo.Configure<ClusterMembershipOptions>(configuration.GetSection("Cluster:Membership"));
+        return silo.ConfigureLuluGrains(configuration);
+    }
 
+    /// <summary>
+    /// How LuluClaw's grains run on <paramref name="silo"/>, whatever its clustering: when idle
+    /// activations are collected and how long a grain call may take. Test clusters, which bring
+    /// their own clustering, use it too.
+    /// </summary>
+    public static ISiloBuilder ConfigureLuluGrains(this ISiloBuilder silo, IConfiguration configuration)
+    {
         silo.Configure<GrainCollectionOptions>(o =>
         {
             o.CollectionAge = configuration.GetValue("Actors:IdleTimeout", TimeSpan.FromMinutes(10));
