@@ -19,11 +19,11 @@ public sealed class BotGrainTests(TwoSilos silos)
     {
         _ = silos.Cluster; // skips without PostgreSQL
         var tenant = await silos.CreateTenantAsync("Prompt one.");
-        var tag = $"[{tenant.WorkspaceId:N}]";
+        var tag = tenant.Tag;
         var botOnA = silos.A.GetGrain<IBotGrain>(tenant.BotId);
         var sessionOnB = silos.B.GetGrain<ISessionGrain>(tenant.Session("patched"));
         Assert.Equal(ChatTurnStatus.Ok, (await sessionOnB.SendAsync(tenant.Turn($"{tag} one"), Ct)).Status);
-        Assert.Equal("Prompt one.", SystemPromptSent(tag));
+        Assert.Equal("Prompt one.", SystemPromptSent(tenant));
         var created = await botOnA.GetAsync(Ct) ?? throw new InvalidOperationException($"bot {tenant.BotId}: gone after its first turn");
 
         // :: PATCH through A.
@@ -34,7 +34,7 @@ public sealed class BotGrainTests(TwoSilos silos)
 
         // :: The next turn through B, at once: the new prompt, on a bot that is running again at the new version.
         Assert.Equal(ChatTurnStatus.Ok, (await sessionOnB.SendAsync(tenant.Turn($"{tag} two"), Ct)).Status);
-        Assert.Equal("Prompt two.", SystemPromptSent(tag));
+        Assert.Equal("Prompt two.", SystemPromptSent(tenant));
         var seenOnB = await silos.B.GetGrain<IBotGrain>(tenant.BotId).GetAsync(Ct);
         Assert.Equal((BotStatus.Running, patched.Version, "Prompt two."), (seenOnB?.Status, seenOnB?.Version, seenOnB?.SystemPrompt));
     }
@@ -44,7 +44,7 @@ public sealed class BotGrainTests(TwoSilos silos)
     {
         var cluster = silos.Cluster;
         var tenant = await silos.CreateTenantAsync("Restarted prompt.");
-        var tag = $"[{tenant.WorkspaceId:N}]";
+        var tag = tenant.Tag;
         var botOnA = silos.A.GetGrain<IBotGrain>(tenant.BotId);
         var botOnB = silos.B.GetGrain<IBotGrain>(tenant.BotId);
         var sessionOnB = silos.B.GetGrain<ISessionGrain>(tenant.Session("restarted"));
@@ -65,7 +65,7 @@ public sealed class BotGrainTests(TwoSilos silos)
         var seenOnB = await botOnB.GetAsync(Ct);
         Assert.Equal((BotStatus.Running, 1L, restarted.Version), (seenOnB?.Status, seenOnB?.RestartCount, seenOnB?.Version));
         Assert.Equal(ChatTurnStatus.Ok, (await sessionOnB.SendAsync(tenant.Turn($"{tag} two"), Ct)).Status);
-        Assert.Equal("Restarted prompt.", SystemPromptSent(tag));
+        Assert.Equal("Restarted prompt.", SystemPromptSent(tenant));
 
         // A second restart, through A again, reaches that new activation: the count grows on.
         var again = await botOnA.RestartAsync(tenant.WorkspaceId, Ct);
@@ -74,10 +74,10 @@ public sealed class BotGrainTests(TwoSilos silos)
         Assert.Equal(2L, (await botOnB.GetAsync(Ct))?.RestartCount);
     }
 
-    /// <summary>The system prompt of the last model request for this test's turns.</summary>
-    private string SystemPromptSent(string tag)
+    /// <summary>The system prompt of the last model request for <paramref name="tenant"/>'s turns.</summary>
+    private string SystemPromptSent(Tenant tenant)
     {
-        var request = silos.Stub.Requests.Last(r => r.LastUserContent.StartsWith(tag, StringComparison.Ordinal));
+        var request = silos.ModelRequests(tenant)[^1];
         Assert.Equal("system", request.Messages[0].Role);
         return request.Messages[0].Content;
     }

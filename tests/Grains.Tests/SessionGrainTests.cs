@@ -30,7 +30,7 @@ public sealed class SessionGrainTests(TwoSilos silos)
         _ = silos.Cluster; // skips without PostgreSQL
         var tenant = await silos.CreateTenantAsync();
         var key = tenant.Session("concurrent");
-        var tag = Tag(tenant);
+        var tag = tenant.Tag;
 
         // Every turn and as many reads of the bot at once, alternating between the silos they enter through.
         var turns = Enumerable.Range(1, Turns)
@@ -63,7 +63,7 @@ public sealed class SessionGrainTests(TwoSilos silos)
         }
 
         // Each turn was sent to the model after the whole thread before it: prompts of 2, 4, …, 2N messages (the system prompt included).
-        Assert.Equal(Enumerable.Range(1, Turns).Select(i => 2 * i), ModelRequests(tag).Select(r => r.Messages.Count).Order());
+        Assert.Equal(Enumerable.Range(1, Turns).Select(i => 2 * i), silos.ModelRequests(tenant).Select(r => r.Messages.Count).Order());
 
         IGrainFactory Via(int i) => i % 2 == 0 ? silos.A : silos.B;
     }
@@ -74,7 +74,7 @@ public sealed class SessionGrainTests(TwoSilos silos)
         _ = silos.Cluster;
         var tenant = await silos.CreateTenantAsync("Streaming prompt.");
         var key = tenant.Session("held");
-        var tag = Tag(tenant);
+        var tag = tenant.Tag;
         var onA = silos.A.GetGrain<ISessionGrain>(key);
         var onB = silos.B.GetGrain<ISessionGrain>(key);
         var requestsBefore = silos.Stub.Requests.Count;
@@ -96,7 +96,7 @@ public sealed class SessionGrainTests(TwoSilos silos)
             // Neither may reach the model while turn 1 holds the thread. (A bounded look for something
             // that must not happen: with the gate broken, turn 2 would be there in milliseconds.)
             await Assert.ThrowsAsync<TimeoutException>(() => silos.Stub.WaitForRequestsAsync(requestsBefore + 2, Ct).WaitAsync(TimeSpan.FromSeconds(1), Ct));
-            Assert.Single(ModelRequests(tag));
+            Assert.Single(silos.ModelRequests(tenant));
             Assert.False(second.IsCompleted, $"session {key}: turn 2 answered while turn 1 was held");
             Assert.False(third.IsCompleted, $"session {key}: turn 3 answered while turn 1 was held");
 
@@ -127,7 +127,7 @@ public sealed class SessionGrainTests(TwoSilos silos)
             Assert.DoesNotContain(history, m => m.CutShort);
 
             // And each later turn was sent to the model with the whole turn before it.
-            var prompts = ModelRequests(tag);
+            var prompts = silos.ModelRequests(tenant);
             Assert.Equal(3, prompts.Count);
             Assert.Equal(
                 [("system", "Streaming prompt."), ("user", $"{tag} one"), ("assistant", $"Stub reply to: {tag} one"), ("user", $"{tag} two")],
@@ -150,7 +150,7 @@ public sealed class SessionGrainTests(TwoSilos silos)
         _ = silos.Cluster;
         var tenant = await silos.CreateTenantAsync();
         var key = tenant.Session($"left-{leave}");
-        var tag = Tag(tenant);
+        var tag = tenant.Tag;
         var onA = silos.A.GetGrain<ISessionGrain>(key);
         var onB = silos.B.GetGrain<ISessionGrain>(key);
         var abandonedBefore = silos.Stub.Abandoned;
@@ -194,7 +194,7 @@ public sealed class SessionGrainTests(TwoSilos silos)
                 history.Select(m => (m.Seq, m.Role, m.Content, m.CutShort)));
             Assert.Equal(
                 [("user", $"{tag} one"), ("assistant", "Stub"), ("user", $"{tag} two")],
-                ModelRequests(tag)[^1].Messages.Skip(1).Select(m => (m.Role, m.Content)));
+                silos.ModelRequests(tenant)[^1].Messages.Skip(1).Select(m => (m.Role, m.Content)));
         }
         finally
         {
@@ -208,7 +208,7 @@ public sealed class SessionGrainTests(TwoSilos silos)
         var cluster = silos.Cluster;
         var tenant = await silos.CreateTenantAsync();
         var key = tenant.Session("collected");
-        var tag = Tag(tenant);
+        var tag = tenant.Tag;
         var onA = silos.A.GetGrain<ISessionGrain>(key);
         var onB = silos.B.GetGrain<ISessionGrain>(key);
         Assert.Equal(ChatTurnStatus.Ok, (await onA.SendAsync(tenant.Turn($"{tag} one"), Ct)).Status);
@@ -232,16 +232,9 @@ public sealed class SessionGrainTests(TwoSilos silos)
         Assert.Equal(ChatTurnStatus.Ok, (await onA.SendAsync(tenant.Turn($"{tag} three"), Ct)).Status);
         Assert.Equal(
             [.. before.Select(m => (m.Role, m.Content)), ("user", $"{tag} three")],
-            ModelRequests(tag)[^1].Messages.Skip(1).Select(m => (m.Role, m.Content)));
+            silos.ModelRequests(tenant)[^1].Messages.Skip(1).Select(m => (m.Role, m.Content)));
         Assert.Equal(Enumerable.Range(1, 6).Select(i => (long)i), (await onB.GetHistoryAsync(Ct)).Select(m => m.Seq));
     }
-
-    /// <summary>A mark that this test's messages carry, to tell its model requests from other tests'.</summary>
-    private static string Tag(Tenant tenant) => $"[{tenant.WorkspaceId:N}]";
-
-    /// <summary>The requests the model received for this test's turns, in order.</summary>
-    private List<StubRequest> ModelRequests(string tag) =>
-        [.. silos.Stub.Requests.Where(r => r.LastUserContent.StartsWith(tag, StringComparison.Ordinal))];
 
     private static async Task<List<ChatTurnEvent>> ReadToEndAsync(IAsyncEnumerable<ChatTurnEvent> stream)
     {

@@ -4,6 +4,7 @@ using LuluClaw.Silo.Storage;
 using LuluClaw.Tests;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Orleans.Configuration;
 using Orleans.Runtime;
 using Orleans.TestingHost;
 
@@ -26,8 +27,12 @@ public sealed class TwoSilosCollection : ICollectionFixture<TwoSilos>
 /// PostgreSQL database, their bots answered by a <see cref="StubModelServer"/>. <see cref="A"/> and
 /// <see cref="B"/> are each silo's own grain factory, so a call enters the cluster through that silo.
 /// </summary>
-public sealed class TwoSilos : IAsyncLifetime
+public class TwoSilos : IAsyncLifetime
 {
+    /// <summary>The credits each tenant's workspace starts with (a turn costs one).</summary>
+    public const long Credits = 1_000;
+
+    private readonly TimeSpan? _responseTimeout;
     private TestPostgres? _postgres;
     private InProcessTestCluster? _cluster;
     private string? _skipped;
@@ -59,6 +64,14 @@ public sealed class TwoSilos : IAsyncLifetime
     /// <summary>The second silo's grain factory: calls made with it enter through silo B.</summary>
     public IGrainFactory B => FactoryOf(1);
 
+    public TwoSilos()
+        : this(responseTimeout: null)
+    {
+    }
+
+    /// <param name="responseTimeout">How long a grain call may take, instead of LuluClaw's own (the model timeout and 30 s).</param>
+    protected TwoSilos(TimeSpan? responseTimeout) => _responseTimeout = responseTimeout;
+
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     public async ValueTask InitializeAsync()
@@ -67,7 +80,7 @@ public sealed class TwoSilos : IAsyncLifetime
         {
             _postgres = await TestPostgres.CreateAsync();
         }
-        catch (Exception e) when (e.GetType().Name == "SkipException")
+        catch (Xunit.Sdk.SkipException e)
         {
             // A fixture cannot skip tests: each test skips itself when it asks for the cluster.
             _skipped = e.Message;
@@ -98,7 +111,14 @@ public sealed class TwoSilos : IAsyncLifetime
         });
 
         // LuluClaw's grain settings (collection, call timeouts) as Program.cs gives them; the test cluster keeps its own clustering.
-        builder.ConfigureSilo((_, silo) => silo.ConfigureLuluGrains(new ConfigurationBuilder().AddInMemoryCollection(settings).Build()));
+        builder.ConfigureSilo((_, silo) =>
+        {
+            silo.ConfigureLuluGrains(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
+            if (_responseTimeout is { } timeout)
+            {
+                silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = timeout);
+            }
+        });
         _cluster = builder.Build();
         await _cluster.DeployAsync(Ct);
     }
@@ -129,13 +149,17 @@ public sealed class TwoSilos : IAsyncLifetime
     {
         var workspaceId = Guid.NewGuid();
         var workspace = A.GetGrain<IWorkspaceGrain>(workspaceId.ToString("D"));
-        await workspace.CreateAsync(new CreateWorkspaceRequest("Grains test", "byok", Credits: 1_000), Ct);
+        await workspace.CreateAsync(new CreateWorkspaceRequest("Grains test", "byok", Credits), Ct);
         var key = await workspace.CreateKeyAsync(new CreateApiKeyRequest(Scopes: null, Plan: "priority"), Ct)
             ?? throw new InvalidOperationException($"workspace {workspaceId}: CreateKeyAsync answered null right after CreateAsync");
         var botId = BotIds.New();
         await B.GetGrain<IBotGrain>(botId).CreateAsync(new CreateBotRequest(workspaceId, "Test bot", systemPrompt, BotDefaults.Model, []), Ct);
         return new Tenant(workspaceId, key.Id, botId);
     }
+
+    /// <summary>The requests the model received for turns whose message starts with <paramref name="tenant"/>'s <see cref="Tenant.Tag"/>, in order.</summary>
+    public List<StubRequest> ModelRequests(Tenant tenant) =>
+        [.. Stub.Requests.Where(r => r.LastUserContent.StartsWith(tenant.Tag, StringComparison.Ordinal))];
 
     /// <summary>Every activation of <paramref name="grain"/> in the cluster, by silo, as the silos report them.</summary>
     public async Task<IReadOnlyList<SiloAddress>> ActivationsAsync(IAddressable grain)
@@ -183,70 +207,76 @@ public sealed record Tenant(Guid WorkspaceId, string KeyId, string BotId)
 
     /// <summary>A turn of this tenant's bot with its key.</summary>
     public ChatTurnRequest Turn(string message) => new(message, KeyId, "api", BotId);
+
+    /// <summary>A mark for this tenant's messages, to tell its model requests from other tests' (see <see cref="TwoSilos.ModelRequests"/>).</summary>
+    public string Tag => $"[{WorkspaceId:N}]";
 }
 
 /// <summary>
-/// An incoming grain call filter on both silos that records each call as it enters a grain, so a
-/// test can wait for "the call has reached the grain" instead of sleeping.
+/// An incoming grain call filter on both silos that records each call as it enters a grain and as it
+/// leaves it, so a test can wait for "the call has reached the grain" (or "is done there") instead
+/// of sleeping.
 /// </summary>
 /// <remarks>
 /// A call counts as entered once the grain method has run up to its first wait: the filter records
-/// it when <see cref="IIncomingGrainCallContext.Invoke"/> hands back its task, before awaiting it. A
-/// streamed method enters as the stream extension's <c>StartEnumeration</c> call on the grain (one per
-/// stream, whichever streamed method it starts).
+/// it when <see cref="IIncomingGrainCallContext.Invoke"/> hands back its task, before awaiting it. It
+/// has left when that task has finished, however it ended. A streamed method enters as the stream
+/// extension's <c>StartEnumeration</c> call on the grain (one per stream, whichever method it streams).
 /// </remarks>
 public sealed class CallProbe : IIncomingGrainCallFilter
 {
     private readonly Lock _lock = new();
-    private readonly List<(GrainId Grain, string Method)> _entered = [];
-    private readonly List<(GrainId Grain, string Method, int Count, TaskCompletionSource Reached)> _waiters = [];
+    private readonly List<(GrainId Grain, string Method, bool Left)> _calls = [];
+    private readonly List<(GrainId Grain, string Method, bool Left, int Count, TaskCompletionSource Reached)> _waiters = [];
 
     public async Task Invoke(IIncomingGrainCallContext context)
     {
         var call = context.Invoke();
-        Record(context.TargetId, context.InterfaceMethod.Name);
-        await call;
-    }
-
-    /// <summary>How many calls to <paramref name="method"/> have entered <paramref name="grain"/>.</summary>
-    public int Entered(IAddressable grain, string method)
-    {
-        var id = grain.GetGrainId();
-        lock (_lock)
+        Record(context.TargetId, context.InterfaceMethod.Name, left: false);
+        try
         {
-            return _entered.Count(e => e.Grain == id && e.Method == method);
+            await call;
+        }
+        finally
+        {
+            Record(context.TargetId, context.InterfaceMethod.Name, left: true);
         }
     }
 
     /// <summary>Completes once <paramref name="count"/> calls to <paramref name="method"/> have entered <paramref name="grain"/>.</summary>
-    public Task WaitForEntryAsync(IAddressable grain, string method, int count)
+    public Task WaitForEntryAsync(IAddressable grain, string method, int count) => WaitAsync(grain.GetGrainId(), method, left: false, count);
+
+    /// <summary>Completes once <paramref name="count"/> calls to <paramref name="method"/> have left <paramref name="grain"/>.</summary>
+    public Task WaitForExitAsync(IAddressable grain, string method, int count) => WaitAsync(grain.GetGrainId(), method, left: true, count);
+
+    private Task WaitAsync(GrainId grain, string method, bool left, int count)
     {
-        var id = grain.GetGrainId();
         lock (_lock)
         {
-            if (_entered.Count(e => e.Grain == id && e.Method == method) >= count)
+            if (_calls.Count(c => c == (grain, method, left)) >= count)
             {
                 return Task.CompletedTask;
             }
 
             var reached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            _waiters.Add((id, method, count, reached));
+            _waiters.Add((grain, method, left, count, reached));
             return reached.Task;
         }
     }
 
-    private void Record(GrainId grain, string method)
+    private void Record(GrainId grain, string method, bool left)
     {
         List<TaskCompletionSource> reached = [];
         lock (_lock)
         {
-            _entered.Add((grain, method));
-            var count = _entered.Count(e => e.Grain == grain && e.Method == method);
+            _calls.Add((grain, method, left));
+            var count = _calls.Count(c => c == (grain, method, left));
             for (var i = _waiters.Count - 1; i >= 0; i--)
             {
-                if (_waiters[i].Grain == grain && _waiters[i].Method == method && _waiters[i].Count <= count)
+                var waiter = _waiters[i];
+                if ((waiter.Grain, waiter.Method, waiter.Left) == (grain, method, left) && waiter.Count <= count)
                 {
-                    reached.Add(_waiters[i].Reached);
+                    reached.Add(waiter.Reached);
                     _waiters.RemoveAt(i);
                 }
             }
