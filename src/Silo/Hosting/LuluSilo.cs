@@ -103,8 +103,16 @@ public static class LuluSilo
 
         // A grain call waits at most for the model call it may be making (Llm:TimeoutSeconds) plus
         // the database's share; Orleans' own default of 30 s would cut a slow model's turn short.
+        // A call that times out is cancelled in the grain too (Orleans leaves it running by default):
+        // a turn still waiting for its session (behind a long stream, say) would otherwise run, be
+        // charged and be stored after its caller was told it failed, and come back as a duplicate
+        // when the client retries the 503.
         var modelTimeout = TimeSpan.FromSeconds(configuration.GetValue("Llm:TimeoutSeconds", 60.0));
-        silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = modelTimeout + TimeSpan.FromSeconds(30));
+        silo.Configure<SiloMessagingOptions>(o =>
+        {
+            o.ResponseTimeout = modelTimeout + TimeSpan.FromSeconds(30);
+            o.CancelRequestOnTimeout = true;
+        });
         return silo;
     }
 }
