@@ -84,7 +84,16 @@ public static class LuluSilo
             o.DeathVoteExpirationTimeout = TimeSpan.FromSeconds(10);
         });
         silo.Configure<ClusterMembershipOptions>(configuration.GetSection("Cluster:Membership"));
+        return silo.ConfigureLuluGrains(configuration);
+    }
 
+    /// <summary>
+    /// How LuluClaw's grains run on <paramref name="silo"/>, whatever its clustering: when idle
+    /// activations are collected and how long a grain call may take. Test clusters, which bring
+    /// their own clustering, use it too.
+    /// </summary>
+    public static ISiloBuilder ConfigureLuluGrains(this ISiloBuilder silo, IConfiguration configuration)
+    {
         silo.Configure<GrainCollectionOptions>(o =>
         {
             o.CollectionAge = configuration.GetValue("Actors:IdleTimeout", TimeSpan.FromMinutes(10));
@@ -93,8 +102,16 @@ public static class LuluSilo
 
         // A grain call waits at most for the model call it may be making (Llm:TimeoutSeconds) plus
         // the database's share; Orleans' own default of 30 s would cut a slow model's turn short.
+        // A call that times out is cancelled in the grain too (Orleans leaves it running by default):
+        // a turn still waiting for its session (behind a long stream, say) would otherwise run, be
+        // charged and be stored after its caller was told it failed, and come back as a duplicate
+        // when the client retries the 503.
         var modelTimeout = TimeSpan.FromSeconds(configuration.GetValue("Llm:TimeoutSeconds", 60.0));
-        silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = modelTimeout + TimeSpan.FromSeconds(30));
+        silo.Configure<SiloMessagingOptions>(o =>
+        {
+            o.ResponseTimeout = modelTimeout + TimeSpan.FromSeconds(30);
+            o.CancelRequestOnTimeout = true;
+        });
         silo.Services.AddSerializer(serializer => serializer.AddChatTypeCodecs());
         if (WebApi.Apis.AdminApi.DashboardEnabled(configuration))
         {
