@@ -64,13 +64,20 @@ public class TwoSilos : IAsyncLifetime
     /// <summary>The second silo's grain factory: calls made with it enter through silo B.</summary>
     public IGrainFactory B => FactoryOf(1);
 
+    private readonly TimeProvider? _time;
+
     public TwoSilos()
         : this(responseTimeout: null)
     {
     }
 
     /// <param name="responseTimeout">How long a grain call may take, instead of LuluClaw's own (the model timeout and 30 s).</param>
-    protected TwoSilos(TimeSpan? responseTimeout) => _responseTimeout = responseTimeout;
+    /// <param name="time">The silos' clock, instead of the system's.</param>
+    protected TwoSilos(TimeSpan? responseTimeout, TimeProvider? time = null)
+    {
+        _responseTimeout = responseTimeout;
+        _time = time;
+    }
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
@@ -106,6 +113,11 @@ public class TwoSilos : IAsyncLifetime
         builder.ConfigureSiloHost((_, host) =>
         {
             host.Configuration.AddInMemoryCollection(settings);
+            if (_time is not null)
+            {
+                host.Services.AddSingleton(_time); // before AddLuluClaw, which adds the system's clock only if none is there
+            }
+
             host.Services.AddLuluClaw(host.Configuration);
             host.Services.AddSingleton<IIncomingGrainCallFilter>(Calls);
         });
