@@ -1,9 +1,9 @@
 namespace LuluClaw;
 
 /// <summary>
-/// A tenant, keyed by its id (<see cref="Guid"/> "D" format). It admits turns against the rolling
-/// one-hour window of its plan and debits its credits; the database decides, so the invariants hold
-/// across processes.
+/// A tenant, keyed by its id (<see cref="Guid"/> "D" format): its plan, credits, keys, bots and
+/// provider keys. Its turns are admitted against its plan's windows and debited by the ledger, in one
+/// database transaction each, so the invariants hold across silos.
 /// </summary>
 [Alias("luluclaw.IWorkspaceGrain")]
 public interface IWorkspaceGrain : IGrainWithStringKey
@@ -23,24 +23,6 @@ public interface IWorkspaceGrain : IGrainWithStringKey
     /// <summary>Adds credits and returns the new balance; null if the workspace does not exist.</summary>
     [Alias("AddCreditsAsync")]
     Task<long?> AddCreditsAsync(long amount, CancellationToken cancellationToken);
-
-    /// <summary>Admits one turn (window and credits, atomically) or says why not. The database serialises admissions, so they interleave.</summary>
-    [Alias("AdmitTurnAsync")]
-    [AlwaysInterleave]
-    Task<AdmissionResult> AdmitTurnAsync(AdmitTurnRequest request, CancellationToken cancellationToken);
-
-    /// <summary>Gives back a turn whose model call failed: it leaves the window and its credits return.</summary>
-    [Alias("RefundTurnAsync")]
-    [AlwaysInterleave]
-    Task RefundTurnAsync(string turnId, CancellationToken cancellationToken);
-
-    /// <summary>
-    /// Tells the store an admitted turn is still streaming, so it is not taken for abandoned; false
-    /// if the turn is no longer pending.
-    /// </summary>
-    [Alias("KeepTurnAliveAsync")]
-    [AlwaysInterleave]
-    Task<bool> KeepTurnAliveAsync(string turnId, CancellationToken cancellationToken);
 
     /// <summary>Mints an API key; its plaintext is in the result and nowhere else. Null if the workspace does not exist.</summary>
     [Alias("CreateKeyAsync")]
@@ -134,7 +116,7 @@ public enum AdmissionStatus
     KeyRevoked,
 }
 
-/// <summary>The answer to <see cref="IWorkspaceGrain.AdmitTurnAsync"/>.</summary>
+/// <summary>The answer to an admission.</summary>
 /// <param name="CreditsUsed">Credits debited (0 unless admitted).</param>
 /// <param name="CreditsRemaining">The balance after this admission.</param>
 /// <param name="RetryAfter">For <see cref="AdmissionStatus.RateLimited"/>: until every full window has room again.</param>

@@ -6,6 +6,7 @@ using LuluClaw.Grains.Storage;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Placement;
 
 namespace LuluClaw.Grains;
 
@@ -23,9 +24,14 @@ namespace LuluClaw.Grains;
 /// (first come, first served), a streamed turn from its first step until it is settled, whether the
 /// caller read it to the end, left it or cancelled it.
 /// </para>
+/// <para>
+/// Placement: a session is activated on the silo its first call entered (<see cref="PreferLocalPlacementAttribute"/>),
+/// so a load balancer that keeps a session's requests on one node (hashing on the session id) keeps
+/// every call of its turns on that silo; with any other balancer it is no worse than a random silo.
+/// </para>
 /// <para>A turn:</para>
 /// 1. resolves the bot (the thread's, the one named, or the workspace's primary bot) and its model client;
-/// 2. asks the workspace to admit the turn and debit its credits (one database transaction);
+/// 2. admits the turn into the workspace's windows and debits its credits (<see cref="WorkspaceTurns"/>: one database transaction);
 /// 3. sends the system prompt, the history and the new message to the model (whole, or streamed
 ///    piece by piece to the caller);
 /// 4. on failure refunds the admission: nothing is charged and nothing is stored;
@@ -34,8 +40,10 @@ namespace LuluClaw.Grains;
 ///    as cut short (or refunded if it had produced nothing).
 /// </remarks>
 [Reentrant]
+[PreferLocalPlacement]
 public sealed partial class SessionGrain(
     IConversationStore conversations,
+    WorkspaceTurns admissions,
     IChatClientProvider models,
     IOptionsMonitor<ModelCallOptions> modelOptions,
     TimeProvider time,
@@ -326,8 +334,6 @@ public sealed partial class SessionGrain(
     /// <summary>Steps 1 and 2: the bot and its model client, then admission and debit. Null and the refusal if the turn cannot go ahead.</summary>
     private async Task<(Turn? Turn, ChatTurnResult? Refused)> BeginTurnAsync(ChatTurnRequest request, CancellationToken cancellationToken)
     {
-        var workspace = GrainFactory.GetGrain<IWorkspaceGrain>(_key.WorkspaceId.ToString("D"));
-
         // :: Step 1: the bot and its model client. Nothing is charged yet.
         if (_session is not null && request.BotId is not null && request.BotId != _session.BotId)
         {
@@ -336,7 +342,7 @@ public sealed partial class SessionGrain(
         }
 
         var botId = _session?.BotId ?? request.BotId
-            ?? ((await workspace.GetAsync(cancellationToken))?.PrimaryBotId is { Length: > 0 } primary ? primary : null);
+            ?? ((await GrainFactory.GetGrain<IWorkspaceGrain>(_key.WorkspaceId.ToString("D")).GetAsync(cancellationToken))?.PrimaryBotId is { Length: > 0 } primary ? primary : null);
         var bot = botId is null ? null : await GrainFactory.GetGrain<IBotGrain>(botId).GetAsync(cancellationToken);
         if (bot is null || bot.WorkspaceId != _key.WorkspaceId)
         {
@@ -365,7 +371,7 @@ public sealed partial class SessionGrain(
 
         // :: Step 2: admission and debit, decided by the database.
         var turnId = Ids.NewOrdered("turn", time.GetUtcNow());
-        var admission = await workspace.AdmitTurnAsync(new AdmitTurnRequest(turnId, request.KeyId, _key.SessionId), cancellationToken);
+        var admission = await admissions.AdmitAsync(_key.WorkspaceId, new AdmitTurnRequest(turnId, request.KeyId, _key.SessionId), cancellationToken);
         if (admission.Status == AdmissionStatus.Admitted && request.Transcript is null && admission.SessionLastSeq != LastSeq)
         {
             // Another node has written this thread since this activation read it: catch up, so the
@@ -373,7 +379,7 @@ public sealed partial class SessionGrain(
             await LoadAsync(cancellationToken);
             if (_session is not null && _session.BotId != bot.Id)
             {
-                await workspace.RefundTurnAsync(turnId, CancellationToken.None);
+                await admissions.RefundAsync(turnId, CancellationToken.None);
                 return (null, ChatTurnResult.Failed(ChatTurnStatus.Conflict, _key.SessionId,
                     $"session '{_key.SessionId}' was started elsewhere with bot '{_session.BotId}'; retry the message"));
             }
@@ -381,7 +387,7 @@ public sealed partial class SessionGrain(
 
         return admission.Status switch
         {
-            AdmissionStatus.Admitted => (new Turn(workspace, turnId, bot, client, admission), null),
+            AdmissionStatus.Admitted => (new Turn(turnId, bot, client, admission), null),
             AdmissionStatus.RateLimited => (null, ChatTurnResult.Failed(ChatTurnStatus.RateLimited, _key.SessionId, admission.Detail ?? "rate limit reached", admission.RetryAfter)),
             AdmissionStatus.InsufficientCredits => (null, ChatTurnResult.Failed(ChatTurnStatus.InsufficientCredits, _key.SessionId, "credit balance exhausted; top up or upgrade the plan")),
             AdmissionStatus.KeyRevoked => (null, ChatTurnResult.Failed(ChatTurnStatus.Unauthorized, _key.SessionId, "invalid API key")),
@@ -438,7 +444,7 @@ public sealed partial class SessionGrain(
         };
     }
 
-    private static Task RefundAsync(Turn turn) => turn.Workspace.RefundTurnAsync(turn.Id, CancellationToken.None);
+    private Task RefundAsync(Turn turn) => admissions.RefundAsync(turn.Id, CancellationToken.None);
 
     /// <summary>
     /// A streamed reply may run for longer than the model timeout (the timeout bounds each wait for
@@ -456,7 +462,7 @@ public sealed partial class SessionGrain(
 
         try
         {
-            await turn.Workspace.KeepTurnAliveAsync(turn.Id, CancellationToken.None);
+            await admissions.KeepAliveAsync(turn.Id, CancellationToken.None);
         }
         catch (Exception e)
         {
@@ -499,7 +505,7 @@ public sealed partial class SessionGrain(
         usage is null ? null : new TokenUsage(usage.InputTokenCount ?? 0, usage.OutputTokenCount ?? 0);
 
     /// <summary>An admitted turn: what steps 3 to 5 need.</summary>
-    private sealed record Turn(IWorkspaceGrain Workspace, string Id, BotInfo Bot, IChatClient Client, AdmissionResult Admission);
+    private sealed record Turn(string Id, BotInfo Bot, IChatClient Client, AdmissionResult Admission);
 
     private static partial class Log
     {

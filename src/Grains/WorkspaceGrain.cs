@@ -5,21 +5,20 @@ using Microsoft.Extensions.Options;
 namespace LuluClaw.Grains;
 
 /// <summary>
-/// A tenant. Admission and debit go to <see cref="ITurnLedger"/> as one transaction so that the
-/// database decides.
+/// A tenant's management: creating it, its plan and credits, its keys, bots and provider keys. Its
+/// turns are admitted by <see cref="WorkspaceTurns"/>, which the session grain calls directly.
 /// </summary>
 /// <remarks>
 /// It holds no state: every call reads or writes the database, which serialises what must be
-/// serialised (admissions under the workspace row's lock, versioned plan changes). So it is a
+/// serialised (versioned plan changes, credits changed by SQL deltas). So it is a
 /// <see cref="StatelessWorkerAttribute">stateless worker</see>: each silo runs its own activation,
-/// and a session's admission never leaves the silo the session lives on. Being reentrant, one
-/// activation per silo serves every call at once instead of Orleans adding more under load.
+/// and a call never leaves the silo it was made on. Being reentrant, one activation per silo serves
+/// every call at once instead of Orleans adding more under load.
 /// </remarks>
 [StatelessWorker(1)]
 [Reentrant]
 public sealed class WorkspaceGrain(
     ITenantStore tenants,
-    ITurnLedger ledger,
     IOptionsMonitor<PlanOptions> plans,
     IProviderKeyProtector protector,
     IConversationStore conversations,
@@ -72,20 +71,6 @@ public sealed class WorkspaceGrain(
 
     public Task<long?> AddCreditsAsync(long amount, CancellationToken cancellationToken) =>
         tenants.AddCreditsAsync(_id, amount, time.GetStoredNow(), cancellationToken);
-
-    public Task<AdmissionResult> AdmitTurnAsync(AdmitTurnRequest request, CancellationToken cancellationToken)
-    {
-        var options = plans.CurrentValue;
-        return ledger.TryAdmitAsync(
-            new TurnAdmission(
-                _id, request.TurnId, request.KeyId, request.SessionId, options.CreditsPerTurn, time.GetStoredNow(), options.TurnsPerHour, options.KeyWindows),
-            cancellationToken);
-    }
-
-    public Task RefundTurnAsync(string turnId, CancellationToken cancellationToken) => ledger.RefundAsync(turnId, cancellationToken);
-
-    public Task<bool> KeepTurnAliveAsync(string turnId, CancellationToken cancellationToken) =>
-        ledger.KeepAliveAsync(turnId, time.GetStoredNow(), cancellationToken);
 
     public async Task<CreatedApiKey?> CreateKeyAsync(CreateApiKeyRequest request, CancellationToken cancellationToken)
     {

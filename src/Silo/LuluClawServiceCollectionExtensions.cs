@@ -38,6 +38,7 @@ public static class LuluClawServiceCollectionExtensions
         services.AddOptions<LlmOptions>().Bind(configuration.GetSection("Llm"));
 
         services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<WorkspaceTurns>();
         services.AddLuluStorage(configuration);
         services.AddLuluDataProtection(configuration);
         services.AddLuluWebApi();
