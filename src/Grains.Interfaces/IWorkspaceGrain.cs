@@ -94,11 +94,13 @@ public sealed record WorkspaceInfo(
     [property: Id(5)] DateTimeOffset CreatedAt);
 
 /// <summary>A turn asking to be admitted.</summary>
+/// <param name="BotId">The bot that is to answer, whose row's version the admission reads.</param>
 [GenerateSerializer, Immutable, Alias("luluclaw.AdmitTurnRequest")]
 public sealed record AdmitTurnRequest(
     [property: Id(0)] string TurnId,
     [property: Id(1)] string? KeyId,
-    [property: Id(2)] string SessionId);
+    [property: Id(2)] string SessionId,
+    [property: Id(3)] string? BotId = null);
 
 /// <summary>How an admission ended.</summary>
 [GenerateSerializer, Alias("luluclaw.AdmissionStatus")]
@@ -126,6 +128,11 @@ public enum AdmissionStatus
 /// admission's transaction saw it (0 for none), so a session activation can tell that another node
 /// has written the thread since it read it.
 /// </param>
+/// <param name="BotVersion">
+/// For <see cref="AdmissionStatus.Admitted"/>: the version of the bot row named by
+/// <see cref="AdmitTurnRequest.BotId"/> as the admission's transaction saw it (0 if there is none), so
+/// a session can tell whether the bot it remembers is still the bot.
+/// </param>
 [GenerateSerializer, Immutable, Alias("luluclaw.AdmissionResult")]
 public sealed record AdmissionResult(
     [property: Id(0)] AdmissionStatus Status,
@@ -133,7 +140,8 @@ public sealed record AdmissionResult(
     [property: Id(2)] long CreditsRemaining,
     [property: Id(3)] TimeSpan? RetryAfter = null,
     [property: Id(4)] string? Detail = null,
-    [property: Id(5)] long SessionLastSeq = 0);
+    [property: Id(5)] long SessionLastSeq = 0,
+    [property: Id(6)] long BotVersion = 0);
 
 /// <summary>
 /// What to mint a key with. Null or empty scopes mean the defaults (<c>chat</c> and <c>bots</c>); a

@@ -53,6 +53,7 @@ public sealed partial class SessionGrain(
     private (Guid WorkspaceId, string SessionId) _key;
     private SessionRecord? _session;
     private List<SessionMessage> _history = [];
+    private BotInfo? _bot;
     private bool _oneOff;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
@@ -343,36 +344,48 @@ public sealed partial class SessionGrain(
 
         var botId = _session?.BotId ?? request.BotId
             ?? ((await GrainFactory.GetGrain<IWorkspaceGrain>(_key.WorkspaceId.ToString("D")).GetAsync(cancellationToken))?.PrimaryBotId is { Length: > 0 } primary ? primary : null);
-        var bot = botId is null ? null : await GrainFactory.GetGrain<IBotGrain>(botId).GetAsync(cancellationToken);
-        if (bot is null || bot.WorkspaceId != _key.WorkspaceId)
+        // The bot this activation remembers from its last turn, if it is that bot, stands in for a call to
+        // the bot's grain: the admission reads the bot row's version, and a changed bot is asked again below.
+        var bot = _bot is { } remembered && remembered.Id == botId ? remembered : null;
+        IChatClient? client = null;
+        ChatTurnResult? refused;
+        if (bot is null)
         {
-            return (null, ChatTurnResult.Failed(ChatTurnStatus.NotFound, _key.SessionId, (request.BotId, _session?.BotId) switch
+            (bot, client, refused) = await PrepareBotAsync(botId, known: null, request, cancellationToken);
+            if (bot is null || client is null)
             {
-                (_, { } sessionBot) => $"bot '{sessionBot}' of session '{_key.SessionId}' no longer exists; start a new session",
-                ({ } named, _) => $"bot '{named}' not found",
-                _ => "the workspace has no bot to answer; create one with POST /api/v1/bots",
-            }));
-        }
-
-        if (bot.Status == BotStatus.Error)
-        {
-            return (null, ChatTurnResult.Failed(ChatTurnStatus.ModelUnavailable, _key.SessionId, $"bot '{bot.Id}' cannot answer: {bot.StatusReason}"));
-        }
-
-        IChatClient client;
-        try
-        {
-            client = await models.GetClientAsync(bot, cancellationToken);
-        }
-        catch (ModelUnavailableException e)
-        {
-            return (null, ChatTurnResult.Failed(ChatTurnStatus.ModelUnavailable, _key.SessionId, e.Message, e.RetryAfter));
+                return (null, refused);
+            }
         }
 
         // :: Step 2: admission and debit, decided by the database.
         var turnId = Ids.NewOrdered("turn", time.GetUtcNow());
-        var admission = await admissions.AdmitAsync(_key.WorkspaceId, new AdmitTurnRequest(turnId, request.KeyId, _key.SessionId), cancellationToken);
-        if (admission.Status == AdmissionStatus.Admitted && request.Transcript is null && admission.SessionLastSeq != LastSeq)
+        var admission = await admissions.AdmitAsync(_key.WorkspaceId, new AdmitTurnRequest(turnId, request.KeyId, _key.SessionId, bot.Id), cancellationToken);
+        if (admission.Status != AdmissionStatus.Admitted)
+        {
+            return (null, admission.Status switch
+            {
+                AdmissionStatus.RateLimited => ChatTurnResult.Failed(ChatTurnStatus.RateLimited, _key.SessionId, admission.Detail ?? "rate limit reached", admission.RetryAfter),
+                AdmissionStatus.InsufficientCredits => ChatTurnResult.Failed(ChatTurnStatus.InsufficientCredits, _key.SessionId, "credit balance exhausted; top up or upgrade the plan"),
+                AdmissionStatus.KeyRevoked => ChatTurnResult.Failed(ChatTurnStatus.Unauthorized, _key.SessionId, "invalid API key"),
+                _ => ChatTurnResult.Failed(ChatTurnStatus.NotFound, _key.SessionId, "workspace not found"),
+            });
+        }
+
+        if (client is null || admission.BotVersion != bot.Version)
+        {
+            // The remembered bot's model client, or, if the bot changed (a PATCH, a restart) or went since,
+            // as its row says under the admission's lock, the bot as its grain has it now.
+            var (botIdNow, known) = (bot.Id, admission.BotVersion == bot.Version ? bot : null);
+            (bot, client, refused) = await PrepareBotAsync(botIdNow, known, request, cancellationToken);
+            if (bot is null || client is null)
+            {
+                await admissions.RefundAsync(turnId, CancellationToken.None);
+                return (null, refused);
+            }
+        }
+
+        if (request.Transcript is null && admission.SessionLastSeq != LastSeq)
         {
             // Another node has written this thread since this activation read it: catch up, so the
             // model sees the whole thread and the turn appends after it.
@@ -385,14 +398,45 @@ public sealed partial class SessionGrain(
             }
         }
 
-        return admission.Status switch
+        return (new Turn(turnId, bot, client, admission), null);
+    }
+
+    /// <summary>
+    /// Step 1 for bot <paramref name="botId"/>: its configuration (<paramref name="known"/>, or else
+    /// from the bot's grain) and its model client, or the refusal. The bot is remembered for the next
+    /// turn, whose admission reads the bot row's version, so a PATCH or a restart is seen by the next
+    /// turn all the same without a grain call on every turn.
+    /// </summary>
+    private async Task<(BotInfo? Bot, IChatClient? Client, ChatTurnResult? Refused)> PrepareBotAsync(
+        string? botId, BotInfo? known, ChatTurnRequest request, CancellationToken cancellationToken)
+    {
+        var bot = known ?? (botId is null ? null : await GrainFactory.GetGrain<IBotGrain>(botId).GetAsync(cancellationToken));
+        _bot = null;
+        if (bot is null || bot.WorkspaceId != _key.WorkspaceId)
         {
-            AdmissionStatus.Admitted => (new Turn(turnId, bot, client, admission), null),
-            AdmissionStatus.RateLimited => (null, ChatTurnResult.Failed(ChatTurnStatus.RateLimited, _key.SessionId, admission.Detail ?? "rate limit reached", admission.RetryAfter)),
-            AdmissionStatus.InsufficientCredits => (null, ChatTurnResult.Failed(ChatTurnStatus.InsufficientCredits, _key.SessionId, "credit balance exhausted; top up or upgrade the plan")),
-            AdmissionStatus.KeyRevoked => (null, ChatTurnResult.Failed(ChatTurnStatus.Unauthorized, _key.SessionId, "invalid API key")),
-            _ => (null, ChatTurnResult.Failed(ChatTurnStatus.NotFound, _key.SessionId, "workspace not found")),
-        };
+            return (null, null, ChatTurnResult.Failed(ChatTurnStatus.NotFound, _key.SessionId, (request.BotId, _session?.BotId) switch
+            {
+                (_, { } sessionBot) => $"bot '{sessionBot}' of session '{_key.SessionId}' no longer exists; start a new session",
+                ({ } named, _) => $"bot '{named}' not found",
+                _ => "the workspace has no bot to answer; create one with POST /api/v1/bots",
+            }));
+        }
+
+        if (bot.Status == BotStatus.Error)
+        {
+            return (null, null, ChatTurnResult.Failed(ChatTurnStatus.ModelUnavailable, _key.SessionId, $"bot '{bot.Id}' cannot answer: {bot.StatusReason}"));
+        }
+
+        try
+        {
+            var client = await models.GetClientAsync(bot, cancellationToken);
+            _bot = bot;
+            return (bot, client, null);
+        }
+        catch (ModelUnavailableException e)
+        {
+            return (null, null, ChatTurnResult.Failed(ChatTurnStatus.ModelUnavailable, _key.SessionId, e.Message, e.RetryAfter));
+        }
     }
 
     /// <summary>Step 5: appends both messages and settles the admission in one transaction; only then is the turn answered.</summary>

@@ -21,7 +21,8 @@ public sealed class WorkspaceTurns(ITurnLedger ledger, IOptionsMonitor<PlanOptio
         var options = plans.CurrentValue;
         return ledger.TryAdmitAsync(
             new TurnAdmission(
-                workspaceId, request.TurnId, request.KeyId, request.SessionId, options.CreditsPerTurn, time.GetStoredNow(), options.TurnsPerHour, options.KeyWindows),
+                workspaceId, request.TurnId, request.KeyId, request.SessionId, options.CreditsPerTurn, time.GetStoredNow(), options.TurnsPerHour, options.KeyWindows,
+                request.BotId),
             cancellationToken);
     }
 

@@ -21,6 +21,7 @@ public static class WebApiEndpoints
     /// <summary>Adds what the front end needs: the OpenAPI 3.1 document of the public surfaces.</summary>
     public static IServiceCollection AddLuluWebApi(this IServiceCollection services)
     {
+        services.AddSingleton<Http.ResolvedApiKeys>();
         // Schemas in the document use the LuluClaw surfaces' snake_case; responses are written through
         // source-generated contexts, never through these options.
         services.ConfigureHttpJsonOptions(o =>

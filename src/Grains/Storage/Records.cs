@@ -35,6 +35,7 @@ public sealed record SessionRecord(Guid WorkspaceId, string SessionId, string Bo
 /// <summary>One turn to admit into a workspace's rolling window.</summary>
 /// <param name="TurnsPerHour">The limit of the workspace's plan as read inside the admitting transaction; null is unlimited.</param>
 /// <param name="KeyWindows">The windows of the key's plan as read inside the admitting transaction (null: the default plan).</param>
+/// <param name="BotId">The bot that is to answer: its row's version comes back with the admission (<see cref="AdmissionResult.BotVersion"/>).</param>
 public sealed record TurnAdmission(
     Guid WorkspaceId,
     string TurnId,
@@ -43,7 +44,8 @@ public sealed record TurnAdmission(
     long Cost,
     DateTimeOffset Now,
     Func<string, int?> TurnsPerHour,
-    Func<string?, IReadOnlyList<RateWindow>> KeyWindows);
+    Func<string?, IReadOnlyList<RateWindow>> KeyWindows,
+    string? BotId = null);
 
 /// <summary>A finished turn to store: its messages and the admission it settles.</summary>
 public sealed record CommittedTurn(

@@ -19,7 +19,8 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
     // The admission's first statement, made once: the dialect decides its locking clause.
     private readonly string _admissionSql = $"""
         SELECT w.plan, w.credits, k.id AS key_id, k.plan AS key_plan, k.revoked_at,
-            (SELECT COALESCE(MAX(m.seq), 0) FROM messages m WHERE m.workspace_id = w.id AND m.session_id = @SessionId) AS last_seq
+            (SELECT COALESCE(MAX(m.seq), 0) FROM messages m WHERE m.workspace_id = w.id AND m.session_id = @SessionId) AS last_seq,
+            (SELECT b.version FROM bots b WHERE b.id = @BotId AND b.workspace_id = w.id) AS bot_version
         FROM workspaces w LEFT JOIN api_keys k ON k.id = @KeyId AND k.workspace_id = w.id
         WHERE w.id = @Id{dialect.ForUpdateOf("w")}
         """;
@@ -386,8 +387,10 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
 
         // :: Step 1: lock the workspace row; every admission of this workspace (and so of each of
         // its keys), on any node, queues here. The same read brings the key's row (it must still be
-        // live here, whatever another node's cache believes) and where the session's thread stands.
-        var ws = await Statements.RowAsync(c, tx, _admissionSql, AdmissionRow.Read, cancellationToken, ("SessionId", admission.SessionId), ("KeyId", admission.KeyId), ("Id", workspaceId));
+        // live here, whatever another node's cache believes), where the session's thread stands, and
+        // the version of the bot that is to answer.
+        var ws = await Statements.RowAsync(c, tx, _admissionSql, AdmissionRow.Read, cancellationToken,
+            ("SessionId", admission.SessionId), ("BotId", admission.BotId), ("KeyId", admission.KeyId), ("Id", workspaceId));
         if (ws is null)
         {
             return new AdmissionResult(AdmissionStatus.NotFound, 0, 0);
@@ -451,7 +454,7 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
             ("Cost", admission.Cost), ("Id", workspaceId)) ?? throw new InvalidOperationException($"workspace {workspaceId} vanished under its lock");
 
         // The thread's last sequence number, read under the lock: an activation whose copy is behind (another node wrote it) catches up first.
-        return new AdmissionResult(AdmissionStatus.Admitted, admission.Cost, remaining, SessionLastSeq: ws.LastSeq);
+        return new AdmissionResult(AdmissionStatus.Admitted, admission.Cost, remaining, SessionLastSeq: ws.LastSeq, BotVersion: ws.BotVersion);
     }
 
     /// <summary>
@@ -784,6 +787,7 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
             KeyPlan = r.IsNull(3) ? null : r.GetString(3),
             RevokedAt = r.IsNull(4) ? null : r.GetInt64(4),
             LastSeq = r.GetInt64(5),
+            BotVersion = r.IsNull(6) ? 0 : r.GetInt64(6),
         };
 
         public string Plan { get; init; } = "";
@@ -792,6 +796,7 @@ public sealed class SqlStore(DbDataSource dataSource, SqlDialect dialect, string
         public string? KeyPlan { get; init; }
         public long? RevokedAt { get; init; }
         public long LastSeq { get; init; }
+        public long BotVersion { get; init; }
     }
 
     private sealed class RefundRow

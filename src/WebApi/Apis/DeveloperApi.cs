@@ -27,7 +27,7 @@ public static partial class DeveloperApi
         api.MapPost("/chat", ChatAsync).WithName("DeveloperChat")
             .WithSummary("Send a message to a bot (the workspace's primary bot unless bot_id names another)")
             .WithDescription(GatewayApi.StreamingNote).WithTags("Developer API: chat")
-            .RequireApiKey(ApiScopes.Chat, GatewayApi.Error)
+            .RequireApiKey(ApiScopes.Chat, GatewayApi.Error, turn: true)
             .Accepts<DeveloperChatRequest>("application/json").Produces<ChatResponse>(StatusCodes.Status200OK, "application/json", "text/event-stream")
             .ProducesErrors(400, 401, 402, 403, 404, 409, 429, 503);
 

@@ -27,7 +27,7 @@ public static class GatewayApi
     {
         var group = app.MapGroup("/api/gateway").WithTags("Gateway");
         group.MapPost("/chat", ChatAsync).WithName("GatewayChat").WithSummary("Send a message in a thread of the workspace's primary bot")
-            .WithDescription(StreamingNote).RequireApiKey(ApiScopes.Chat, Error)
+            .WithDescription(StreamingNote).RequireApiKey(ApiScopes.Chat, Error, turn: true)
             .Accepts<GatewayChatRequest>("application/json").Produces<ChatResponse>(StatusCodes.Status200OK, "application/json", "text/event-stream")
             .ProducesErrors(400, 401, 402, 403, 404, 409, 429, 503);
         return app;

@@ -25,7 +25,7 @@ public static class OpenAICompatibleApi
     public static IEndpointRouteBuilder MapOpenAICompatibleApi(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/v1").WithTags("OpenAI-compatible").ExcludeFromDescription();
-        group.MapPost("/chat/completions", CompleteAsync).WithName("OpenAIChatCompletions").RequireApiKey(ApiScopes.Chat, Error);
+        group.MapPost("/chat/completions", CompleteAsync).WithName("OpenAIChatCompletions").RequireApiKey(ApiScopes.Chat, Error, turn: true);
         group.MapGet("/models", ListModelsAsync).WithName("OpenAIModels").RequireApiKey(ApiScopes.Chat, Error);
         return app;
     }

@@ -34,12 +34,17 @@ public static class ApiKeyAuthentication
     /// Requires a valid <c>lulu_sk_</c> key carrying <paramref name="scope"/>: 401 when the key is
     /// missing, malformed, unknown or revoked; 403 when it lacks the scope.
     /// </summary>
-    public static TBuilder RequireApiKey<TBuilder>(this TBuilder builder, string scope, ErrorWriter error)
+    /// <param name="turn">
+    /// The route runs a chat turn, whose admission checks the key's row again in the database (a key
+    /// revoked anywhere is refused there, 401). Such a route may take the key from this silo's
+    /// <see cref="ResolvedApiKeys"/> instead of asking the key's grain on every request; a 401 drops it.
+    /// </param>
+    public static TBuilder RequireApiKey<TBuilder>(this TBuilder builder, string scope, ErrorWriter error, bool turn = false)
         where TBuilder : IEndpointConventionBuilder =>
         builder.AddEndpointFilter(async (invocation, next) =>
         {
             var http = invocation.HttpContext;
-            var (key, refusal) = await AuthenticateAsync(http);
+            var (key, refusal) = await AuthenticateAsync(http, turn);
             if (key is null)
             {
                 return error(StatusCodes.Status401Unauthorized, refusal!);
@@ -57,7 +62,7 @@ public static class ApiKeyAuthentication
     /// Resolves the request's bearer key and, if valid, makes it the request's caller; otherwise
     /// says why not (for a 401).
     /// </summary>
-    public static async Task<(ApiKeyInfo? Key, string? Refusal)> AuthenticateAsync(HttpContext http)
+    public static async Task<(ApiKeyInfo? Key, string? Refusal)> AuthenticateAsync(HttpContext http, bool turn = false)
     {
         if (BearerToken(http.Request) is not { } token)
         {
@@ -69,12 +74,33 @@ public static class ApiKeyAuthentication
             return (null, "malformed API key");
         }
 
-        var grains = http.RequestServices.GetRequiredService<IGrainFactory>();
         var hash = ApiKeys.Hash(token);
-        var key = await grains.GetGrain<IApiKeyGrain>(hash).ResolveAsync(http.RequestAborted);
+        var resolved = turn ? http.RequestServices.GetRequiredService<ResolvedApiKeys>() : null;
+        var key = resolved?.Find(hash);
         if (key is null)
         {
-            return (null, "invalid API key");
+            key = await http.RequestServices.GetRequiredService<IGrainFactory>().GetGrain<IApiKeyGrain>(hash).ResolveAsync(http.RequestAborted);
+            if (key is null)
+            {
+                return (null, "invalid API key");
+            }
+
+            resolved?.Keep(hash, key);
+        }
+
+        if (resolved is not null)
+        {
+            // The turn's admission found the key revoked: the next request asks the key's grain again.
+            http.Response.OnStarting(static state =>
+            {
+                var (http, resolved, hash) = ((HttpContext, ResolvedApiKeys, string))state;
+                if (http.Response.StatusCode == StatusCodes.Status401Unauthorized)
+                {
+                    resolved.Forget(hash);
+                }
+
+                return Task.CompletedTask;
+            }, (http, resolved, hash));
         }
 
         http.Items[CallerItem] = new Caller(key, hash);
