@@ -440,8 +440,8 @@ section_sqlite() { # section_sqlite [BUILD LABEL]: the default build, or another
   stop "$pid"
 }
 
-# Three silos of one cluster; each trial finds a session living on the third (the admin API names
-# a session's silo), kills that silo with SIGKILL, and times until the session's next turn through
+# Three silos of one cluster; each trial starts a session through the third silo and checks that it
+# lives there (the admin API names a session's silo), kills that silo with SIGKILL, and times until the session's next turn through
 # the first silo is answered. The third silo is then started again and rejoins before the next trial.
 section_failover() {
   local conn i trial session silo t0 t1 code ports=() pids=() siloports=()
@@ -459,7 +459,8 @@ section_failover() {
     wait_active "${ports[0]}" 3
     session=""
     for i in $(seq 1 300); do
-      curl -sf -o /dev/null "http://127.0.0.1:${ports[0]}/api/gateway/chat" -H "Authorization: Bearer ${KEYS%%,*}" \
+      # Its first turn enters through the third silo, where sessions are placed (PreferLocalPlacement).
+      curl -sf -o /dev/null "http://127.0.0.1:${ports[2]}/api/gateway/chat" -H "Authorization: Bearer ${KEYS%%,*}" \
         -H "Content-Type: application/json" -d "{\"message\":\"before\",\"session_id\":\"fo-$trial-$i\"}" || continue
       silo=$(curl -sf "http://127.0.0.1:${ports[0]}/api/admin/workspaces/${WS_IDS[0]}/sessions/fo-$trial-$i/messages" -H "Authorization: Bearer $ADMIN" | json_field silo)
       if [[ "$silo" == *":${siloports[2]}@"* ]]; then session=fo-$trial-$i; break; fi
