@@ -20,13 +20,16 @@ public sealed partial class BotGrain(
     : Grain, IBotGrain
 {
     private BotRecord? _bot;
+
+    /// <summary>The bot's id: the grain's key.</summary>
+    private string Id => this.GetPrimaryKeyString();
     private BotStatus _status = BotStatus.Starting;
     private string? _reason;
     private string? _provider;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        _bot = await tenants.GetBotAsync(this.GetPrimaryKeyString(), cancellationToken);
+        _bot = await tenants.GetBotAsync(Id, cancellationToken);
         if (_bot is not null)
         {
             await StartModelAsync(cancellationToken);
@@ -37,11 +40,11 @@ public sealed partial class BotGrain(
     {
         if (_bot is not null)
         {
-            throw new DuplicateException($"bot {this.GetPrimaryKeyString()} exists already");
+            throw new DuplicateException($"bot {Id} exists already");
         }
 
         var now = time.GetStoredNow();
-        var bot = new BotRecord(this.GetPrimaryKeyString(), request.WorkspaceId, request.Name, request.SystemPrompt, request.Model, request.Channels, 1, 0, now, now, null);
+        var bot = new BotRecord(Id, request.WorkspaceId, request.Name, request.SystemPrompt, request.Model, request.Channels, 1, 0, now, now, null);
         await tenants.InsertBotAsync(bot, cancellationToken);
         _bot = bot;
         return BeginTransition(BotStatus.Starting);
@@ -96,23 +99,23 @@ public sealed partial class BotGrain(
         }
 
         // Tear down: the model client now, this activation when this call ends. The next call starts a new one.
-        models.Evict(this.GetPrimaryKeyString());
+        models.Evict(Id);
         _status = BotStatus.Restarting;
         DeactivateOnIdle();
-        Log.Restarted(logger, this.GetPrimaryKeyString(), _bot!.RestartCount);
+        Log.Restarted(logger, Id, _bot!.RestartCount);
         return Info();
     }
 
     public async Task<bool> DeleteAsync(Guid workspaceId, CancellationToken cancellationToken)
     {
-        if (!Owns(workspaceId) || !await tenants.DeleteBotAsync(workspaceId, this.GetPrimaryKeyString(), cancellationToken))
+        if (!Owns(workspaceId) || !await tenants.DeleteBotAsync(workspaceId, Id, cancellationToken))
         {
             return false;
         }
 
         // Its channels are columns of its row and went with it; its client and activation go now.
         _bot = null;
-        models.Evict(this.GetPrimaryKeyString());
+        models.Evict(Id);
         DeactivateOnIdle();
         return true;
     }
@@ -148,7 +151,7 @@ public sealed partial class BotGrain(
             }
             catch (StaleStateException) when (attempt < 3)
             {
-                _bot = await tenants.GetBotAsync(this.GetPrimaryKeyString(), cancellationToken);
+                _bot = await tenants.GetBotAsync(Id, cancellationToken);
                 if (_bot is null)
                 {
                     DeactivateOnIdle();
@@ -161,7 +164,7 @@ public sealed partial class BotGrain(
     /// <summary>Enters a transition and sends the bot the call that finishes it.</summary>
     private BotInfo BeginTransition(BotStatus status)
     {
-        models.Evict(this.GetPrimaryKeyString());
+        models.Evict(Id);
         _status = status;
         _reason = null;
         // One-way: queued behind this call, it runs before any call that arrives after this one.
@@ -183,7 +186,7 @@ public sealed partial class BotGrain(
         {
             if (_status != BotStatus.Error || _reason != e.Message)
             {
-                Log.ModelUnavailable(logger, this.GetPrimaryKeyString(), _bot!.Model, e.Message);
+                Log.ModelUnavailable(logger, Id, _bot!.Model, e.Message);
             }
 
             _status = BotStatus.Error;
