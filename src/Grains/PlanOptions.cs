@@ -1,3 +1,5 @@
+using LuluClaw.Grains.Storage;
+
 namespace LuluClaw.Grains;
 
 /// <summary>The plan tables and credit prices (<c>Plans</c> section of configuration).</summary>
@@ -43,34 +45,36 @@ public sealed class PlanOptions
     /// <summary>Whether <paramref name="plan"/> is a known workspace plan.</summary>
     public bool IsWorkspacePlan(string plan) => Workspace.ContainsKey(plan);
 
-    /// <summary>The turns-per-hour limit of a workspace plan; null for unlimited. An unknown plan admits nothing.</summary>
-    public int? TurnsPerHour(string plan) => Workspace.TryGetValue(plan, out var p) ? p.TurnsPerHour : 0;
-
-    /// <summary>
-    /// The windows of a key plan (null: the default key plan). An unknown plan (removed from
-    /// configuration since the key was minted) admits nothing, as an unknown workspace plan does.
-    /// </summary>
-    public IReadOnlyList<RateWindow> KeyWindows(string? plan)
+    /// <summary>The windows of every plan, as the turn ledger takes them.</summary>
+    public PlanLimits ToLimits()
     {
-        var name = string.IsNullOrEmpty(plan) ? DefaultKeyPlan : plan;
-        if (!Key.TryGetValue(name, out var p))
+        var workspace = new Dictionary<string, IReadOnlyList<RateWindow>>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (name, plan) in Workspace)
         {
-            return [new RateWindow(LongestWindow, 0, $"key plan '{name}' is not configured")];
+            workspace[name] = plan.TurnsPerHour is { } limit
+                ? [new RateWindow(TimeSpan.FromHours(1), limit, $"rolling-hour turn limit of the workspace's plan '{name}' ({limit} turns)")]
+                : [];
         }
 
-        var windows = new List<RateWindow>(3);
-        Add(TimeSpan.FromMinutes(1), p.RequestsPerMinute, "minute");
-        Add(TimeSpan.FromHours(1), p.RequestsPerHour, "hour");
-        Add(LongestWindow, p.RequestsPerDay, "day");
-        return windows;
-
-        void Add(TimeSpan length, int? limit, string unit)
+        var key = new Dictionary<string, IReadOnlyList<RateWindow>>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (name, plan) in Key)
         {
-            if (limit is { } l)
+            var windows = new List<RateWindow>(3);
+            Add(TimeSpan.FromMinutes(1), plan.RequestsPerMinute, "minute");
+            Add(TimeSpan.FromHours(1), plan.RequestsPerHour, "hour");
+            Add(LongestWindow, plan.RequestsPerDay, "day");
+            key[name] = windows;
+
+            void Add(TimeSpan length, int? limit, string unit)
             {
-                windows.Add(new RateWindow(length, l, $"per-key limit of {l} requests per {unit} (plan '{name}')"));
+                if (limit is { } l)
+                {
+                    windows.Add(new RateWindow(length, l, $"per-key limit of {l} requests per {unit} (plan '{name}')"));
+                }
             }
         }
+
+        return new PlanLimits(workspace, key, DefaultKeyPlan);
     }
 }
 

@@ -21,10 +21,26 @@ public sealed class WorkspaceTurns(ITurnLedger ledger, IOptionsMonitor<PlanOptio
         var options = plans.CurrentValue;
         return ledger.TryAdmitAsync(
             new TurnAdmission(
-                workspaceId, request.TurnId, request.KeyId, request.SessionId, options.CreditsPerTurn, time.GetStoredNow(), options.TurnsPerHour, options.KeyWindows,
-                request.BotId),
+                workspaceId, request.TurnId, request.KeyId, request.SessionId, options.CreditsPerTurn, time.GetStoredNow(), LimitsOf(options), request.BotId),
             cancellationToken);
     }
+
+    /// <summary>The limits of <paramref name="options"/>, made again only when the options are (a configuration reload).</summary>
+    private PlanLimits LimitsOf(PlanOptions options)
+    {
+        var made = Volatile.Read(ref _limits);
+        if (made is null || !ReferenceEquals(made.Options, options))
+        {
+            made = new MadeLimits(options, options.ToLimits());
+            Volatile.Write(ref _limits, made);
+        }
+
+        return made.Limits;
+    }
+
+    private MadeLimits? _limits;
+
+    private sealed record MadeLimits(PlanOptions Options, PlanLimits Limits);
 
     /// <summary>Gives back a turn whose model call failed: it leaves the windows and its credits return.</summary>
     public Task RefundAsync(string turnId, CancellationToken cancellationToken) => ledger.RefundAsync(turnId, cancellationToken);

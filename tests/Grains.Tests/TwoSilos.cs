@@ -99,7 +99,7 @@ public class TwoSilos : IAsyncLifetime
         // The schema first, once: both silos start on a migrated database, as nodes do after Program.cs migrates.
         await using (var store = StorageServiceCollectionExtensions.CreatePostgres(_postgres.ConnectionString))
         {
-            await new SchemaMigrator(store).MigrateAsync(Ct);
+            await new SchemaMigrator(store.Database).MigrateAsync(Ct);
         }
 
         var settings = new Dictionary<string, string?>

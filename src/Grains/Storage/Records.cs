@@ -32,9 +32,8 @@ public sealed record ApiKeyRecord(
 /// <summary>A session row: which workspace and bot a thread belongs to.</summary>
 public sealed record SessionRecord(Guid WorkspaceId, string SessionId, string BotId, string Channel, DateTimeOffset CreatedAt, DateTimeOffset LastActivity);
 
-/// <summary>One turn to admit into a workspace's rolling window.</summary>
-/// <param name="TurnsPerHour">The limit of the workspace's plan as read inside the admitting transaction; null is unlimited.</param>
-/// <param name="KeyWindows">The windows of the key's plan as read inside the admitting transaction (null: the default plan).</param>
+/// <summary>One turn to admit into a workspace's rolling windows.</summary>
+/// <param name="Limits">The windows of every plan: the ledger applies those of the workspace's and the key's plans as it reads them inside the admitting transaction.</param>
 /// <param name="BotId">The bot that is to answer: its row's version comes back with the admission (<see cref="AdmissionResult.BotVersion"/>).</param>
 public sealed record TurnAdmission(
     Guid WorkspaceId,
@@ -43,9 +42,34 @@ public sealed record TurnAdmission(
     string SessionId,
     long Cost,
     DateTimeOffset Now,
-    Func<string, int?> TurnsPerHour,
-    Func<string?, IReadOnlyList<RateWindow>> KeyWindows,
+    PlanLimits Limits,
     string? BotId = null);
+
+/// <summary>
+/// The rolling windows of every workspace plan and key plan, by plan name: what the turn ledger
+/// counts, as data. A plan that is not here admits nothing (it was removed from configuration).
+/// </summary>
+public sealed class PlanLimits(
+    IReadOnlyDictionary<string, IReadOnlyList<RateWindow>> workspacePlans,
+    IReadOnlyDictionary<string, IReadOnlyList<RateWindow>> keyPlans,
+    string defaultKeyPlan)
+{
+    /// <summary>No limits for any plan (tests, tools).</summary>
+    public static PlanLimits None { get; } = new(new Dictionary<string, IReadOnlyList<RateWindow>>(), new Dictionary<string, IReadOnlyList<RateWindow>>(), "");
+
+    /// <summary>The windows a workspace on <paramref name="plan"/> is held to.</summary>
+    public IReadOnlyList<RateWindow> ForWorkspace(string plan) =>
+        ReferenceEquals(this, None) ? [] : workspacePlans.TryGetValue(plan, out var windows) ? windows : [Closed(TimeSpan.FromHours(1), $"workspace plan '{plan}' is not configured")];
+
+    /// <summary>The windows a key on <paramref name="plan"/> (null: the default key plan) is held to.</summary>
+    public IReadOnlyList<RateWindow> ForKey(string? plan)
+    {
+        var name = string.IsNullOrEmpty(plan) ? defaultKeyPlan : plan;
+        return ReferenceEquals(this, None) ? [] : keyPlans.TryGetValue(name, out var windows) ? windows : [Closed(TimeSpan.FromDays(1), $"key plan '{name}' is not configured")];
+    }
+
+    private static RateWindow Closed(TimeSpan length, string description) => new(length, 0, description);
+}
 
 /// <summary>A finished turn to store: its messages and the admission it settles.</summary>
 public sealed record CommittedTurn(

@@ -8,7 +8,7 @@ namespace LuluClaw.Silo.Bootstrap;
 /// On first start with an empty embedded database, creates a demo workspace and prints its key once
 /// (to standard output, not to the log), so that a newcomer can curl straight away.
 /// </summary>
-public sealed class DemoWorkspace(IGrainFactory grains, ITenantStore tenants, SqlStore store, IConfiguration configuration)
+public sealed class DemoWorkspace(IGrainFactory grains, ITenantStore tenants, Database store, IConfiguration configuration)
 {
     /// <summary>Creates the demo workspace if this is a fresh SQLite database; returns its key, or null.</summary>
     public async Task<string?> SeedAsync(CancellationToken cancellationToken)

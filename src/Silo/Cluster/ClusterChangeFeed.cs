@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using Dapper;
 using LuluClaw.Silo.Models;
 using LuluClaw.Silo.Storage;
 using Microsoft.Extensions.Options;
@@ -38,21 +37,21 @@ public sealed class ChangeFeedOptions
 /// and rate windows are never cached: each admission decides them in the database.
 /// </remarks>
 public sealed partial class ClusterChangeFeed(
-    SqlStore store, ChatClientProvider models, IOptionsMonitor<ChangeFeedOptions> options, ILogger<ClusterChangeFeed> logger)
+    Database database, ClusterChangeLog log, ChatClientProvider models, IOptionsMonitor<ChangeFeedOptions> options, ILogger<ClusterChangeFeed> logger)
     : BackgroundService
 {
     private readonly ConcurrentDictionary<string, long> _applied = new();
     private int _listenFailures;
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        store.Dialect.NotifySql is null
+        !log.Shared
             ? Task.CompletedTask // one process owns the database (SQLite): nobody else changes it
             : Task.WhenAll(options.CurrentValue.Listen ? ListenAsync(stoppingToken) : Task.CompletedTask, PollAsync(stoppingToken));
 
     /// <summary>Applies a change unless it is this node's own or was applied already.</summary>
     internal void Apply(ClusterChange change)
     {
-        if (change.Node == store.NodeId || !_applied.TryAdd(change.Id, change.At))
+        if (change.Node == log.NodeId || !_applied.TryAdd(change.Id, change.At))
         {
             return;
         }
@@ -74,7 +73,7 @@ public sealed partial class ClusterChangeFeed(
         {
             try
             {
-                await using var connection = (NpgsqlConnection)await store.OpenAsync(stoppingToken);
+                await using var connection = (NpgsqlConnection)await database.OpenAsync(stoppingToken);
                 connection.Notification += (_, e) =>
                 {
                     if (ClusterChange.Parse(e.Payload) is { } change)
@@ -82,7 +81,7 @@ public sealed partial class ClusterChangeFeed(
                         Apply(change);
                     }
                 };
-                await connection.ExecuteAsync(new CommandDefinition($"LISTEN {ClusterChange.Channel}", cancellationToken: stoppingToken));
+                await Statements.ExecuteAsync(connection, null, $"LISTEN {ClusterChange.Channel}", stoppingToken);
                 if (Interlocked.Exchange(ref _listenFailures, 0) > 0)
                 {
                     Log.ListeningAgain(logger);
@@ -95,7 +94,7 @@ public sealed partial class ClusterChangeFeed(
                     if (!await connection.WaitAsync(TimeSpan.FromSeconds(15), stoppingToken))
                     {
                         // Quiet for a while: make sure the connection is still alive, so a dead one is noticed.
-                        await connection.ExecuteAsync(new CommandDefinition("SELECT 1", cancellationToken: stoppingToken));
+                        await Statements.ExecuteAsync(connection, null, "SELECT 1", stoppingToken);
                     }
                 }
             }
@@ -127,7 +126,7 @@ public sealed partial class ClusterChangeFeed(
                 if (DateTimeOffset.UtcNow - lastPrune > TimeSpan.FromMinutes(10))
                 {
                     lastPrune = DateTimeOffset.UtcNow;
-                    await store.PruneChangesAsync((DateTimeOffset.UtcNow - options.CurrentValue.Retention).ToUnixTimeMilliseconds(), stoppingToken);
+                    await log.PruneAsync((DateTimeOffset.UtcNow - options.CurrentValue.Retention).ToUnixTimeMilliseconds(), stoppingToken);
                 }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -144,7 +143,7 @@ public sealed partial class ClusterChangeFeed(
     private async Task PollOnceAsync(CancellationToken cancellationToken)
     {
         var since = (DateTimeOffset.UtcNow - options.CurrentValue.Lookback).ToUnixTimeMilliseconds();
-        foreach (var change in await store.ChangesSinceAsync(since, cancellationToken))
+        foreach (var change in await log.SinceAsync(since, cancellationToken))
         {
             Apply(change);
         }

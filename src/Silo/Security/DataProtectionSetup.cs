@@ -31,7 +31,7 @@ public static class DataProtectionSetup
         }
         else
         {
-            services.AddOptions<KeyManagementOptions>().Configure<SqlStore, TimeProvider>((o, store, time) => o.XmlRepository = new SqlXmlRepository(store, time));
+            services.AddOptions<KeyManagementOptions>().Configure<KeyRingStore, TimeProvider>((o, store, time) => o.XmlRepository = new SqlXmlRepository(store, time));
         }
 
         services.AddSingleton<Grains.Models.IProviderKeyProtector, ProviderKeyProtector>();
@@ -43,13 +43,13 @@ public static class DataProtectionSetup
     /// <see cref="IXmlRepository"/> is synchronous; Data Protection reads the ring once and caches it
     /// for hours, so blocking here is rare and short.
     /// </remarks>
-    private sealed class SqlXmlRepository(SqlStore store, TimeProvider time) : IXmlRepository
+    private sealed class SqlXmlRepository(KeyRingStore store, TimeProvider time) : IXmlRepository
     {
         public IReadOnlyCollection<XElement> GetAllElements() =>
-            [.. store.GetDataProtectionKeysAsync(CancellationToken.None).GetAwaiter().GetResult().Select(x => XElement.Parse(x))];
+            [.. store.GetAllAsync(CancellationToken.None).GetAwaiter().GetResult().Select(x => XElement.Parse(x))];
 
         public void StoreElement(XElement element, string friendlyName) =>
-            store.StoreDataProtectionKeyAsync(friendlyName, element.ToString(SaveOptions.DisableFormatting), time.GetUtcNow(), CancellationToken.None)
+            store.StoreAsync(friendlyName, element.ToString(SaveOptions.DisableFormatting), time.GetUtcNow(), CancellationToken.None)
                 .GetAwaiter().GetResult();
     }
 }

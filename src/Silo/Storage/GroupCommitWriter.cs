@@ -14,13 +14,11 @@ namespace LuluClaw.Silo.Storage;
 /// completes only after the commit that made it durable, so nothing is acknowledged before it is on
 /// disk. If the commit itself fails, every write of the group fails.
 /// <para>
-/// The one exception is a write queued with <c>answerBeforeCommit</c>: its task completes as soon as
-/// it has run, while its group is still open. That is for a write whose effect a later durable write
-/// checks before anything is acknowledged: a turn's admission, which the turn's commit must find
-/// still pending (or the turn fails and nothing was charged). Its caller then overlaps the model call
-/// with the fsync, and the turn's commit can join the next group instead of the one after. If its
-/// group is rolled back because another write threw, it runs again in the same order on the same
-/// state, so it decides the same way.
+/// A write queued with <see cref="WriteDurability.Visible"/> is answered at its group's commit,
+/// before the flush: for a write whose effect a later durable write checks before anything is
+/// acknowledged (a turn's admission, which the turn's commit must find still pending, or the turn
+/// fails and nothing was charged). The log is flushed in order, so the later write's flush makes it
+/// durable too; its caller meanwhile overlaps the model call with the flush.
 /// </para>
 /// <para>
 /// While a group is open, writes that arrive meanwhile join it (up to 512) before the commit.
@@ -64,12 +62,13 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
     }
 
     /// <summary>
-    /// Queues <paramref name="work"/>; the task completes once the batch that ran it is committed, or
-    /// with <paramref name="answerBeforeCommit"/>, once it has run (see the remarks).
+    /// Queues <paramref name="work"/>; the task completes once the group that ran it is durable, or
+    /// with <see cref="WriteDurability.Visible"/>, once it is committed (see the remarks).
     /// </summary>
-    public Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken, bool answerBeforeCommit = false)
+    public Task<T> WriteAsync<T>(
+        Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken, WriteDurability durability = WriteDurability.Durable)
     {
-        var op = new WriteOp<T>(work, answerBeforeCommit, cancellationToken);
+        var op = new WriteOp<T>(work, durability == WriteDurability.Visible, cancellationToken);
         return _queue.Writer.TryWrite(op) ? op.Task : Task.FromException<T>(new ObjectDisposedException(nameof(GroupCommitWriter)));
     }
 
@@ -145,11 +144,24 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
             {
                 op.Complete();
             }
+
+            return;
         }
-        else
+
+        var waiting = new List<WriteOp>(group.Count);
+        foreach (var op in group)
         {
-            _committed.Writer.TryWrite(new Committed(group.ToArray(), _flush));
+            if (op.AnsweredAtCommit)
+            {
+                op.Complete();
+            }
+            else
+            {
+                waiting.Add(op);
+            }
         }
+
+        _committed.Writer.TryWrite(new Committed([.. waiting], _flush));
     }
 
     /// <summary>
@@ -244,7 +256,12 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
     /// </summary>
     private async Task<int> RunOnceAsync(List<WriteOp> pending)
     {
-        _connection ??= await _open(CancellationToken.None).ConfigureAwait(false);
+        if (_connection is null)
+        {
+            _connection = await _open(CancellationToken.None).ConfigureAwait(false);
+            Statements.Keep(_connection);
+        }
+
         await using var transaction = await _connection.BeginTransactionAsync().ConfigureAwait(false);
         for (var i = 0; i < pending.Count; i++)
         {
@@ -295,9 +312,12 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
 
         /// <summary>True, and the caller is told, if the caller gave up before the write ran.</summary>
         public abstract bool CancelIfRequested();
+
+        /// <summary>Answered at its group's commit instead of after the flush (<see cref="WriteDurability.Visible"/>).</summary>
+        public abstract bool AnsweredAtCommit { get; }
     }
 
-    private sealed class WriteOp<T>(Func<DbConnection, DbTransaction, Task<T>> work, bool answerBeforeCommit, CancellationToken cancellationToken) : WriteOp
+    private sealed class WriteOp<T>(Func<DbConnection, DbTransaction, Task<T>> work, bool answeredAtCommit, CancellationToken cancellationToken) : WriteOp
     {
         private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private T? _result;
@@ -309,11 +329,9 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
         {
             _error = null;
             _result = await work(connection, transaction).ConfigureAwait(false);
-            if (answerBeforeCommit)
-            {
-                _completion.TrySetResult(_result);
-            }
         }
+
+        public override bool AnsweredAtCommit => answeredAtCommit;
 
         public override bool Failed(Exception error)
         {

@@ -1,6 +1,5 @@
 using System.Data.Common;
 using System.Reflection;
-using Dapper;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace LuluClaw.Silo.Storage;
@@ -18,7 +17,7 @@ namespace LuluClaw.Silo.Storage;
 /// A PostgreSQL-only script is for what only a cluster needs, such as Orleans' clustering tables
 /// (<c>0007_orleans_clustering.postgres.sql</c>); SQLite runs a single silo and needs none of it.
 /// </remarks>
-public sealed partial class SchemaMigrator(SqlStore store, ILogger<SchemaMigrator>? logger = null)
+public sealed partial class SchemaMigrator(Database store, ILogger<SchemaMigrator>? logger = null)
 {
     // The names of the dialects (SqlDialect.Name), as they appear in script names.
     private const string SqliteProvider = "sqlite";
@@ -55,9 +54,8 @@ public sealed partial class SchemaMigrator(SqlStore store, ILogger<SchemaMigrato
         await using (var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false))
         {
             await LockAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
-            await connection.ExecuteAsync(new CommandDefinition(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
-                transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            await Statements.ExecuteAsync(connection, transaction,
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)", cancellationToken).ConfigureAwait(false);
             await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         }
 
@@ -67,16 +65,14 @@ public sealed partial class SchemaMigrator(SqlStore store, ILogger<SchemaMigrato
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
             await LockAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
 
-            var done = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
-                "SELECT COUNT(*) FROM schema_migrations WHERE version = @Version", new { Version = version }, transaction,
-                cancellationToken: cancellationToken)).ConfigureAwait(false);
+            var done = await Statements.ScalarAsync(connection, transaction,
+                "SELECT COUNT(*) FROM schema_migrations WHERE version = @Version", cancellationToken, ("Version", version)).ConfigureAwait(false);
             if (done == 0)
             {
-                await connection.ExecuteAsync(new CommandDefinition(sql, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
-                await connection.ExecuteAsync(new CommandDefinition(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES (@Version, @Now)",
-                    new { Version = version, Now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() }, transaction,
-                    cancellationToken: cancellationToken)).ConfigureAwait(false);
+                await Statements.ExecuteAsync(connection, transaction, sql, cancellationToken).ConfigureAwait(false);
+                await Statements.ExecuteAsync(connection, transaction,
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (@Version, @Now)", cancellationToken,
+                    ("Version", version), ("Now", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())).ConfigureAwait(false);
                 applied++;
             }
 
@@ -90,7 +86,7 @@ public sealed partial class SchemaMigrator(SqlStore store, ILogger<SchemaMigrato
     {
         if (store.Dialect.MigrationLockSql is { } lockSql)
         {
-            await connection.ExecuteAsync(new CommandDefinition(lockSql, transaction: transaction, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            await Statements.ExecuteAsync(connection, transaction, lockSql, cancellationToken).ConfigureAwait(false);
         }
     }
 

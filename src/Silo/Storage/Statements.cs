@@ -7,8 +7,9 @@ using SQLitePCL;
 namespace LuluClaw.Silo.Storage;
 
 /// <summary>
-/// The statements of every turn (admission, commit, request counts), compiled once per connection
-/// and kept, instead of compiled again on every call.
+/// The one way storage talks to the database: a statement, its parameters by name and position,
+/// and its rows read by column position. On the SQLite writer's connection each statement is
+/// compiled once and kept; elsewhere a command is made per call.
 /// </summary>
 /// <remarks>
 /// Microsoft.Data.Sqlite compiles a command's SQL when the command first runs and keeps the
@@ -18,15 +19,27 @@ namespace LuluClaw.Silo.Storage;
 /// parameters are bound by position, looked up once, where Microsoft.Data.Sqlite looks each name up
 /// on every run. Keeping compiled statements saved a tenth of the CPU a turn cost; going around
 /// Microsoft.Data.Sqlite then gave 15% more turns/s.
-/// On PostgreSQL every open gives a new connection object, so its commands go with it; preparing
-/// there is Npgsql's job (<c>Max Auto Prepare</c>, on by default in
+/// Only connections handed to <see cref="Keep"/> (the group-commit writer's) run that way: a pooled
+/// reader's connection object is new on every open, and statements compiled on it would outlive it.
+/// On PostgreSQL every open gives a new connection object, so a command per call costs little;
+/// preparing there is Npgsql's job (<c>Max Auto Prepare</c>, on by default in
 /// <see cref="StorageServiceCollectionExtensions.CreatePostgres"/>).
 /// A connection runs one statement at a time, so its statements are never shared between threads.
+/// Dapper did the cold paths until issue 15; one style for every store keeps a store one readable
+/// file, and by-position readers are as short as Dapper's row classes were.
 /// </remarks>
 internal static class Statements
 {
-    private static readonly ConditionalWeakTable<DbConnection, Dictionary<string, DbCommand>> Kept = new();
     private static readonly ConditionalWeakTable<SqliteConnection, Dictionary<string, SqliteStatement>> Compiled = new();
+
+    /// <summary>Compiles and keeps every statement run on <paramref name="connection"/> (a SQLite connection that lives long: the writer's) until <see cref="Release"/>.</summary>
+    public static void Keep(DbConnection connection)
+    {
+        if (connection is SqliteConnection sqlite)
+        {
+            Compiled.GetValue(sqlite, static _ => []);
+        }
+    }
 
     /// <summary>
     /// Lets go of what is kept for <paramref name="connection"/>, before it closes: SQLite's compiled
@@ -34,7 +47,6 @@ internal static class Statements
     /// </summary>
     public static void Release(DbConnection connection)
     {
-        Kept.Remove(connection);
         if (connection is SqliteConnection sqlite && Compiled.TryGetValue(sqlite, out var statements))
         {
             Compiled.Remove(sqlite);
@@ -47,27 +59,27 @@ internal static class Statements
 
     /// <summary>Runs <paramref name="sql"/>; returns the rows it changed.</summary>
     public static Task<int> ExecuteAsync(
-        DbConnection connection, DbTransaction transaction, string sql, CancellationToken cancellationToken,
+        DbConnection connection, DbTransaction? transaction, string sql, CancellationToken cancellationToken,
         params ReadOnlySpan<(string Name, object? Value)> parameters)
     {
-        if (connection is SqliteConnection sqlite)
+        if (Kept(connection) is { } statements)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            return Task.FromResult(Statement(sqlite, sql, parameters).Execute());
+            return Task.FromResult(Statement(statements, (SqliteConnection)connection, sql, parameters).Execute());
         }
 
-        return Command(connection, transaction, sql, parameters).ExecuteNonQueryAsync(cancellationToken);
+        return ExecuteAsync(Command(connection, transaction, sql, parameters), cancellationToken);
     }
 
     /// <summary>Runs <paramref name="sql"/>; returns the first column of its first row as a number, or null if it has none.</summary>
     public static Task<long?> ScalarAsync(
-        DbConnection connection, DbTransaction transaction, string sql, CancellationToken cancellationToken,
+        DbConnection connection, DbTransaction? transaction, string sql, CancellationToken cancellationToken,
         params ReadOnlySpan<(string Name, object? Value)> parameters)
     {
-        if (connection is SqliteConnection sqlite)
+        if (Kept(connection) is { } statements)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            return Task.FromResult(Statement(sqlite, sql, parameters).Row(static row => row.IsNull(0) ? (long?)null : row.GetInt64(0)));
+            return Task.FromResult(Statement(statements, (SqliteConnection)connection, sql, parameters).Row(static row => row.IsNull(0) ? (long?)null : row.GetInt64(0)));
         }
 
         return ScalarAsync(Command(connection, transaction, sql, parameters), cancellationToken);
@@ -75,61 +87,99 @@ internal static class Statements
 
     /// <summary>Runs <paramref name="sql"/>; returns its first row as <paramref name="read"/> makes it, or the default if it has none.</summary>
     public static Task<T?> RowAsync<T>(
-        DbConnection connection, DbTransaction transaction, string sql, Func<IRow, T> read, CancellationToken cancellationToken,
+        DbConnection connection, DbTransaction? transaction, string sql, Func<IRow, T> read, CancellationToken cancellationToken,
         params ReadOnlySpan<(string Name, object? Value)> parameters)
     {
-        if (connection is SqliteConnection sqlite)
+        if (Kept(connection) is { } statements)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            return Task.FromResult(Statement(sqlite, sql, parameters).Row(read));
+            return Task.FromResult(Statement(statements, (SqliteConnection)connection, sql, parameters).Row(read));
         }
 
         return RowAsync(Command(connection, transaction, sql, parameters), read, cancellationToken);
     }
 
-    private static async Task<long?> ScalarAsync(DbCommand command, CancellationToken cancellationToken) =>
-        await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is { } value and not DBNull
-            ? Convert.ToInt64(value, CultureInfo.InvariantCulture)
-            : null;
+    /// <summary>Runs <paramref name="sql"/>; returns every row as <paramref name="read"/> makes it.</summary>
+    public static Task<List<T>> RowsAsync<T>(
+        DbConnection connection, DbTransaction? transaction, string sql, Func<IRow, T> read, CancellationToken cancellationToken,
+        params ReadOnlySpan<(string Name, object? Value)> parameters)
+    {
+        if (Kept(connection) is { } statements)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            return Task.FromResult(Statement(statements, (SqliteConnection)connection, sql, parameters).Rows(read));
+        }
+
+        return RowsAsync(Command(connection, transaction, sql, parameters), read, cancellationToken);
+    }
+
+    private static Dictionary<string, SqliteStatement>? Kept(DbConnection connection) =>
+        connection is SqliteConnection sqlite && Compiled.TryGetValue(sqlite, out var statements) ? statements : null;
+
+    private static async Task<int> ExecuteAsync(DbCommand command, CancellationToken cancellationToken)
+    {
+        await using (command.ConfigureAwait(false))
+        {
+            return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task<List<T>> RowsAsync<T>(DbCommand command, Func<IRow, T> read, CancellationToken cancellationToken)
+    {
+        await using (command.ConfigureAwait(false))
+        {
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            var rows = new List<T>();
+            var row = new ReaderRow(reader);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                rows.Add(read(row));
+            }
+
+            return rows;
+        }
+    }
+
+    private static async Task<long?> ScalarAsync(DbCommand command, CancellationToken cancellationToken)
+    {
+        await using (command.ConfigureAwait(false))
+        {
+            return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is { } value and not DBNull
+                ? Convert.ToInt64(value, CultureInfo.InvariantCulture)
+                : null;
+        }
+    }
 
     private static async Task<T?> RowAsync<T>(DbCommand command, Func<IRow, T> read, CancellationToken cancellationToken)
     {
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? read(new ReaderRow(reader)) : default;
+        await using (command.ConfigureAwait(false))
+        {
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            return await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? read(new ReaderRow(reader)) : default;
+        }
     }
 
-    /// <summary>The command kept for <paramref name="sql"/> on <paramref name="connection"/>, bound to these values.</summary>
-    private static DbCommand Command(DbConnection connection, DbTransaction transaction, string sql, ReadOnlySpan<(string Name, object? Value)> parameters)
+    /// <summary>A new command for <paramref name="sql"/> on <paramref name="connection"/>, bound to these values.</summary>
+    private static DbCommand Command(DbConnection connection, DbTransaction? transaction, string sql, ReadOnlySpan<(string Name, object? Value)> parameters)
     {
-        var commands = Kept.GetValue(connection, static _ => []);
-        if (!commands.TryGetValue(sql, out var command))
-        {
-            command = connection.CreateCommand();
-            command.CommandText = sql;
-            foreach (var (name, _) in parameters)
-            {
-                var parameter = command.CreateParameter();
-                parameter.ParameterName = "@" + name;
-                command.Parameters.Add(parameter);
-            }
-
-            commands.Add(sql, command);
-        }
-
-        CheckCount(sql, command.Parameters.Count, parameters.Length);
+        var command = connection.CreateCommand();
+        command.CommandText = sql;
         command.Transaction = transaction;
-        for (var i = 0; i < parameters.Length; i++)
+        foreach (var (name, value) in parameters)
         {
-            command.Parameters[i].Value = parameters[i].Value ?? DBNull.Value;
+            var parameter = command.CreateParameter();
+            parameter.ParameterName = "@" + name;
+            parameter.Value = value ?? DBNull.Value;
+            command.Parameters.Add(parameter);
         }
 
         return command;
     }
 
     /// <summary>The statement compiled for <paramref name="sql"/> on <paramref name="connection"/>, bound to these values.</summary>
-    private static SqliteStatement Statement(SqliteConnection connection, string sql, ReadOnlySpan<(string Name, object? Value)> parameters)
+    private static SqliteStatement Statement(
+        Dictionary<string, SqliteStatement> statements, SqliteConnection connection, string sql, ReadOnlySpan<(string Name, object? Value)> parameters)
     {
-        var statements = Compiled.GetValue(connection, static _ => []);
         if (!statements.TryGetValue(sql, out var statement))
         {
             statement = SqliteStatement.Compile(connection.Handle!, sql, parameters);
@@ -240,6 +290,27 @@ internal static class Statements
             }
         }
 
+        /// <summary>Runs the statement to its end; returns every row as <paramref name="read"/> makes it.</summary>
+        public List<T> Rows<T>(Func<IRow, T> read)
+        {
+            try
+            {
+                var rows = new List<T>();
+                int rc;
+                while ((rc = raw.sqlite3_step(_statement)) == raw.SQLITE_ROW)
+                {
+                    rows.Add(read(this));
+                }
+
+                Check(_db, rc);
+                return rows;
+            }
+            finally
+            {
+                raw.sqlite3_reset(_statement);
+            }
+        }
+
         /// <summary>Runs the statement; returns its first row as <paramref name="read"/> makes it, or the default if it has none.</summary>
         public T? Row<T>(Func<IRow, T> read)
         {
@@ -287,4 +358,29 @@ internal interface IRow
     long GetInt64(int column);
 
     string GetString(int column);
+}
+
+/// <summary>The column readers every store shares: storage keeps times as Unix milliseconds and lists as space-separated words.</summary>
+internal static class Columns
+{
+    public static long? Int64OrNull(this IRow row, int column) => row.IsNull(column) ? null : row.GetInt64(column);
+
+    public static string? StringOrNull(this IRow row, int column) => row.IsNull(column) ? null : row.GetString(column);
+
+    public static DateTimeOffset Time(this IRow row, int column) => DateTimeOffset.FromUnixTimeMilliseconds(row.GetInt64(column));
+
+    public static DateTimeOffset? TimeOrNull(this IRow row, int column) => row.IsNull(column) ? null : row.Time(column);
+
+    public static Guid Guid(this IRow row, int column) => System.Guid.Parse(row.GetString(column));
+
+    public static string[] Words(this IRow row, int column) => row.GetString(column).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+
+    /// <summary>A time as stored.</summary>
+    public static long Ms(DateTimeOffset time) => time.ToUnixTimeMilliseconds();
+
+    /// <summary>A time as stored, or null.</summary>
+    public static long? Ms(DateTimeOffset? time) => time?.ToUnixTimeMilliseconds();
+
+    /// <summary>A workspace id as stored.</summary>
+    public static string Id(Guid id) => id.ToString("D");
 }

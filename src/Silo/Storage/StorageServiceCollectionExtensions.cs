@@ -44,10 +44,68 @@ public sealed class StorageOptions
     }
 }
 
+/// <summary>
+/// Every store of one database, over one <see cref="Storage.Database"/>: made once per process by
+/// <see cref="StorageServiceCollectionExtensions.CreateSqlite"/> or
+/// <see cref="StorageServiceCollectionExtensions.CreatePostgres"/>.
+/// </summary>
+public sealed class LuluStorage : IAsyncDisposable
+{
+    private readonly PostgresAdmissions? _admissions;
+    private readonly PostgresCommits? _commits;
+
+    public LuluStorage(Database database, NpgsqlDataSource? postgres = null, string? nodeId = null)
+    {
+        Database = database;
+        if (postgres is not null)
+        {
+            _admissions = new PostgresAdmissions(postgres);
+            _commits = new PostgresCommits(postgres);
+        }
+
+        Changes = new ClusterChangeLog(database, nodeId);
+        Tenants = new TenantStore(database, Changes);
+        Ledger = new TurnLedger(database, _admissions);
+        Conversations = new ConversationStore(database, _commits);
+        RequestCounter = new RequestCounter(database);
+        KeyRing = new KeyRingStore(database);
+    }
+
+    public Database Database { get; }
+
+    public ClusterChangeLog Changes { get; }
+
+    public TenantStore Tenants { get; }
+
+    public TurnLedger Ledger { get; }
+
+    public ConversationStore Conversations { get; }
+
+    public RequestCounter RequestCounter { get; }
+
+    public KeyRingStore KeyRing { get; }
+
+    /// <summary>Sends what waits in the batches and the group commit, then closes the pool.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_admissions is not null)
+        {
+            await _admissions.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_commits is not null)
+        {
+            await _commits.DisposeAsync().ConfigureAwait(false);
+        }
+
+        await Database.DisposeAsync().ConfigureAwait(false);
+    }
+}
+
 /// <summary>Registers the configured storage provider.</summary>
 public static class StorageServiceCollectionExtensions
 {
-    /// <summary>Adds <see cref="SqlStore"/> behind every store interface, over SQLite or PostgreSQL.</summary>
+    /// <summary>Adds every store (<see cref="LuluStorage"/>) behind its interface, over SQLite or PostgreSQL.</summary>
     public static IServiceCollection AddLuluStorage(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddSingleton(_ =>
@@ -57,10 +115,13 @@ public static class StorageServiceCollectionExtensions
                 ? CreateSqlite(connectionString, options.SqliteSynchronous)
                 : CreatePostgres(connectionString, options.TimeoutSeconds);
         });
-        services.AddSingleton<ITenantStore>(sp => sp.GetRequiredService<SqlStore>());
-        services.AddSingleton<ITurnLedger>(sp => sp.GetRequiredService<SqlStore>());
-        services.AddSingleton<IConversationStore>(sp => sp.GetRequiredService<SqlStore>());
-        services.AddSingleton<IRequestCounter>(sp => sp.GetRequiredService<SqlStore>());
+        services.AddSingleton(sp => sp.GetRequiredService<LuluStorage>().Database);
+        services.AddSingleton(sp => sp.GetRequiredService<LuluStorage>().Changes);
+        services.AddSingleton(sp => sp.GetRequiredService<LuluStorage>().KeyRing);
+        services.AddSingleton<ITenantStore>(sp => sp.GetRequiredService<LuluStorage>().Tenants);
+        services.AddSingleton<ITurnLedger>(sp => sp.GetRequiredService<LuluStorage>().Ledger);
+        services.AddSingleton<IConversationStore>(sp => sp.GetRequiredService<LuluStorage>().Conversations);
+        services.AddSingleton<IRequestCounter>(sp => sp.GetRequiredService<LuluStorage>().RequestCounter);
         services.AddSingleton<SchemaMigrator>();
         services.AddHostedService<AbandonedTurnReaper>();
         services.AddOptions<ChangeFeedOptions>().Bind(configuration.GetSection("Cluster"));
@@ -69,8 +130,8 @@ public static class StorageServiceCollectionExtensions
         return services;
     }
 
-    /// <summary>A store over a SQLite file (its folder is created), in WAL mode.</summary>
-    public static SqlStore CreateSqlite(string connectionString, string synchronous = "FULL")
+    /// <summary>The stores over a SQLite file (its folder is created), in WAL mode.</summary>
+    public static LuluStorage CreateSqlite(string connectionString, string synchronous = "FULL")
     {
         var builder = new SqliteConnectionStringBuilder(connectionString);
         if (builder.DataSource is { Length: > 0 } path && path != ":memory:" && Path.GetDirectoryName(Path.GetFullPath(path)) is { } folder)
@@ -80,11 +141,11 @@ public static class StorageServiceCollectionExtensions
 
         builder.Pooling = true;
         DbDataSource dataSource = SqliteFactory.Instance.CreateDataSource(builder.ConnectionString);
-        return new SqlStore(dataSource, new SqliteDialect(synchronous));
+        return new LuluStorage(new Database(dataSource, new SqliteDialect(synchronous)));
     }
 
-    /// <summary>A store over PostgreSQL; connecting and each statement give up after <paramref name="timeoutSeconds"/>.</summary>
-    public static SqlStore CreatePostgres(string connectionString, int timeoutSeconds = 5)
+    /// <summary>The stores over PostgreSQL; connecting and each statement give up after <paramref name="timeoutSeconds"/>.</summary>
+    public static LuluStorage CreatePostgres(string connectionString, int timeoutSeconds = 5, string? nodeId = null)
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString) { Timeout = timeoutSeconds, CommandTimeout = timeoutSeconds };
         if (builder.MaxAutoPrepare == 0)
@@ -94,6 +155,7 @@ public static class StorageServiceCollectionExtensions
             builder.MaxAutoPrepare = 32;
         }
 
-        return new(NpgsqlDataSource.Create(builder.ConnectionString), new PostgresDialect());
+        var dataSource = NpgsqlDataSource.Create(builder.ConnectionString);
+        return new LuluStorage(new Database(dataSource, new PostgresDialect()), dataSource, nodeId);
     }
 }

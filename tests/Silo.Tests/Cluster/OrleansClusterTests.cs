@@ -36,7 +36,7 @@ public sealed class OrleansClusterTests : IAsyncLifetime
     {
         _database = await TestPostgres.CreateAsync();
         await using var store = StorageServiceCollectionExtensions.CreatePostgres(_database.ConnectionString);
-        await new SchemaMigrator(store).MigrateAsync(Ct);
+        await new SchemaMigrator(store.Database).MigrateAsync(Ct);
     }
 
     public async ValueTask DisposeAsync()

@@ -41,7 +41,7 @@ public sealed class OrleansClusteringSchemaTests : IAsyncLifetime
         }
     }
 
-    private async Task<SqlStore> FreshPostgresAsync()
+    private async Task<LuluStorage> FreshPostgresAsync()
     {
         _database = await TestPostgres.CreateAsync();
         return StorageServiceCollectionExtensions.CreatePostgres(_database.ConnectionString);
@@ -51,7 +51,7 @@ public sealed class OrleansClusteringSchemaTests : IAsyncLifetime
     public async Task Migrate_FreshPostgres_CreatesTheClusteringTablesAndEveryQueryKeyTheProviderRequires()
     {
         await using var store = await FreshPostgresAsync();
-        await new SchemaMigrator(store).MigrateAsync(Ct);
+        await new SchemaMigrator(store.Database).MigrateAsync(Ct);
 
         await using var connection = new NpgsqlConnection(ConnectionString);
         var tables = (await connection.QueryAsync<string>(new CommandDefinition(
@@ -97,9 +97,9 @@ public sealed class OrleansClusteringSchemaTests : IAsyncLifetime
         try
         {
             await using var store = StorageServiceCollectionExtensions.CreateSqlite($"Data Source={Path.Combine(folder, "test.db")}");
-            await new SchemaMigrator(store).MigrateAsync(Ct);
+            await new SchemaMigrator(store.Database).MigrateAsync(Ct);
 
-            await using var connection = await store.OpenAsync(Ct);
+            await using var connection = await store.Database.OpenAsync(Ct);
             Assert.Equal(0, await connection.ExecuteScalarAsync<long>(new CommandDefinition(
                 "SELECT COUNT(*) FROM schema_migrations WHERE version = @Version", new { Version = ClusteringVersion }, cancellationToken: Ct)));
             Assert.Equal(0, await connection.ExecuteScalarAsync<long>(new CommandDefinition(
@@ -117,7 +117,7 @@ public sealed class OrleansClusteringSchemaTests : IAsyncLifetime
     public async Task MembershipTable_OrleansProviderOnOurSchema_KeepsTheVersionedProtocol()
     {
         await using var store = await FreshPostgresAsync();
-        await new SchemaMigrator(store).MigrateAsync(Ct);
+        await new SchemaMigrator(store.Database).MigrateAsync(Ct);
         var t0 = new DateTime(2026, 12, 1, 10, 0, 0, DateTimeKind.Utc);
         var a = SiloAddress.New(IPAddress.Loopback, 11111, 1);
         var b = SiloAddress.New(IPAddress.Loopback, 11112, 2);

@@ -4,14 +4,14 @@ using LuluClaw.Silo.Storage;
 namespace LuluClaw.Silo.Tests.Storage;
 
 /// <summary>
-/// The group-commit writer's early answer (a turn's admission): answered while its group is still
-/// open, never visible to anyone else before that group commits, and decided the same way if the
-/// group has to run again.
+/// The group-commit writer: one transaction for many writes, each as if alone; a visible write (a
+/// turn's admission) answered at its group's commit, before the flush, and decided the same way if
+/// the group has to run again; durable ones only after a flush begun after their commit.
 /// </summary>
 public sealed class GroupCommitWriterTests : IAsyncLifetime
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("luluclaw-groupcommit-").FullName;
-    private SqlStore _store = null!;
+    private LuluStorage _store = null!;
     private GroupCommitWriter _writer = null!;
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
@@ -19,13 +19,13 @@ public sealed class GroupCommitWriterTests : IAsyncLifetime
     public async ValueTask InitializeAsync()
     {
         _store = StorageServiceCollectionExtensions.CreateSqlite($"Data Source={Path.Combine(_folder, "test.db")}");
-        await new SchemaMigrator(_store).MigrateAsync(Ct);
-        await using (var connection = await _store.OpenWriterAsync(Ct))
+        await new SchemaMigrator(_store.Database).MigrateAsync(Ct);
+        await using (var connection = await _store.Database.OpenWriterAsync(Ct))
         {
             await connection.ExecuteAsync("CREATE TABLE t (id INTEGER PRIMARY KEY)");
         }
 
-        _writer = new GroupCommitWriter(_store.OpenWriterAsync);
+        _writer = new GroupCommitWriter(_store.Database.OpenWriterAsync);
     }
 
     public async ValueTask DisposeAsync()
@@ -37,35 +37,39 @@ public sealed class GroupCommitWriterTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task AnswerBeforeCommit_AnsweredWhileItsGroupIsOpen_SeenByOthersOnlyAfterTheCommit()
+    public async Task Visible_AnsweredAtItsGroupsCommit_BeforeTheFlush_DurableWritesOfTheGroupWaitForIt()
     {
+        using var flush = new HeldFlush();
+        await using var writer = new GroupCommitWriter(_store.Database.OpenWriterAsync, _ => flush);
+
         // :: Step 1: hold the writer in a first write, so that the next two join its group.
         var first = new TaskCompletionSource();
-        var holdFirst = _writer.WriteAsync(async (_, _) => { await first.Task; return 0; }, Ct);
-        var early = _writer.WriteAsync((c, tx) => InsertAndCountAsync(c, tx, 1), Ct, answerBeforeCommit: true);
-        var last = new TaskCompletionSource();
-        var holdLast = _writer.WriteAsync(async (c, tx) => { await last.Task; return await InsertAndCountAsync(c, tx, 2); }, Ct);
+        var holdFirst = writer.WriteAsync(async (_, _) => { await first.Task; return 0; }, Ct);
+        var visible = writer.WriteAsync((c, tx) => InsertAndCountAsync(c, tx, 1), Ct, WriteDurability.Visible);
+        var durable = writer.WriteAsync((c, tx) => InsertAndCountAsync(c, tx, 2), Ct);
+        Assert.False(visible.IsCompleted); // nothing is answered while its group is open...
         first.SetResult();
 
-        // :: Step 2: the early write is answered while the group is held open by the last write...
-        Assert.Equal(1, await early.WaitAsync(TimeSpan.FromMinutes(1), Ct)); // a hang guard, not a timing: it answers at once
-        Assert.False(holdFirst.IsCompleted); // a plain write of the group waits for its commit
-
-        // ...and nobody else sees its row until the group commits.
-        Assert.Equal(0, await CountCommittedAsync());
-        last.SetResult();
-        Assert.Equal(2, await holdLast);
-        await holdFirst;
+        // :: Step 2: the group commits and the flusher holds its flush: the visible write is answered, and others see its row...
+        await flush.Entered.WaitAsync(TimeSpan.FromMinutes(1), Ct); // a hang guard, not a timing
+        Assert.Equal(1, await visible.WaitAsync(TimeSpan.FromMinutes(1), Ct));
         Assert.Equal(2, await CountCommittedAsync());
+
+        // ...and the durable ones wait for the flush.
+        Assert.False(durable.IsCompleted);
+        Assert.False(holdFirst.IsCompleted);
+        flush.Release();
+        Assert.Equal(2, await durable);
+        await holdFirst;
     }
 
     [Fact]
-    public async Task AnswerBeforeCommit_GroupRunAgainAfterAnotherWriteFails_SameAnswerAndStoredOnce()
+    public async Task Visible_GroupRunAgainAfterAnotherWriteFails_SameAnswerAndStoredOnce()
     {
         await _writer.WriteAsync((c, tx) => InsertAndCountAsync(c, tx, 7), Ct);
         var first = new TaskCompletionSource();
         var holdFirst = _writer.WriteAsync(async (_, _) => { await first.Task; return 0; }, Ct);
-        var early = _writer.WriteAsync((c, tx) => InsertAndCountAsync(c, tx, 1), Ct, answerBeforeCommit: true);
+        var early = _writer.WriteAsync((c, tx) => InsertAndCountAsync(c, tx, 1), Ct, WriteDurability.Visible);
         var duplicate = _writer.WriteAsync((c, tx) => InsertAndCountAsync(c, tx, 7), Ct); // fails: rolls the group back
         var after = _writer.WriteAsync((c, tx) => InsertAndCountAsync(c, tx, 2), Ct);
         first.SetResult();
@@ -80,7 +84,7 @@ public sealed class GroupCommitWriterTests : IAsyncLifetime
     public async Task Flush_WriteAnsweredOnlyAfterAFlushBegunAfterItsCommit_NextGroupCommitsMeanwhile()
     {
         using var flush = new HeldFlush();
-        await using var writer = new GroupCommitWriter(_store.OpenWriterAsync, _ => flush);
+        await using var writer = new GroupCommitWriter(_store.Database.OpenWriterAsync, _ => flush);
 
         // :: Step 1: the first write commits, and the flusher holds its flush.
         var first = writer.WriteAsync((c, tx) => InsertAndCountAsync(c, tx, 1), Ct);
@@ -112,7 +116,7 @@ public sealed class GroupCommitWriterTests : IAsyncLifetime
     public async Task Flush_Fails_TheWritesItCoveredGetTheError()
     {
         using var flush = new HeldFlush { Error = new IOException("the disk said no") };
-        await using var writer = new GroupCommitWriter(_store.OpenWriterAsync, _ => flush);
+        await using var writer = new GroupCommitWriter(_store.Database.OpenWriterAsync, _ => flush);
         var write = writer.WriteAsync((c, tx) => InsertAndCountAsync(c, tx, 1), Ct);
         await flush.Entered.WaitAsync(TimeSpan.FromMinutes(1), Ct);
         flush.Release();
@@ -129,11 +133,11 @@ public sealed class GroupCommitWriterTests : IAsyncLifetime
     public async Task SqliteWriter_InWalMode_SyncsItsLogItselfOnlyWhenFullDurabilityIsAsked(string synchronous, long level, bool flushes)
     {
         await using var store = StorageServiceCollectionExtensions.CreateSqlite($"Data Source={Path.Combine(_folder, "test.db")}", synchronous);
-        await using var connection = await store.OpenWriterAsync(Ct);
+        await using var connection = await store.Database.OpenWriterAsync(Ct);
         Assert.Equal(level, await connection.ExecuteScalarAsync<long>("PRAGMA synchronous"));
 
         await connection.ExecuteAsync("INSERT INTO t (id) VALUES (1)");
-        using var flush = store.Dialect.OpenCommitFlush(connection);
+        using var flush = store.Database.Dialect.OpenCommitFlush(connection);
         Assert.Equal(flushes, flush is not null);
         flush?.Flush();
     }
@@ -143,8 +147,8 @@ public sealed class GroupCommitWriterTests : IAsyncLifetime
     {
         // Held open to the end: when the last connection to a database closes, SQLite checkpoints and
         // deletes its log, and another test class may clear every pool (ClearAllPools) at any moment.
-        await using var keepsTheLog = await _store.OpenAsync(Ct);
-        await using (var writer = new GroupCommitWriter(_store.OpenWriterAsync, _store.Dialect.OpenCommitFlush))
+        await using var keepsTheLog = await _store.Database.OpenAsync(Ct);
+        await using (var writer = new GroupCommitWriter(_store.Database.OpenWriterAsync, _store.Database.Dialect.OpenCommitFlush))
         {
             for (var id = 1; id <= 600; id++)
             {
@@ -173,7 +177,7 @@ public sealed class GroupCommitWriterTests : IAsyncLifetime
 
     private async Task<int> CountCommittedAsync()
     {
-        await using var reader = await _store.OpenAsync(Ct);
+        await using var reader = await _store.Database.OpenAsync(Ct);
         return await reader.ExecuteScalarAsync<int>("SELECT COUNT(*) FROM t");
     }
 

@@ -47,13 +47,13 @@ public sealed class SchemaMigratorTests
         await using var third = StorageServiceCollectionExtensions.CreatePostgres(database.ConnectionString);
         var expected = SchemaMigrator.Scripts().Where(s => s.Provider is null or "postgres").Select(s => s.Version).ToArray();
 
-        var applied = await Task.WhenAll(new[] { first, second, third }.Select(s => new SchemaMigrator(s).MigrateAsync(Ct)));
+        var applied = await Task.WhenAll(new[] { first, second, third }.Select(s => new SchemaMigrator(s.Database).MigrateAsync(Ct)));
 
         Assert.Equal(expected.Length, applied.Sum());
         await using var connection = new NpgsqlConnection(database.ConnectionString);
         Assert.Equal(expected, await connection.QueryAsync<long>(new CommandDefinition(
             "SELECT version FROM schema_migrations ORDER BY version", cancellationToken: Ct)));
-        Assert.Equal(0, await new SchemaMigrator(first).MigrateAsync(Ct));
+        Assert.Equal(0, await new SchemaMigrator(first.Database).MigrateAsync(Ct));
     }
 
     [Fact]
@@ -65,15 +65,15 @@ public sealed class SchemaMigratorTests
             await using var store = StorageServiceCollectionExtensions.CreateSqlite($"Data Source={Path.Combine(folder, "test.db")}");
             var expected = SchemaMigrator.Scripts().Where(s => s.Provider is null or "sqlite").Select(s => s.Version).ToArray();
 
-            Assert.Equal(expected.Length, await new SchemaMigrator(store).MigrateAsync(Ct));
+            Assert.Equal(expected.Length, await new SchemaMigrator(store.Database).MigrateAsync(Ct));
 
-            await using (var connection = await store.OpenAsync(Ct))
+            await using (var connection = await store.Database.OpenAsync(Ct))
             {
                 Assert.Equal(expected, await connection.QueryAsync<long>(new CommandDefinition(
                     "SELECT version FROM schema_migrations ORDER BY version", cancellationToken: Ct)));
             }
 
-            Assert.Equal(0, await new SchemaMigrator(store).MigrateAsync(Ct));
+            Assert.Equal(0, await new SchemaMigrator(store.Database).MigrateAsync(Ct));
         }
         finally
         {

@@ -11,14 +11,14 @@ public abstract class StoreTests : IAsyncLifetime
 {
     private static readonly DateTimeOffset T0 = new(2026, 11, 1, 12, 0, 0, TimeSpan.Zero);
 
-    protected SqlStore Store { get; private set; } = null!;
+    protected LuluStorage Store { get; private set; } = null!;
 
-    protected abstract Task<SqlStore> CreateStoreAsync();
+    protected abstract Task<LuluStorage> CreateStoreAsync();
 
     public async ValueTask InitializeAsync()
     {
         Store = await CreateStoreAsync();
-        await new SchemaMigrator(Store).MigrateAsync(CancellationToken.None);
+        await new SchemaMigrator(Store.Database).MigrateAsync(CancellationToken.None);
     }
 
     public virtual ValueTask DisposeAsync() => Store.DisposeAsync();
@@ -30,7 +30,7 @@ public abstract class StoreTests : IAsyncLifetime
         var id = Guid.NewGuid();
         var bot = Bot($"bot_{id:N}", id, T0);
         var workspace = new WorkspaceRecord(id, "Acme", plan, credits, bot.Id, 1, T0, T0);
-        await Store.CreateWorkspaceAsync(workspace, bot, Ct);
+        await Store.Tenants.CreateWorkspaceAsync(workspace, bot, Ct);
         return workspace;
     }
 
@@ -40,18 +40,28 @@ public abstract class StoreTests : IAsyncLifetime
     private static TurnAdmission Admission(
         WorkspaceRecord ws, DateTimeOffset now, int? limit = 15, long cost = 1, string? turnId = null, string? keyId = null,
         IReadOnlyList<RateWindow>? keyWindows = null) =>
-        new(ws.Id, turnId ?? Guid.NewGuid().ToString("N"), keyId, "s1", cost, now, _ => limit, _ => keyWindows ?? []);
+        new(ws.Id, turnId ?? Guid.NewGuid().ToString("N"), keyId, "s1", cost, now, Limits(ws.Plan, limit, keyWindows ?? []));
+
+    /// <summary>Limits where the workspace's plan has <paramref name="limit"/> turns an hour (null: unlimited) and every key plan has <paramref name="keyWindows"/>.</summary>
+    private static PlanLimits Limits(string plan, int? limit, IReadOnlyList<RateWindow> keyWindows) =>
+        new(
+            new Dictionary<string, IReadOnlyList<RateWindow>>
+            {
+                [plan] = limit is { } l ? [new RateWindow(TimeSpan.FromHours(1), l, $"rolling-hour turn limit of the workspace's plan '{plan}' ({l} turns)")] : [],
+            },
+            new Dictionary<string, IReadOnlyList<RateWindow>> { ["standard"] = keyWindows, ["byok"] = keyWindows, ["priority"] = keyWindows },
+            "standard");
 
     /// <summary>
     /// An admission may answer before its group commits (SQLite); a write after it completes only once
     /// it has. A test writes once after its admissions before reading what they left.
     /// </summary>
-    private Task AdmissionsCommittedAsync() => Store.RefundAsync("no-such-turn", Ct);
+    private Task AdmissionsCommittedAsync() => Store.Ledger.RefundAsync("no-such-turn", Ct);
 
     private async Task<string> NewKeyAsync(WorkspaceRecord ws, string plan = "standard")
     {
         var id = $"key_{Guid.NewGuid():N}";
-        await Store.InsertApiKeyAsync(new ApiKeyRecord(id, ws.Id, ApiKeys.Hash(id), "lulu_sk_xxxx", ["chat"], plan, T0, null), Ct);
+        await Store.Tenants.InsertApiKeyAsync(new ApiKeyRecord(id, ws.Id, ApiKeys.Hash(id), "lulu_sk_xxxx", ["chat"], plan, T0, null), Ct);
         return id;
     }
 
@@ -61,23 +71,23 @@ public abstract class StoreTests : IAsyncLifetime
         // On SQLite these share group commits: a write that fails must undo only itself.
         var ws = await NewWorkspaceAsync();
         var taken = Bot($"bot_taken_{Guid.NewGuid():N}", ws.Id, T0);
-        await Store.InsertBotAsync(taken, Ct);
+        await Store.Tenants.InsertBotAsync(taken, Ct);
         var fresh = Enumerable.Range(0, 40).Select(i => Bot($"bot_{i}_{Guid.NewGuid():N}", ws.Id, T0)).ToArray();
 
-        var writes = fresh.Select(b => (Bot: b, Task: Store.InsertBotAsync(b, Ct)))
-            .Concat(Enumerable.Range(0, 40).Select(_ => (Bot: taken, Task: Store.InsertBotAsync(taken, Ct))))
+        var writes = fresh.Select(b => (Bot: b, Task: Store.Tenants.InsertBotAsync(b, Ct)))
+            .Concat(Enumerable.Range(0, 40).Select(_ => (Bot: taken, Task: Store.Tenants.InsertBotAsync(taken, Ct))))
             .ToArray();
         await Task.WhenAll(writes.Select(w => w.Task.ContinueWith(_ => { }, TaskScheduler.Default)));
 
         Assert.All(writes.Where(w => w.Bot == taken), w => Assert.IsType<DuplicateException>(w.Task.Exception?.InnerException));
         Assert.All(writes.Where(w => w.Bot != taken), w => Assert.True(w.Task.IsCompletedSuccessfully));
-        Assert.Equal(42, (await Store.ListBotIdsAsync(ws.Id, Ct)).Count); // the primary bot, the taken one and the 40 new ones
+        Assert.Equal(42, (await Store.Tenants.ListBotIdsAsync(ws.Id, Ct)).Count); // the primary bot, the taken one and the 40 new ones
     }
 
     [Fact]
     public async Task Migrate_Twice_AppliesNothingTheSecondTime()
     {
-        Assert.Equal(0, await new SchemaMigrator(Store).MigrateAsync(Ct));
+        Assert.Equal(0, await new SchemaMigrator(Store.Database).MigrateAsync(Ct));
     }
 
     [Fact]
@@ -85,11 +95,11 @@ public abstract class StoreTests : IAsyncLifetime
     {
         var workspace = await NewWorkspaceAsync();
 
-        Assert.Equal(workspace, await Store.GetWorkspaceAsync(workspace.Id, Ct));
-        var bot = await Store.GetBotAsync(workspace.PrimaryBotId, Ct);
+        Assert.Equal(workspace, await Store.Tenants.GetWorkspaceAsync(workspace.Id, Ct));
+        var bot = await Store.Tenants.GetBotAsync(workspace.PrimaryBotId, Ct);
         Assert.Equal(workspace.Id, bot!.WorkspaceId);
-        await Assert.ThrowsAsync<DuplicateException>(() => Store.CreateWorkspaceAsync(workspace, bot with { Id = "bot_other" }, Ct));
-        Assert.Null(await Store.GetWorkspaceAsync(Guid.NewGuid(), Ct));
+        await Assert.ThrowsAsync<DuplicateException>(() => Store.Tenants.CreateWorkspaceAsync(workspace, bot with { Id = "bot_other" }, Ct));
+        Assert.Null(await Store.Tenants.GetWorkspaceAsync(Guid.NewGuid(), Ct));
     }
 
     [Fact]
@@ -97,11 +107,11 @@ public abstract class StoreTests : IAsyncLifetime
     {
         var workspace = await NewWorkspaceAsync();
 
-        var first = await Store.UpdateWorkspaceAsync(workspace with { Plan = "pro" }, expectedVersion: 1, Ct);
+        var first = await Store.Tenants.UpdateWorkspaceAsync(workspace with { Plan = "pro" }, expectedVersion: 1, Ct);
         Assert.Equal(2, first.Version);
-        await Assert.ThrowsAsync<StaleStateException>(() => Store.UpdateWorkspaceAsync(workspace with { Plan = "premium" }, expectedVersion: 1, Ct));
+        await Assert.ThrowsAsync<StaleStateException>(() => Store.Tenants.UpdateWorkspaceAsync(workspace with { Plan = "premium" }, expectedVersion: 1, Ct));
 
-        Assert.Equal("pro", (await Store.GetWorkspaceAsync(workspace.Id, Ct))!.Plan);
+        Assert.Equal("pro", (await Store.Tenants.GetWorkspaceAsync(workspace.Id, Ct))!.Plan);
     }
 
     [Fact]
@@ -110,18 +120,18 @@ public abstract class StoreTests : IAsyncLifetime
         var workspace = await NewWorkspaceAsync();
         for (var i = 0; i < 3; i++)
         {
-            var ok = await Store.TryAdmitAsync(Admission(workspace, T0.AddMinutes(i * 10), limit: 3), Ct);
+            var ok = await Store.Ledger.TryAdmitAsync(Admission(workspace, T0.AddMinutes(i * 10), limit: 3), Ct);
             Assert.Equal(AdmissionStatus.Admitted, ok.Status);
             Assert.Equal(100 - (i + 1), ok.CreditsRemaining);
         }
 
-        var refused = await Store.TryAdmitAsync(Admission(workspace, T0.AddMinutes(25), limit: 3), Ct);
+        var refused = await Store.Ledger.TryAdmitAsync(Admission(workspace, T0.AddMinutes(25), limit: 3), Ct);
         Assert.Equal(AdmissionStatus.RateLimited, refused.Status);
         Assert.Equal(TimeSpan.FromMinutes(35), refused.RetryAfter); // the turn at T0 leaves the window at T0+60
         Assert.Equal(97, refused.CreditsRemaining);
 
         // Once the oldest turn has left the rolling hour, one more fits.
-        var later = await Store.TryAdmitAsync(Admission(workspace, T0.AddMinutes(60).AddMilliseconds(1), limit: 3), Ct);
+        var later = await Store.Ledger.TryAdmitAsync(Admission(workspace, T0.AddMinutes(60).AddMilliseconds(1), limit: 3), Ct);
         Assert.Equal(AdmissionStatus.Admitted, later.Status);
     }
 
@@ -129,10 +139,10 @@ public abstract class StoreTests : IAsyncLifetime
     public async Task TryAdmit_Unlimited_NeverRateLimits_ButCreditsStillCount()
     {
         var workspace = await NewWorkspaceAsync(plan: "byok", credits: 2);
-        Assert.Equal(AdmissionStatus.Admitted, (await Store.TryAdmitAsync(Admission(workspace, T0, limit: null), Ct)).Status);
-        Assert.Equal(AdmissionStatus.Admitted, (await Store.TryAdmitAsync(Admission(workspace, T0, limit: null), Ct)).Status);
+        Assert.Equal(AdmissionStatus.Admitted, (await Store.Ledger.TryAdmitAsync(Admission(workspace, T0, limit: null), Ct)).Status);
+        Assert.Equal(AdmissionStatus.Admitted, (await Store.Ledger.TryAdmitAsync(Admission(workspace, T0, limit: null), Ct)).Status);
 
-        var third = await Store.TryAdmitAsync(Admission(workspace, T0, limit: null), Ct);
+        var third = await Store.Ledger.TryAdmitAsync(Admission(workspace, T0, limit: null), Ct);
         Assert.Equal(AdmissionStatus.InsufficientCredits, third.Status);
         Assert.Equal(0, third.CreditsRemaining);
     }
@@ -140,7 +150,7 @@ public abstract class StoreTests : IAsyncLifetime
     [Fact]
     public async Task TryAdmit_UnknownWorkspace_IsNotFound()
     {
-        var result = await Store.TryAdmitAsync(new TurnAdmission(Guid.NewGuid(), "t", null, "s", 1, T0, _ => 15, _ => []), Ct);
+        var result = await Store.Ledger.TryAdmitAsync(new TurnAdmission(Guid.NewGuid(), "t", null, "s", 1, T0, Limits("starter", 15, [])), Ct);
         Assert.Equal(AdmissionStatus.NotFound, result.Status);
     }
 
@@ -149,12 +159,11 @@ public abstract class StoreTests : IAsyncLifetime
     {
         // Straight to the store, many connections at once: the database alone keeps the count.
         var workspace = await NewWorkspaceAsync(credits: 1000);
-        var results = await Task.WhenAll(Enumerable.Range(0, 50).Select(_ => Task.Run(() => Store.TryAdmitAsync(Admission(workspace, T0), Ct))));
+        var results = await Task.WhenAll(Enumerable.Range(0, 50).Select(_ => Task.Run(() => Store.Ledger.TryAdmitAsync(Admission(workspace, T0), Ct))));
 
         Assert.Equal(15, results.Count(r => r.Status == AdmissionStatus.Admitted));
         Assert.Equal(35, results.Count(r => r.Status == AdmissionStatus.RateLimited));
-        await AdmissionsCommittedAsync();
-        Assert.Equal(985, (await Store.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
+        Assert.Equal(985, (await Store.Tenants.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
     }
 
     [Fact]
@@ -162,20 +171,17 @@ public abstract class StoreTests : IAsyncLifetime
     {
         var workspaces = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => NewWorkspaceAsync(credits: 1000)));
         var results = await Task.WhenAll(workspaces.SelectMany(ws => Enumerable.Range(0, 25)
-            .Select(_ => Task.Run(() => Store.TryAdmitAsync(Admission(ws, T0), Ct)))));
+            .Select(_ => Task.Run(() => Store.Ledger.TryAdmitAsync(Admission(ws, T0), Ct)))));
 
         Assert.Equal(6 * 15, results.Count(r => r.Status == AdmissionStatus.Admitted));
         Assert.Equal(6 * 10, results.Count(r => r.Status == AdmissionStatus.RateLimited));
-        Assert.Equal(0, Store.QueuedWorkspaces); // a queue leaves before it answers its last batch
-        await AdmissionsCommittedAsync();
         foreach (var ws in workspaces)
         {
-            Assert.Equal(985, (await Store.GetWorkspaceAsync(ws.Id, Ct))!.Credits);
+            Assert.Equal(985, (await Store.Tenants.GetWorkspaceAsync(ws.Id, Ct))!.Credits);
         }
 
         // A workspace whose queue has left is served by a new one.
-        Assert.Equal(AdmissionStatus.RateLimited, (await Store.TryAdmitAsync(Admission(workspaces[0], T0), Ct)).Status);
-        Assert.Equal(0, Store.QueuedWorkspaces);
+        Assert.Equal(AdmissionStatus.RateLimited, (await Store.Ledger.TryAdmitAsync(Admission(workspaces[0], T0), Ct)).Status);
     }
 
     [Fact]
@@ -185,7 +191,7 @@ public abstract class StoreTests : IAsyncLifetime
         var key = await NewKeyAsync(workspace);
         RateWindow[] windows = [new(TimeSpan.FromMinutes(1), 2, "per minute"), new(TimeSpan.FromHours(1), 3, "per hour")];
         Task<AdmissionResult> AdmitAsync(DateTimeOffset at) =>
-            Store.TryAdmitAsync(Admission(workspace, at, limit: null, keyId: key, keyWindows: windows), Ct);
+            Store.Ledger.TryAdmitAsync(Admission(workspace, at, limit: null, keyId: key, keyWindows: windows), Ct);
 
         Assert.Equal(AdmissionStatus.Admitted, (await AdmitAsync(T0)).Status);
         Assert.Equal(AdmissionStatus.Admitted, (await AdmitAsync(T0.AddSeconds(10))).Status);
@@ -203,7 +209,7 @@ public abstract class StoreTests : IAsyncLifetime
 
         // Another key of the same workspace has windows of its own.
         var other = await NewKeyAsync(workspace);
-        var admitted = await Store.TryAdmitAsync(Admission(workspace, T0.AddSeconds(200), limit: null, keyId: other, keyWindows: windows), Ct);
+        var admitted = await Store.Ledger.TryAdmitAsync(Admission(workspace, T0.AddSeconds(200), limit: null, keyId: other, keyWindows: windows), Ct);
         Assert.Equal(AdmissionStatus.Admitted, admitted.Status);
     }
 
@@ -213,9 +219,9 @@ public abstract class StoreTests : IAsyncLifetime
         var workspace = await NewWorkspaceAsync(credits: 100);
         var key = await NewKeyAsync(workspace);
         RateWindow[] windows = [new(TimeSpan.FromMinutes(1), 1, "per minute")];
-        Assert.Equal(AdmissionStatus.Admitted, (await Store.TryAdmitAsync(Admission(workspace, T0, limit: 1, keyId: key, keyWindows: windows), Ct)).Status);
+        Assert.Equal(AdmissionStatus.Admitted, (await Store.Ledger.TryAdmitAsync(Admission(workspace, T0, limit: 1, keyId: key, keyWindows: windows), Ct)).Status);
 
-        var refused = await Store.TryAdmitAsync(Admission(workspace, T0.AddSeconds(30), limit: 1, keyId: key, keyWindows: windows), Ct);
+        var refused = await Store.Ledger.TryAdmitAsync(Admission(workspace, T0.AddSeconds(30), limit: 1, keyId: key, keyWindows: windows), Ct);
 
         Assert.Equal(AdmissionStatus.RateLimited, refused.Status);
         Assert.Equal(TimeSpan.FromSeconds(3570), refused.RetryAfter);
@@ -228,16 +234,15 @@ public abstract class StoreTests : IAsyncLifetime
         var workspace = await NewWorkspaceAsync(credits: 10);
         var key = await NewKeyAsync(workspace);
         var stranger = await NewWorkspaceAsync(credits: 10);
-        var foreign = await Store.TryAdmitAsync(Admission(stranger, T0, keyId: key), Ct);
-        await Store.RevokeApiKeyAsync(workspace.Id, key, T0, Ct);
+        var foreign = await Store.Ledger.TryAdmitAsync(Admission(stranger, T0, keyId: key), Ct);
+        await Store.Tenants.RevokeApiKeyAsync(workspace.Id, key, T0, Ct);
 
-        var revoked = await Store.TryAdmitAsync(Admission(workspace, T0, keyId: key), Ct);
+        var revoked = await Store.Ledger.TryAdmitAsync(Admission(workspace, T0, keyId: key), Ct);
 
         Assert.Equal(AdmissionStatus.KeyRevoked, foreign.Status);
         Assert.Equal(AdmissionStatus.KeyRevoked, revoked.Status);
-        await AdmissionsCommittedAsync();
-        Assert.Equal(10, (await Store.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
-        Assert.Equal(10, (await Store.GetWorkspaceAsync(stranger.Id, Ct))!.Credits);
+        Assert.Equal(10, (await Store.Tenants.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
+        Assert.Equal(10, (await Store.Tenants.GetWorkspaceAsync(stranger.Id, Ct))!.Credits);
     }
 
     [Fact]
@@ -247,12 +252,11 @@ public abstract class StoreTests : IAsyncLifetime
         var key = await NewKeyAsync(workspace);
         RateWindow[] windows = [new(TimeSpan.FromMinutes(1), 7, "per minute")];
         var results = await Task.WhenAll(Enumerable.Range(0, 50).Select(_ => Task.Run(() =>
-            Store.TryAdmitAsync(Admission(workspace, T0, limit: null, keyId: key, keyWindows: windows), Ct))));
+            Store.Ledger.TryAdmitAsync(Admission(workspace, T0, limit: null, keyId: key, keyWindows: windows), Ct))));
 
         Assert.Equal(7, results.Count(r => r.Status == AdmissionStatus.Admitted));
         Assert.Equal(43, results.Count(r => r.Status == AdmissionStatus.RateLimited));
-        await AdmissionsCommittedAsync();
-        Assert.Equal(993, (await Store.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
+        Assert.Equal(993, (await Store.Tenants.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
     }
 
     [Fact]
@@ -261,49 +265,49 @@ public abstract class StoreTests : IAsyncLifetime
         var workspace = await NewWorkspaceAsync();
         var second = Bot("bot_second", workspace.Id, T0.AddMinutes(1));
         var third = Bot("bot_third", workspace.Id, T0.AddMinutes(2));
-        await Store.InsertBotAsync(second, Ct);
-        await Store.InsertBotAsync(third, Ct);
-        await Assert.ThrowsAsync<DuplicateException>(() => Store.InsertBotAsync(third, Ct));
+        await Store.Tenants.InsertBotAsync(second, Ct);
+        await Store.Tenants.InsertBotAsync(third, Ct);
+        await Assert.ThrowsAsync<DuplicateException>(() => Store.Tenants.InsertBotAsync(third, Ct));
 
-        var updated = await Store.UpdateBotAsync(second with { SystemPrompt = "Be kind.", RestartCount = 1, LastRestartedAt = T0 }, 1, Ct);
-        await Assert.ThrowsAsync<StaleStateException>(() => Store.UpdateBotAsync(second with { Name = "late" }, 1, Ct));
+        var updated = await Store.Tenants.UpdateBotAsync(second with { SystemPrompt = "Be kind.", RestartCount = 1, LastRestartedAt = T0 }, 1, Ct);
+        await Assert.ThrowsAsync<StaleStateException>(() => Store.Tenants.UpdateBotAsync(second with { Name = "late" }, 1, Ct));
         Assert.Equal(2, updated.Version);
-        var stored = await Store.GetBotAsync("bot_second", Ct);
+        var stored = await Store.Tenants.GetBotAsync("bot_second", Ct);
         Assert.Equal(updated with { Channels = [] }, stored! with { Channels = [] }); // records compare lists by reference
         Assert.Equal(["telegram"], stored.Channels);
         Assert.Equal("Be kind.", stored.SystemPrompt);
 
-        Assert.False(await Store.DeleteBotAsync(Guid.NewGuid(), workspace.PrimaryBotId, Ct)); // not another workspace's to delete
-        Assert.True(await Store.DeleteBotAsync(workspace.Id, workspace.PrimaryBotId, Ct));
-        Assert.Equal("bot_second", (await Store.GetWorkspaceAsync(workspace.Id, Ct))!.PrimaryBotId);
-        Assert.Equal(["bot_second", "bot_third"], await Store.ListBotIdsAsync(workspace.Id, Ct));
-        Assert.False(await Store.DeleteBotAsync(workspace.Id, workspace.PrimaryBotId, Ct));
+        Assert.False(await Store.Tenants.DeleteBotAsync(Guid.NewGuid(), workspace.PrimaryBotId, Ct)); // not another workspace's to delete
+        Assert.True(await Store.Tenants.DeleteBotAsync(workspace.Id, workspace.PrimaryBotId, Ct));
+        Assert.Equal("bot_second", (await Store.Tenants.GetWorkspaceAsync(workspace.Id, Ct))!.PrimaryBotId);
+        Assert.Equal(["bot_second", "bot_third"], await Store.Tenants.ListBotIdsAsync(workspace.Id, Ct));
+        Assert.False(await Store.Tenants.DeleteBotAsync(workspace.Id, workspace.PrimaryBotId, Ct));
     }
 
     [Fact]
     public async Task ProviderKeys_PutReplacesOne_PerWorkspaceAndProvider()
     {
         var workspace = await NewWorkspaceAsync();
-        await Store.PutProviderKeyAsync(new ProviderKeyRecord(workspace.Id, "openai", "c1", "sk-…0001", T0), Ct);
-        await Store.PutProviderKeyAsync(new ProviderKeyRecord(workspace.Id, "openai", "c2", "sk-…0002", T0.AddMinutes(1)), Ct);
-        await Store.PutProviderKeyAsync(new ProviderKeyRecord(workspace.Id, "anthropic", "c3", "sk-…0003", T0), Ct);
+        await Store.Tenants.PutProviderKeyAsync(new ProviderKeyRecord(workspace.Id, "openai", "c1", "sk-…0001", T0), Ct);
+        await Store.Tenants.PutProviderKeyAsync(new ProviderKeyRecord(workspace.Id, "openai", "c2", "sk-…0002", T0.AddMinutes(1)), Ct);
+        await Store.Tenants.PutProviderKeyAsync(new ProviderKeyRecord(workspace.Id, "anthropic", "c3", "sk-…0003", T0), Ct);
 
-        Assert.Equal("c2", (await Store.GetProviderKeyAsync(workspace.Id, "openai", Ct))!.Ciphertext);
-        Assert.Equal(["anthropic", "openai"], (await Store.ListProviderKeysAsync(workspace.Id, Ct)).Select(k => k.Provider));
-        Assert.Null(await Store.GetProviderKeyAsync(Guid.NewGuid(), "openai", Ct));
-        Assert.True(await Store.DeleteProviderKeyAsync(workspace.Id, "openai", Ct));
-        Assert.False(await Store.DeleteProviderKeyAsync(workspace.Id, "openai", Ct));
+        Assert.Equal("c2", (await Store.Tenants.GetProviderKeyAsync(workspace.Id, "openai", Ct))!.Ciphertext);
+        Assert.Equal(["anthropic", "openai"], (await Store.Tenants.ListProviderKeysAsync(workspace.Id, Ct)).Select(k => k.Provider));
+        Assert.Null(await Store.Tenants.GetProviderKeyAsync(Guid.NewGuid(), "openai", Ct));
+        Assert.True(await Store.Tenants.DeleteProviderKeyAsync(workspace.Id, "openai", Ct));
+        Assert.False(await Store.Tenants.DeleteProviderKeyAsync(workspace.Id, "openai", Ct));
     }
 
     [Fact]
     public async Task RequestCounter_CountsPerKeyBucketAndWindow_ExactlyUnderConcurrency()
     {
-        var counts = await Task.WhenAll(Enumerable.Range(0, 30).Select(_ => Task.Run(() => Store.CountAsync("key_a", "read", T0, Ct))));
+        var counts = await Task.WhenAll(Enumerable.Range(0, 30).Select(_ => Task.Run(() => Store.RequestCounter.CountAsync("key_a", "read", T0, Ct))));
 
         Assert.Equal(Enumerable.Range(1, 30).Select(i => (long)i), counts.Order());
-        Assert.Equal(1, await Store.CountAsync("key_a", "chat", T0, Ct));
-        Assert.Equal(1, await Store.CountAsync("key_b", "read", T0, Ct));
-        Assert.Equal(1, await Store.CountAsync("key_a", "read", T0.AddMinutes(1), Ct)); // a new window starts from one
+        Assert.Equal(1, await Store.RequestCounter.CountAsync("key_a", "chat", T0, Ct));
+        Assert.Equal(1, await Store.RequestCounter.CountAsync("key_b", "read", T0, Ct));
+        Assert.Equal(1, await Store.RequestCounter.CountAsync("key_a", "read", T0.AddMinutes(1), Ct)); // a new window starts from one
     }
 
     [Fact]
@@ -311,17 +315,17 @@ public abstract class StoreTests : IAsyncLifetime
     {
         var workspace = await NewWorkspaceAsync();
         var first = Admission(workspace, T0);
-        await Store.TryAdmitAsync(first, Ct);
-        await Store.CommitTurnAsync(Turn(workspace, first.TurnId, newSession: true, 1), T0, Ct);
+        await Store.Ledger.TryAdmitAsync(first, Ct);
+        await Store.Conversations.CommitTurnAsync(Turn(workspace, first.TurnId, newSession: true, 1), T0, Ct);
 
-        var sessions = await Store.ListSessionsAsync(workspace.Id, Ct);
+        var sessions = await Store.Conversations.ListSessionsAsync(workspace.Id, Ct);
 
         Assert.Equal([new SessionSummary("s1", workspace.PrimaryBotId, "gateway", T0, T0, 2)], sessions);
-        Assert.Empty(await Store.ListSessionsAsync(Guid.NewGuid(), Ct));
-        Assert.False(await Store.DeleteSessionAsync(Guid.NewGuid(), "s1", Ct));
-        Assert.True(await Store.DeleteSessionAsync(workspace.Id, "s1", Ct));
-        Assert.Empty(await Store.GetMessagesAsync(workspace.Id, "s1", Ct));
-        Assert.Null(await Store.GetSessionAsync(workspace.Id, "s1", Ct));
+        Assert.Empty(await Store.Conversations.ListSessionsAsync(Guid.NewGuid(), Ct));
+        Assert.False(await Store.Conversations.DeleteSessionAsync(Guid.NewGuid(), "s1", Ct));
+        Assert.True(await Store.Conversations.DeleteSessionAsync(workspace.Id, "s1", Ct));
+        Assert.Empty(await Store.Conversations.GetMessagesAsync(workspace.Id, "s1", Ct));
+        Assert.Null(await Store.Conversations.GetSessionAsync(workspace.Id, "s1", Ct));
     }
 
     [Fact]
@@ -329,13 +333,13 @@ public abstract class StoreTests : IAsyncLifetime
     {
         var workspace = await NewWorkspaceAsync(credits: 1);
         var admission = Admission(workspace, T0, limit: 1);
-        Assert.Equal(AdmissionStatus.Admitted, (await Store.TryAdmitAsync(admission, Ct)).Status);
+        Assert.Equal(AdmissionStatus.Admitted, (await Store.Ledger.TryAdmitAsync(admission, Ct)).Status);
 
-        await Store.RefundAsync(admission.TurnId, Ct);
-        await Store.RefundAsync(admission.TurnId, Ct); // a second refund changes nothing
+        await Store.Ledger.RefundAsync(admission.TurnId, Ct);
+        await Store.Ledger.RefundAsync(admission.TurnId, Ct); // a second refund changes nothing
 
-        Assert.Equal(1, (await Store.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
-        Assert.Equal(AdmissionStatus.Admitted, (await Store.TryAdmitAsync(Admission(workspace, T0, limit: 1), Ct)).Status);
+        Assert.Equal(1, (await Store.Tenants.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
+        Assert.Equal(AdmissionStatus.Admitted, (await Store.Ledger.TryAdmitAsync(Admission(workspace, T0, limit: 1), Ct)).Status);
     }
 
     [Fact]
@@ -344,17 +348,17 @@ public abstract class StoreTests : IAsyncLifetime
         var workspace = await NewWorkspaceAsync(credits: 10);
         var streaming = Admission(workspace, T0, limit: 3);
         var committed = Admission(workspace, T0, limit: 3);
-        Assert.Equal(AdmissionStatus.Admitted, (await Store.TryAdmitAsync(streaming, Ct)).Status);
-        Assert.Equal(AdmissionStatus.Admitted, (await Store.TryAdmitAsync(committed, Ct)).Status);
-        await Store.CommitTurnAsync(Turn(workspace, committed.TurnId, newSession: true, 1), T0, Ct);
+        Assert.Equal(AdmissionStatus.Admitted, (await Store.Ledger.TryAdmitAsync(streaming, Ct)).Status);
+        Assert.Equal(AdmissionStatus.Admitted, (await Store.Ledger.TryAdmitAsync(committed, Ct)).Status);
+        await Store.Conversations.CommitTurnAsync(Turn(workspace, committed.TurnId, newSession: true, 1), T0, Ct);
 
         // A long stream says it is alive at T0 + 5 min: a cutoff before that spares it, one after it does not.
-        Assert.True(await Store.KeepAliveAsync(streaming.TurnId, T0.AddMinutes(5), Ct));
-        Assert.False(await Store.KeepAliveAsync(committed.TurnId, T0.AddMinutes(5), Ct)); // settled: nothing to keep
-        Assert.Equal(0, await Store.RefundAbandonedAsync(T0.AddMinutes(4), Ct));
-        Assert.Equal(1, await Store.RefundAbandonedAsync(T0.AddMinutes(6), Ct));
-        Assert.Equal(9, (await Store.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
-        Assert.False(await Store.KeepAliveAsync(streaming.TurnId, T0.AddMinutes(7), Ct)); // refunded: the stream's commit will fail
+        Assert.True(await Store.Ledger.KeepAliveAsync(streaming.TurnId, T0.AddMinutes(5), Ct));
+        Assert.False(await Store.Ledger.KeepAliveAsync(committed.TurnId, T0.AddMinutes(5), Ct)); // settled: nothing to keep
+        Assert.Equal(0, await Store.Ledger.RefundAbandonedAsync(T0.AddMinutes(4), Ct));
+        Assert.Equal(1, await Store.Ledger.RefundAbandonedAsync(T0.AddMinutes(6), Ct));
+        Assert.Equal(9, (await Store.Tenants.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
+        Assert.False(await Store.Ledger.KeepAliveAsync(streaming.TurnId, T0.AddMinutes(7), Ct)); // refunded: the stream's commit will fail
     }
 
     [Fact]
@@ -366,25 +370,25 @@ public abstract class StoreTests : IAsyncLifetime
         var later = Admission(workspace, T0.AddDays(2), limit: null);
         foreach (var admission in settled.Append(pending).Append(later))
         {
-            Assert.Equal(AdmissionStatus.Admitted, (await Store.TryAdmitAsync(admission, Ct)).Status);
+            Assert.Equal(AdmissionStatus.Admitted, (await Store.Ledger.TryAdmitAsync(admission, Ct)).Status);
         }
 
         for (var i = 0; i < settled.Length; i++)
         {
-            await Store.CommitTurnAsync(Turn(workspace, settled[i].TurnId, newSession: i == 0, 2 * i + 1), T0, Ct);
+            await Store.Conversations.CommitTurnAsync(Turn(workspace, settled[i].TurnId, newSession: i == 0, 2 * i + 1), T0, Ct);
         }
 
-        await Store.CommitTurnAsync(Turn(workspace, later.TurnId, newSession: false, 11), T0.AddDays(2), Ct);
+        await Store.Conversations.CommitTurnAsync(Turn(workspace, later.TurnId, newSession: false, 11), T0.AddDays(2), Ct);
 
         // Two a transaction: 2 + 2 + 1, and the loop stops at the short batch.
-        Assert.Equal(5, await Store.ForgetSettledAsync(T0.AddMinutes(1), batch: 2, Ct));
-        Assert.Equal(0, await Store.ForgetSettledAsync(T0.AddMinutes(1), Ct));
+        Assert.Equal(5, await Store.Ledger.ForgetSettledAsync(T0.AddMinutes(1), batch: 2, Ct));
+        Assert.Equal(0, await Store.Ledger.ForgetSettledAsync(T0.AddMinutes(1), Ct));
 
         // The pending turn is still there to refund, the later one still counts in its window, the history is untouched.
-        Assert.Equal(1, await Store.RefundAbandonedAsync(T0.AddMinutes(1), Ct));
-        Assert.Equal(AdmissionStatus.RateLimited, (await Store.TryAdmitAsync(Admission(workspace, T0.AddDays(2), limit: 1), Ct)).Status);
-        Assert.Equal(12, (await Store.GetMessagesAsync(workspace.Id, "s1", Ct)).Count);
-        Assert.Equal(1, await Store.ForgetSettledAsync(T0.AddDays(3), Ct));
+        Assert.Equal(1, await Store.Ledger.RefundAbandonedAsync(T0.AddMinutes(1), Ct));
+        Assert.Equal(AdmissionStatus.RateLimited, (await Store.Ledger.TryAdmitAsync(Admission(workspace, T0.AddDays(2), limit: 1), Ct)).Status);
+        Assert.Equal(12, (await Store.Conversations.GetMessagesAsync(workspace.Id, "s1", Ct)).Count);
+        Assert.Equal(1, await Store.Ledger.ForgetSettledAsync(T0.AddDays(3), Ct));
     }
 
     [Fact]
@@ -396,17 +400,17 @@ public abstract class StoreTests : IAsyncLifetime
         var recent = Admission(workspace, T0.AddMinutes(5), limit: 3);
         foreach (var admission in new[] { abandoned, committed, recent })
         {
-            Assert.Equal(AdmissionStatus.Admitted, (await Store.TryAdmitAsync(admission, Ct)).Status);
+            Assert.Equal(AdmissionStatus.Admitted, (await Store.Ledger.TryAdmitAsync(admission, Ct)).Status);
         }
 
-        await Store.CommitTurnAsync(Turn(workspace, committed.TurnId, newSession: true, 1), T0, Ct);
+        await Store.Conversations.CommitTurnAsync(Turn(workspace, committed.TurnId, newSession: true, 1), T0, Ct);
 
-        Assert.Equal(1, await Store.RefundAbandonedAsync(T0.AddMinutes(1), Ct));
-        Assert.Equal(0, await Store.RefundAbandonedAsync(T0.AddMinutes(1), Ct));
-        Assert.Equal(8, (await Store.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
+        Assert.Equal(1, await Store.Ledger.RefundAbandonedAsync(T0.AddMinutes(1), Ct));
+        Assert.Equal(0, await Store.Ledger.RefundAbandonedAsync(T0.AddMinutes(1), Ct));
+        Assert.Equal(8, (await Store.Tenants.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
         // The abandoned turn left the window: one more fits beside the two that remain.
-        Assert.Equal(AdmissionStatus.Admitted, (await Store.TryAdmitAsync(Admission(workspace, T0.AddMinutes(6), limit: 3), Ct)).Status);
-        await Assert.ThrowsAsync<StaleStateException>(() => Store.CommitTurnAsync(Turn(workspace, abandoned.TurnId, newSession: false, 3), T0, Ct));
+        Assert.Equal(AdmissionStatus.Admitted, (await Store.Ledger.TryAdmitAsync(Admission(workspace, T0.AddMinutes(6), limit: 3), Ct)).Status);
+        await Assert.ThrowsAsync<StaleStateException>(() => Store.Conversations.CommitTurnAsync(Turn(workspace, abandoned.TurnId, newSession: false, 3), T0, Ct));
     }
 
     [Fact]
@@ -414,18 +418,18 @@ public abstract class StoreTests : IAsyncLifetime
     {
         var workspace = await NewWorkspaceAsync();
         var first = Admission(workspace, T0);
-        await Store.TryAdmitAsync(first, Ct);
-        await Store.CommitTurnAsync(Turn(workspace, first.TurnId, newSession: true, 1), T0, Ct);
+        await Store.Ledger.TryAdmitAsync(first, Ct);
+        await Store.Conversations.CommitTurnAsync(Turn(workspace, first.TurnId, newSession: true, 1), T0, Ct);
         var second = Admission(workspace, T0);
-        await Store.TryAdmitAsync(second, Ct);
-        await Store.CommitTurnAsync(Turn(workspace, second.TurnId, newSession: false, 3), T0, Ct);
-        await Store.RefundAsync(first.TurnId, Ct);
+        await Store.Ledger.TryAdmitAsync(second, Ct);
+        await Store.Conversations.CommitTurnAsync(Turn(workspace, second.TurnId, newSession: false, 3), T0, Ct);
+        await Store.Ledger.RefundAsync(first.TurnId, Ct);
 
-        var messages = await Store.GetMessagesAsync(workspace.Id, "s1", Ct);
+        var messages = await Store.Conversations.GetMessagesAsync(workspace.Id, "s1", Ct);
         Assert.Equal([1L, 2, 3, 4], messages.Select(m => m.Seq));
         Assert.Equal(["user", "assistant", "user", "assistant"], messages.Select(m => m.Role));
-        Assert.Equal(98, (await Store.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
-        var session = await Store.GetSessionAsync(workspace.Id, "s1", Ct);
+        Assert.Equal(98, (await Store.Tenants.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
+        var session = await Store.Conversations.GetSessionAsync(workspace.Id, "s1", Ct);
         Assert.Equal(workspace.PrimaryBotId, session!.BotId);
     }
 
@@ -434,20 +438,20 @@ public abstract class StoreTests : IAsyncLifetime
     {
         var workspace = await NewWorkspaceAsync();
         var first = Admission(workspace, T0);
-        await Store.TryAdmitAsync(first, Ct);
-        await Store.CommitTurnAsync(Turn(workspace, first.TurnId, newSession: true, 1), T0, Ct);
+        await Store.Ledger.TryAdmitAsync(first, Ct);
+        await Store.Conversations.CommitTurnAsync(Turn(workspace, first.TurnId, newSession: true, 1), T0, Ct);
         var racing = Admission(workspace, T0);
-        await Store.TryAdmitAsync(racing, Ct);
+        await Store.Ledger.TryAdmitAsync(racing, Ct);
 
-        await Assert.ThrowsAsync<StaleStateException>(() => Store.CommitTurnAsync(Turn(workspace, racing.TurnId, newSession: false, 1), T0, Ct));
+        await Assert.ThrowsAsync<StaleStateException>(() => Store.Conversations.CommitTurnAsync(Turn(workspace, racing.TurnId, newSession: false, 1), T0, Ct));
 
-        var messages = await Store.GetMessagesAsync(workspace.Id, "s1", Ct);
+        var messages = await Store.Conversations.GetMessagesAsync(workspace.Id, "s1", Ct);
         Assert.Equal(2, messages.Count);
         Assert.Equal("hello 1", messages[0].Content);
 
         // The failed statement left the writer's kept statements usable and the turn pending: it commits after the thread.
-        await Store.CommitTurnAsync(Turn(workspace, racing.TurnId, newSession: false, 3), T0, Ct);
-        Assert.Equal([1L, 2L, 3L, 4L], (await Store.GetMessagesAsync(workspace.Id, "s1", Ct)).Select(m => m.Seq));
+        await Store.Conversations.CommitTurnAsync(Turn(workspace, racing.TurnId, newSession: false, 3), T0, Ct);
+        Assert.Equal([1L, 2L, 3L, 4L], (await Store.Conversations.GetMessagesAsync(workspace.Id, "s1", Ct)).Select(m => m.Seq));
     }
 
     [Fact]
@@ -455,11 +459,11 @@ public abstract class StoreTests : IAsyncLifetime
     {
         var workspace = await NewWorkspaceAsync();
         var admission = Admission(workspace, T0);
-        await Store.TryAdmitAsync(admission, Ct);
-        await Store.RefundAsync(admission.TurnId, Ct);
+        await Store.Ledger.TryAdmitAsync(admission, Ct);
+        await Store.Ledger.RefundAsync(admission.TurnId, Ct);
 
-        await Assert.ThrowsAsync<StaleStateException>(() => Store.CommitTurnAsync(Turn(workspace, admission.TurnId, newSession: true, 1), T0, Ct));
-        Assert.Empty(await Store.GetMessagesAsync(workspace.Id, "s1", Ct));
+        await Assert.ThrowsAsync<StaleStateException>(() => Store.Conversations.CommitTurnAsync(Turn(workspace, admission.TurnId, newSession: true, 1), T0, Ct));
+        Assert.Empty(await Store.Conversations.GetMessagesAsync(workspace.Id, "s1", Ct));
     }
 
     [Fact]
@@ -467,23 +471,23 @@ public abstract class StoreTests : IAsyncLifetime
     {
         var workspace = await NewWorkspaceAsync();
         var key = new ApiKeyRecord("key_1", workspace.Id, ApiKeys.Hash("lulu_sk_x"), "lulu_sk_xxxx", ["chat", "bots"], null, T0, null);
-        await Store.InsertApiKeyAsync(key, Ct);
+        await Store.Tenants.InsertApiKeyAsync(key, Ct);
 
-        Assert.Equal(["chat", "bots"], (await Store.FindApiKeyByHashAsync(key.KeyHash, Ct))!.Scopes);
-        Assert.Null(await Store.RevokeApiKeyAsync(Guid.NewGuid(), "key_1", T0, Ct)); // another workspace cannot revoke it
-        Assert.Equal(key.KeyHash, await Store.RevokeApiKeyAsync(workspace.Id, "key_1", T0, Ct));
-        Assert.Null(await Store.RevokeApiKeyAsync(workspace.Id, "key_1", T0, Ct));
-        Assert.NotNull((await Store.FindApiKeyByHashAsync(key.KeyHash, Ct))!.RevokedAt);
+        Assert.Equal(["chat", "bots"], (await Store.Tenants.FindApiKeyByHashAsync(key.KeyHash, Ct))!.Scopes);
+        Assert.Null(await Store.Tenants.RevokeApiKeyAsync(Guid.NewGuid(), "key_1", T0, Ct)); // another workspace cannot revoke it
+        Assert.Equal(key.KeyHash, await Store.Tenants.RevokeApiKeyAsync(workspace.Id, "key_1", T0, Ct));
+        Assert.Null(await Store.Tenants.RevokeApiKeyAsync(workspace.Id, "key_1", T0, Ct));
+        Assert.NotNull((await Store.Tenants.FindApiKeyByHashAsync(key.KeyHash, Ct))!.RevokedAt);
     }
 
     [Fact]
     public async Task AddCredits_AddsAtomically_UnknownWorkspaceIsNull()
     {
         var workspace = await NewWorkspaceAsync(credits: 0);
-        await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => Task.Run(() => Store.AddCreditsAsync(workspace.Id, 5, T0, Ct))));
+        await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => Task.Run(() => Store.Tenants.AddCreditsAsync(workspace.Id, 5, T0, Ct))));
 
-        Assert.Equal(100, (await Store.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
-        Assert.Null(await Store.AddCreditsAsync(Guid.NewGuid(), 5, T0, Ct));
+        Assert.Equal(100, (await Store.Tenants.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
+        Assert.Null(await Store.Tenants.AddCreditsAsync(Guid.NewGuid(), 5, T0, Ct));
     }
 
     private static CommittedTurn Turn(WorkspaceRecord ws, string turnId, bool newSession, long seq) =>
@@ -495,16 +499,16 @@ public sealed class SqliteStoreTests : StoreTests
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("luluclaw-store-").FullName;
 
-    protected override Task<SqlStore> CreateStoreAsync() =>
+    protected override Task<LuluStorage> CreateStoreAsync() =>
         Task.FromResult(StorageServiceCollectionExtensions.CreateSqlite($"Data Source={Path.Combine(_folder, "test.db")}"));
 
     [Theory]
-    [InlineData("DELETE FROM turns WHERE status = 'pending' AND " + SqlStore.AbandonedCondition, "turns_pending")]
-    [InlineData(SqlStore.SettledBefore, "turns_window")]
+    [InlineData("DELETE FROM turns WHERE status = 'pending' AND " + TurnLedger.AbandonedCondition, "turns_pending")]
+    [InlineData(TurnLedger.SettledBefore, "turns_window")]
     public async Task Sweeps_UseAnIndex_NotAScanOfTurns(string sql, string index)
     {
         // The reaper's sweeps run every minute on a table with a row per turn of the last day.
-        await using var connection = await Store.OpenAsync(TestContext.Current.CancellationToken);
+        await using var connection = await Store.Database.OpenAsync(TestContext.Current.CancellationToken);
         var plan = string.Join(" | ", (await connection.QueryAsync($"EXPLAIN QUERY PLAN {sql}", new { Cutoff = 0L, Before = 0L, Batch = 5 }))
             .Select(row => (string)row.detail));
         Assert.Contains(index, plan);
@@ -514,7 +518,7 @@ public sealed class SqliteStoreTests : StoreTests
     [Fact]
     public async Task Database_IsInWalMode()
     {
-        await using var connection = await Store.OpenAsync(TestContext.Current.CancellationToken);
+        await using var connection = await Store.Database.OpenAsync(TestContext.Current.CancellationToken);
         Assert.Equal("wal", await connection.ExecuteScalarAsync<string>("PRAGMA journal_mode"));
     }
 
@@ -530,7 +534,7 @@ public sealed class PostgresStoreTests : StoreTests
 {
     private TestPostgres? _database;
 
-    protected override async Task<SqlStore> CreateStoreAsync()
+    protected override async Task<LuluStorage> CreateStoreAsync()
     {
         _database = await TestPostgres.CreateAsync();
         return StorageServiceCollectionExtensions.CreatePostgres(_database.ConnectionString);

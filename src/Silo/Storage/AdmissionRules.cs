@@ -1,0 +1,124 @@
+using LuluClaw.Grains;
+using LuluClaw.Grains.Storage;
+
+namespace LuluClaw.Silo.Storage;
+
+/// <summary>What an admission is decided on, as read under its workspace's row lock.</summary>
+/// <param name="KeyFound">The key named by the admission is a key of this workspace.</param>
+/// <param name="LastSeq">Where the session's thread stands (0 for a new one).</param>
+/// <param name="BotVersion">The answering bot's row version (0 if it is gone).</param>
+internal readonly record struct LockedWorkspace(
+    string Plan, long Credits, bool KeyFound, string? KeyPlan, bool KeyRevoked, long LastSeq, long BotVersion);
+
+/// <summary>Whose turns a rolling window counts.</summary>
+internal enum WindowOwner
+{
+    Key,
+    Workspace,
+}
+
+/// <summary>One rolling window an admission must fit in.</summary>
+internal readonly record struct WindowCheck(WindowOwner Owner, string OwnerId, RateWindow Window);
+
+/// <summary>
+/// The decision of an admission, shared by both providers' ledgers: the key must be live, then
+/// credits (an empty balance is the condition waiting will not fix), then every rolling window of
+/// the key's plan and the workspace's plan, counted from the admission times of the turns in it.
+/// If several windows are full, the client waits for the one that frees up last.
+/// </summary>
+internal static class AdmissionRules
+{
+    /// <summary>
+    /// The refusal that needs no window counted (unknown workspace, revoked key, no credits), or
+    /// null, with the windows to count added to <paramref name="windows"/>.
+    /// </summary>
+    public static AdmissionResult? Check(TurnAdmission admission, LockedWorkspace? locked, long credits, List<WindowCheck> windows)
+    {
+        windows.Clear();
+        if (locked is not { } ws)
+        {
+            return new AdmissionResult(AdmissionStatus.NotFound, 0, 0);
+        }
+
+        if (admission.KeyId is { } keyId)
+        {
+            if (!ws.KeyFound || ws.KeyRevoked)
+            {
+                return new AdmissionResult(AdmissionStatus.KeyRevoked, 0, credits);
+            }
+
+            foreach (var window in admission.Limits.ForKey(ws.KeyPlan))
+            {
+                windows.Add(new WindowCheck(WindowOwner.Key, keyId, window));
+            }
+        }
+
+        if (credits < admission.Cost)
+        {
+            return new AdmissionResult(AdmissionStatus.InsufficientCredits, 0, credits);
+        }
+
+        foreach (var window in admission.Limits.ForWorkspace(ws.Plan))
+        {
+            windows.Add(new WindowCheck(WindowOwner.Workspace, Columns.Id(admission.WorkspaceId), window));
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// Null if <paramref name="window"/> has room for one more turn, given the admission times
+    /// (Unix ms, oldest first) of the owner's turns, at least those since the window's start;
+    /// otherwise how long until it has: until the turn that must leave for the count to drop below
+    /// the limit has aged out.
+    /// </summary>
+    public static TimeSpan? RetryAfter(RateWindow window, IReadOnlyList<long> admittedTimes, DateTimeOffset now)
+    {
+        var cutoff = Columns.Ms(now - window.Length);
+        var first = FirstAfter(admittedTimes, cutoff);
+        var count = admittedTimes.Count - first;
+        if (count < window.Limit)
+        {
+            return null;
+        }
+
+        var freedBy = admittedTimes[first + count - window.Limit];
+        return DateTimeOffset.FromUnixTimeMilliseconds(freedBy) + window.Length - now;
+    }
+
+    /// <summary>The refusal of the windows that are full (their retry times and descriptions), or null if none is.</summary>
+    public static AdmissionResult? Refusal(List<(TimeSpan RetryAfter, string Description)> full, long credits)
+    {
+        if (full.Count == 0)
+        {
+            return null;
+        }
+
+        var longest = full.MaxBy(r => r.RetryAfter);
+        return new AdmissionResult(AdmissionStatus.RateLimited, 0, credits, longest.RetryAfter, $"{longest.Description} reached");
+    }
+
+    /// <summary>The answer for an admitted turn.</summary>
+    public static AdmissionResult Admitted(TurnAdmission admission, LockedWorkspace ws, long remaining) =>
+        new(AdmissionStatus.Admitted, admission.Cost, remaining, SessionLastSeq: ws.LastSeq, BotVersion: ws.BotVersion);
+
+    /// <summary>The index of the first time after <paramref name="cutoff"/> in ascending <paramref name="times"/>.</summary>
+    private static int FirstAfter(IReadOnlyList<long> times, long cutoff)
+    {
+        var (low, high) = (0, times.Count);
+        while (low < high)
+        {
+            var mid = (low + high) >>> 1;
+            if (times[mid] > cutoff)
+            {
+                high = mid;
+            }
+            else
+            {
+                low = mid + 1;
+            }
+        }
+
+        return low;
+    }
+}
