@@ -4,7 +4,13 @@
 #   sse               key=value ... (bench/LoadGen's RESULT line)
 #   memory            key=value ... (bench/Memory's RESULT line)
 #   failover          TRIAL  MS (kill -9 of a silo to its session's next answer through a survivor)
-# Variables: started commit nproc mem cpu secs warm sections dotnet wrkv pg fdlimit workspaces turns background extra.
+#   pgbench           SCRIPT  WORKSPACES  CLIENTS  TPS  TRANSACTIONS  FAILED  ABORTED_CLIENTS  LATENCY_MS  CPU_PG  CPU_PGBENCH  CPU_OTHER  STEAL
+#                     TURNS_ADDED  DONE_ADDED  MESSAGES_ADDED  SESSIONS_ADDED
+#   pgbench-script    SCRIPT  DESCRIPTION
+# Gateway configurations: "SQLite, 1 node" or "PostgreSQL, N node(s)", then ", W workspaces" when W
+# is not 1, then ", " baseline_label for the baseline build's rows.
+# Variables: started commit nproc mem cpu secs warm sections dotnet wrkv pg fdlimit workspaces turns
+# background extra baseline baseline_label pgbench_version.
 
 function num(x) { return x + 0 }
 
@@ -42,6 +48,18 @@ function cpucols(k) {
   return cs[k] " / " cd[k] " / " cw[k] " / " co[k] (num(cst[k]) >= 0.05 ? " (+" cst[k] " stolen)" : "")
 }
 
+function ratio(x) { return sprintf("%.2f×", x) }
+
+function pct1(x) { return sprintf("%.1f%%", 100 * x) }
+
+# The workspaces a gateway configuration names (1 when it names none).
+function cfg_ws(c,    m) {
+  if (match(c, /, [0-9]+ workspaces/)) { m = substr(c, RSTART + 2, RLENGTH - 2); return m + 0 }
+  return 1
+}
+
+function is_base(c) { return baseline != "" && index(c, baseline_label) > 0 }
+
 function kv(s, key,    parts, i, n, pair) {
   n = split(s, parts, " ")
   for (i = 1; i <= n; i++) {
@@ -51,7 +69,7 @@ function kv(s, key,    parts, i, n, pair) {
   return ""
 }
 
-BEGIN { FS = "\t"; ng = 0; np = 0; ns = 0; nm = 0; nf = 0 }
+BEGIN { FS = "\t"; ng = 0; np = 0; ns = 0; nm = 0; nf = 0; nb = 0 }
 
 $1 == "gateway" || $1 == "provider" {
   key = $2 SUBSEP $3
@@ -67,12 +85,25 @@ $1 == "gateway" || $1 == "provider" {
 $1 == "sse" { sse[++ns] = $2; next }
 $1 == "memory" { memrow[++nm] = $2; next }
 $1 == "failover" { fo[++nf] = num($3); next }
+$1 == "pgbench-script" { if (!($2 in pgb_desc)) pgb_scripts[++npgs] = $2; pgb_desc[$2] = $3; next }
+$1 == "pgbench" {
+  i = ++nb
+  b_script[i] = $2; b_ws[i] = num($3); b_cl[i] = num($4); b_tps[i] = num($5); b_tx[i] = num($6); b_failed[i] = num($7); b_aborted[i] = num($8)
+  b_lat[i] = num($9); b_cpg[i] = $10; b_cpgb[i] = $11; b_co[i] = $12; b_cst[i] = $13
+  b_turns[i] = num($14); b_done[i] = num($15); b_msgs[i] = num($16); b_sess[i] = num($17)
+  b_valid[i] = (b_failed[i] + b_aborted[i] == 0 && b_tx[i] > 0)
+  measured++
+  if (num($12) >= 0.2) disturbed++
+  # The best valid script per workspace count: the ceiling the LuluClaw rows are set beside.
+  if (b_valid[i] && b_tps[i] > best_tps[b_ws[i]]) { best_tps[b_ws[i]] = b_tps[i]; best_script[b_ws[i]] = b_script[i] }
+  next
+}
 
 END {
   printf "## %s, commit %s\n\n", started, commit
   printf "Machine: %s cores (%s), %s RAM; .NET SDK %s, wrk %s%s; open files limit %s. ", nproc, cpu, mem, dotnet, wrkv, (pg == "" ? "" : ", " pg), fdlimit
   printf "Sections: %s. Each measurement ran %s s after a %s s warm-up per server; the load generators run on the same machine (loopback). ", sections, secs, warm
-  printf "Sessions: %s turns each, then fresh ones; %s. ", turns, (workspaces == 1 ? "one workspace" : "**" workspaces " workspaces** (not the default: the load is spread over them)")
+  printf "Sessions: %s turns each, then fresh ones; %s. ", turns, (workspaces == 1 ? "one workspace unless the configuration names more" : "as many workspaces as the configuration names (**BENCH_WORKSPACES=" workspaces "**, not the default, for the rows that would have one)")
   if (extra != "") printf "**Experiment settings** (not the defaults): `%s`. ", extra
   printf "Other processes used %s cores just before the run%s", background,
     (num(background) > 0.2 ? " (**the machine was not idle**)" : "")
@@ -82,58 +113,67 @@ END {
   # :: Gateway and cluster
   if (ng > 0) {
     print "### Gateway chat, echo model: `POST /api/gateway/chat`\n"
-    print "| configuration | clients | turns/s | p50 ms | p99 ms | ÷ bare | non-2xx / errors | CPU cores: server / PostgreSQL / wrk / other | target |"
-    print "|---|---:|---:|---:|---:|---:|---|---|---|"
+    print "| configuration | clients | turns/s | p50 ms | p99 ms | ÷ bare | ÷ pgbench | non-2xx / errors | CPU cores: server / PostgreSQL / wrk / other | target |"
+    print "|---|---:|---:|---:|---:|---:|---:|---|---|---|"
     for (i = 1; i <= ng; i++) {
       k = gk[i]
       if (cfg[k] ~ /^bare/) bare[cl[k]] = rps[k]
     }
     for (i = 1; i <= ng; i++) {
       k = gk[i]
-      ratio = (cfg[k] !~ /^bare/ && bare[cl[k]] > 0) ? pct(rps[k] / bare[cl[k]]) : ""
+      ws = cfg_ws(cfg[k]); base = is_base(cfg[k]); valid = (non[k] + err[k] == 0)
+      share = (cfg[k] !~ /^bare/ && bare[cl[k]] > 0) ? pct(rps[k] / bare[cl[k]]) : ""
+      # Beside PostgreSQL's own ceiling for the same writes: the best pgbench script on as many workspaces, at 64 clients.
+      ceiling = (cfg[k] ~ /^PostgreSQL/ && cl[k] == 64 && (ws in best_tps)) ? pct(rps[k] / best_tps[ws]) : ""
       target = ""
-      if (cfg[k] ~ /^SQLite/ && cfg[k] !~ /pre-Orleans/ && cl[k] == 64) {
-        target = "≥ 90% of the pre-Orleans host's ratio"
-        sq_ratio = (bare[64] > 0 ? rps[k] / bare[64] : -1); sq_p99 = p99[k]; sq_valid = (non[k] + err[k] == 0); sq_seen = 1
+      if (cfg[k] ~ /^SQLite/ && ws == 1 && cl[k] == 64) {
+        if (base) { sqb_rps = rps[k]; sqb_valid = valid; sqb_seen = 1 }
+        else { target = (baseline == "" ? "" : "within 5% of " baseline " or better"); sq_rps = rps[k]; sq_p99 = p99[k]; sq_valid = valid; sq_seen = 1 }
       }
-      if (cfg[k] ~ /pre-Orleans/ && cl[k] == 64) {
-        base_ratio = (bare[64] > 0 ? rps[k] / bare[64] : -1); base_valid = (non[k] + err[k] == 0); base_seen = 1
+      if (cfg[k] ~ /^PostgreSQL, 1 node/ && ws == 1 && cl[k] == 64) {
+        if (base) { pgb1_rps = rps[k]; pgb1_valid = valid; pgb1_seen = 1 }
+        else { target = (baseline == "" ? "" : "≥ 3× " baseline); pg1_rps = rps[k]; pg1_valid = valid; pg1_seen = 1 }
       }
-      printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", cfg[k], cl[k], group(rps[k]), ms(p50[k]), ms(p99[k]),
-        ratio, failures(req[k], non[k], err[k]), cpucols(k), target
+      printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", cfg[k], cl[k], group(rps[k]), ms(p50[k]), ms(p99[k]),
+        share, ceiling, failures(req[k], non[k], err[k]), cpucols(k), target
       if (cfg[k] ~ /^PostgreSQL/) {
         nodes = cfg[k]; sub(/^PostgreSQL, /, "", nodes); sub(/ node.*/, "", nodes)
-        pg_rps[nodes, cl[k]] = rps[k]; pg_cpu[nodes, cl[k]] = cd[k]; pg_mach[nodes, cl[k]] = ours[k]; pg_other[nodes, cl[k]] = num(co[k]); pg_steal[nodes, cl[k]] = stolen[k]
-        pg_valid[nodes, cl[k]] = (non[k] + err[k] == 0)
-        if (!(cl[k] in pg_clients_seen)) { pg_clients_seen[cl[k]] = 1; pg_clients[++npc] = cl[k] }
+        # 1-node rows at 64 clients, either build, for the lines under the pgbench table.
+        if (nodes == 1 && cl[k] == 64) { one[++n1] = k; one_ws[k] = ws }
+        if (base) continue
+        pg_rps[ws, nodes, cl[k]] = rps[k]; pg_cpu[ws, nodes, cl[k]] = cd[k]; pg_mach[ws, nodes, cl[k]] = ours[k]
+        pg_other[ws, nodes, cl[k]] = num(co[k]); pg_steal[ws, nodes, cl[k]] = stolen[k]; pg_valid[ws, nodes, cl[k]] = valid
+        if (!((ws, cl[k]) in pg_runs_seen)) { pg_runs_seen[ws, cl[k]] = 1; pg_run_ws[++npr] = ws; pg_run_cl[npr] = cl[k] }
         if (!(nodes in pg_nodes_seen)) { pg_nodes_seen[nodes] = 1; pg_nodes[++npn] = nodes }
       }
     }
     print ""
-    print "p50 and p99 come from `wrk --latency`. With several nodes, one wrk per node runs at the same time with the clients split between them: turns/s are summed, p50 is the request-weighted mean of the per-node p50s and p99 the worst per-node p99. CPU is user + system time over the measurement, in cores: the server process(es), PostgreSQL's processes, wrk, and every other process on the machine (anything above 0 there competed with the benchmark); \"stolen\" is time the hypervisor gave to other machines. The .NET thread pool spins while waiting for work, so a server's CPU at low load overstates the work it does."
+    print "p50 and p99 come from `wrk --latency`. With several nodes, one wrk per node runs at the same time with the clients split between them: turns/s are summed, p50 is the request-weighted mean of the per-node p50s and p99 the worst per-node p99. ÷ pgbench: a PostgreSQL row at 64 clients as a share of the best pgbench script's turns/s on as many workspaces (the PostgreSQL ceiling table below). CPU is user + system time over the measurement, in cores: the server process(es), PostgreSQL's processes, wrk, and every other process on the machine (anything above 0 there competed with the benchmark); \"stolen\" is time the hypervisor gave to other machines. The .NET thread pool spins while waiting for work, so a server's CPU at low load overstates the work it does."
     print ""
     if (npn > 1) {
       print "PostgreSQL, turns/s by nodes:\n"
-      for (j = 1; j <= npc; j++) {
-        c = pg_clients[j]
+      for (j = 1; j <= npr; j++) {
+        ws = pg_run_ws[j]; c = pg_run_cl[j]
         if (c < npn) continue  # fewer clients than nodes: the extra nodes get none
-        line = sprintf("- %s clients:", c)
-        best = 0; bestn = ""; sat = ""
+        measured_nodes = 0
+        for (i = 1; i <= npn; i++) if ((ws, pg_nodes[i], c) in pg_rps) measured_nodes++
+        if (measured_nodes < 2) continue
+        line = sprintf("- %s clients, %s workspace%s:", c, ws, (ws == 1 ? "" : "s"))
+        best = 0; bestn = ""; sat = ""; prev = ""; parts = 0
         for (i = 1; i <= npn; i++) {
           n = pg_nodes[i]
-          if (!((n, c) in pg_rps)) continue
-          line = line sprintf(" %s node%s %s (PostgreSQL %s cores, benchmark %.2f of %s cores%s%s)%s", n, (n == 1 ? "" : "s"), group(pg_rps[n, c]),
-            pg_cpu[n, c], pg_mach[n, c], nproc, (pg_other[n, c] >= 0.2 ? sprintf(", other processes %.2f", pg_other[n, c]) : ""),
-            (pg_steal[n, c] >= 0.05 ? sprintf(", stolen %.2f", pg_steal[n, c]) : ""), (i < npn ? ";" : ""))
-          if (prev != "" && sat == "" && pg_rps[n, c] < 1.1 * pg_rps[prev, c]) sat = prev
+          if (!((ws, n, c) in pg_rps)) continue
+          line = line sprintf("%s %s node%s %s (PostgreSQL %s cores, benchmark %.2f of %s cores%s%s)", (parts++ > 0 ? ";" : ""), n, (n == 1 ? "" : "s"), group(pg_rps[ws, n, c]),
+            pg_cpu[ws, n, c], pg_mach[ws, n, c], nproc, (pg_other[ws, n, c] >= 0.2 ? sprintf(", other processes %.2f", pg_other[ws, n, c]) : ""),
+            (pg_steal[ws, n, c] >= 0.05 ? sprintf(", stolen %.2f", pg_steal[ws, n, c]) : ""))
+          if (prev != "" && sat == "" && pg_rps[ws, n, c] < 1.1 * pg_rps[ws, prev, c]) sat = prev
           prev = n
-          if (pg_rps[n, c] > best) { best = pg_rps[n, c]; bestn = n }
+          if (pg_rps[ws, n, c] > best) { best = pg_rps[ws, n, c]; bestn = n }
         }
-        prev = ""
         if (sat != "") {
           line = line sprintf(". Adding nodes gains < 10%% beyond %s node%s", sat, (sat == 1 ? "" : "s"))
-          full = pg_mach[sat, c] + pg_other[sat, c] + pg_steal[sat, c]
-          line = line (pg_mach[sat, c] >= 0.85 * nproc ? sprintf(": the benchmark keeps the machine's %s cores busy there, so this is the box's limit, not PostgreSQL's alone", nproc) \
+          full = pg_mach[ws, sat, c] + pg_other[ws, sat, c] + pg_steal[ws, sat, c]
+          line = line (pg_mach[ws, sat, c] >= 0.85 * nproc ? sprintf(": the benchmark keeps the machine's %s cores busy there, so this is the box's limit, not PostgreSQL's alone", nproc) \
             : full >= 0.9 * nproc ? ": the cores were taken there, partly by other processes or the hypervisor (steal); rerun on an idle machine" \
             : sprintf(": the machine is not CPU-bound there (%.2f of %s cores), so the limit is in PostgreSQL (commit latency, row locks) or in LuluClaw's per-workspace admission", full, nproc))
         } else {
@@ -143,6 +183,33 @@ END {
       }
       print ""
     }
+  }
+
+  # :: PostgreSQL's own ceiling
+  if (nb > 0) {
+    print "### PostgreSQL ceiling (pgbench, a turn's writes)\n"
+    print "| script | workspaces | clients | turns/s | PostgreSQL CPU cores | pgbench / other CPU cores | failed | rows per turn: turns / messages / sessions |"
+    print "|---|---:|---:|---:|---:|---|---|---|"
+    for (i = 1; i <= nb; i++) {
+      fail = (b_tx[i] == 0 ? sprintf("**FLAGGED: no transaction completed, %s clients aborted**", b_aborted[i]) \
+        : b_failed[i] + b_aborted[i] == 0 ? "0" : sprintf("**FLAGGED: %s failed transactions, %s clients aborted**", group(b_failed[i]), b_aborted[i]))
+      rows = (b_tx[i] > 0 ? sprintf("%.2f / %.2f / %.2f", b_turns[i] / b_tx[i], b_msgs[i] / b_tx[i], b_sess[i] / b_tx[i]) : "-")
+      if (b_done[i] != b_turns[i]) rows = rows sprintf(" (**%s not done**)", group(b_turns[i] - b_done[i]))
+      printf "| %s | %s | %s | %s | %s | %s / %s%s | %s | %s |\n", b_script[i], b_ws[i], b_cl[i], group(b_tps[i]), b_cpg[i], b_cpgb[i], b_co[i],
+        (num(b_cst[i]) >= 0.05 ? " (+" b_cst[i] " stolen)" : ""), fail, rows
+    }
+    print ""
+    printf "pgbench%s runs each script of `bench/pgbench/` as `pgbench -n -M prepared -c 64 -j 2 -T %s` (prepared statements, as Npgsql prepares LuluClaw's) on LuluClaw's real schema: a fresh database on which the current build ran its migrations at start and made its workspaces and keys through the admin API, as for the chat rows, and was then stopped. One run of a script is one turn's writes, so its tps is turns/s. Before each row the turn tables (turns, sessions, messages) are emptied and a short warm-up runs. On 1 workspace all 64 clients take turns on the same workspace row; on more, client *c* uses workspace *c* mod W. Sessions get %s turns each, then fresh ones. CPU is user + system time over the measurement, in cores: PostgreSQL's processes (the postmaster and all its children, the backends included), pgbench, every other process. Rows per turn: what the run added to each table, per transaction pgbench counted (one turn's writes: 1 / 2 / %.2f).\n\n", \
+      (pgbench_version == "" ? "" : " " pgbench_version), secs, turns, (turns > 0 ? 1 / turns : 0)
+    for (i = 1; i <= npgs; i++) if (pgb_desc[pgb_scripts[i]] != "") printf "- `%s`: %s\n", pgb_scripts[i], pgb_desc[pgb_scripts[i]]
+    if (npgs > 0) print ""
+    for (i = 1; i <= n1; i++) {
+      k = one[i]; ws = one_ws[k]
+      if (ws in best_tps)
+        printf "- %s, 64 clients: %s turns/s, %s of `%s` on %s workspace%s (%s turns/s).\n", cfg[k], group(rps[k]), pct(rps[k] / best_tps[ws]),
+          best_script[ws], ws, (ws == 1 ? "" : "s"), group(best_tps[ws])
+    }
+    if (n1 > 0) print ""
   }
 
   # :: Failover
@@ -233,11 +300,16 @@ END {
   print "### Targets\n"
   print "| target | measured | verdict |"
   print "|---|---|---|"
-  if (sq_seen && base_seen && base_ratio > 0) {
-    printf "| echo chat, SQLite one node, 64 clients, on Orleans: ≥ 90%% of the pre-Orleans host's ratio to bare | %s of bare vs %s: %s of it (p99 %s ms) | %s |\n",
-      pct(sq_ratio), pct(base_ratio), pct(sq_ratio / base_ratio), ms(sq_p99), verdict(sq_ratio >= 0.9 * base_ratio, sq_valid && base_valid)
-  } else if (sq_seen) printf "| echo chat, SQLite one node, 64 clients: ≥ 90%% of the pre-Orleans host's ratio | %s of bare, no baseline run | |\n", pct(sq_ratio)
-  else print "| echo chat, SQLite one node, 64 clients: ≥ 90% of the pre-Orleans host's ratio | not run | |"
+  t_pg = "PostgreSQL, one silo, one workspace, 64 clients: ≥ 3× the turns/s of " (baseline == "" ? "the baseline" : baseline) " in the same run"
+  if (pg1_seen && pgb1_seen && pgb1_rps > 0)
+    printf "| %s | %s vs %s turns/s: %s | %s |\n", t_pg, group(pg1_rps), group(pgb1_rps), ratio(pg1_rps / pgb1_rps), verdict(pg1_rps >= 3 * pgb1_rps, pg1_valid && pgb1_valid)
+  else if (pg1_seen) printf "| %s | %s turns/s, no baseline run | |\n", t_pg, group(pg1_rps)
+  else printf "| %s | not run | |\n", t_pg
+  t_sq = "SQLite, one node, 64 clients: within 5% of " (baseline == "" ? "the baseline" : baseline) " or better"
+  if (sq_seen && sqb_seen && sqb_rps > 0)
+    printf "| %s | %s vs %s turns/s: %s (p99 %s ms) | %s |\n", t_sq, group(sq_rps), group(sqb_rps), pct1(sq_rps / sqb_rps), ms(sq_p99), verdict(sq_rps >= 0.95 * sqb_rps, sq_valid && sqb_valid)
+  else if (sq_seen) printf "| %s | %s turns/s, no baseline run | |\n", t_sq, group(sq_rps)
+  else printf "| %s | not run | |\n", t_sq
   if (nf > 0) printf "| a killed silo's session answers on a survivor within 2 s | worst of %d trials: %s ms | %s |\n", nf, group(fo_max), verdict(fo_max <= 2000, 1)
   else print "| a killed silo's session answers on a survivor within 2 s | not run | |"
   if (prov_ratio_seen) printf "| OpenAI provider: ≥ 50%% of direct-to-stub at 64 connections | %s | %s |\n", pct(prov_ratio), verdict(prov_ratio >= 0.5, prov_ratio_valid)
@@ -248,13 +320,25 @@ END {
   else print "| 10,000 concurrent idle SSE streams | not run | |"
   if (mem_seen) printf "| < 4 KB per idle session activation beyond its message text | %s B | %s |\n", group(mem_beyond), verdict(mem_beyond < 4096, 1)
   else print "| < 4 KB per idle session activation beyond its message text | not run | |"
-  if (npn > 0) {
+  if (npr > 0) {
     line = ""
-    for (j = 1; j <= npc; j++) {
-      c = pg_clients[j]; part = ""
-      for (i = 1; i <= npn; i++) if ((pg_nodes[i], c) in pg_rps) part = part (part == "" ? "" : " / ") group(pg_rps[pg_nodes[i], c])
-      line = line (line == "" ? "" : "; ") c " clients: " part
+    for (j = 1; j <= npr; j++) {
+      ws = pg_run_ws[j]; c = pg_run_cl[j]; part = ""
+      for (i = 1; i <= npn; i++) if ((ws, pg_nodes[i], c) in pg_rps) part = part (part == "" ? "" : " / ") group(pg_rps[ws, pg_nodes[i], c])
+      line = line (line == "" ? "" : "; ") c " clients, " ws " workspace" (ws == 1 ? "" : "s") ": " part
     }
     printf "| PostgreSQL %s node(s) throughput, turns/s | %s | reported |\n", (npn > 1 ? "1/2/3" : "1"), line
   } else print "| PostgreSQL 1/2/3 nodes throughput | not run | |"
+  if (nb > 0) {
+    line = ""; nw = 0
+    for (ws in best_tps) if (best_tps[ws] > 0) wsl[++nw] = ws + 0
+    for (i = 2; i <= nw; i++) for (j = i; j > 1 && wsl[j - 1] > wsl[j]; j--) { t = wsl[j]; wsl[j] = wsl[j - 1]; wsl[j - 1] = t }
+    for (j = 1; j <= nw; j++) {
+      ws = wsl[j]
+      part = sprintf("%s workspace%s: %s turns/s (`%s`)", ws, (ws == 1 ? "" : "s"), group(best_tps[ws]), best_script[ws])
+      if ((ws, 1, 64) in pg_rps) part = part sprintf(", LuluClaw 1 node %s of it", pct(pg_rps[ws, 1, 64] / best_tps[ws]))
+      line = line (line == "" ? "" : "; ") part
+    }
+    printf "| PostgreSQL ceiling for a turn's writes (pgbench, best script, 64 clients) | %s | reported |\n", (line == "" ? "no valid run" : line)
+  } else print "| PostgreSQL ceiling for a turn's writes (pgbench) | not run | |"
 }

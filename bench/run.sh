@@ -3,12 +3,16 @@
 # separate processes on 127.0.0.1 only. Prints a table and appends it, with the machine and the
 # commit, to docs/benchmarks.md. What each number means: bench/README.md.
 #
-#   bench/run.sh [all|gateway|cluster|failover|provider|sse|memory ...]     (default: all)
+#   bench/run.sh [all|gateway|cluster|pgbench|failover|provider|sse|memory ...]     (default: all)
 #
 #   gateway   echo chat turns/s and p50/p99 at 1, 64, 512 clients: bare ASP.NET Core endpoint,
-#             SQLite one node, the same on the last pre-Orleans commit (the home-made actor host,
-#             BENCH_BASELINE), PostgreSQL one node
-#   cluster   echo chat on PostgreSQL with 1, 2 and 3 nodes (one wrk per node, summed)
+#             SQLite one node, the same on BENCH_BASELINE (built beside it), PostgreSQL one node
+#             (one workspace, and 64 workspaces at 64 clients), and BENCH_BASELINE's PostgreSQL one
+#             node at 64 clients (one workspace and 64)
+#   cluster   echo chat on PostgreSQL with 1, 2 and 3 nodes (one wrk per node, summed), one workspace,
+#             and 64 workspaces at 64 clients
+#   pgbench   PostgreSQL's own ceiling for a turn's writes: each bench/pgbench/*.sql with pgbench at
+#             64 clients, on LuluClaw's real schema, one workspace and 64
 #   failover  three silos on PostgreSQL: kill -9 the one a session lives on, time until that
 #             session's next turn is answered through a survivor (BENCH_FAILOVER_TRIALS, default 3)
 #   provider  through the OpenAI provider to a loopback stub vs the stub directly (1 and 64 connections)
@@ -18,9 +22,11 @@
 # Quick mode: BENCH_SECONDS=5 BENCH_WARMUP=5 bench/run.sh all (default 15 s per measurement, 15 s warm-up). Other settings
 # (all in bench/README.md): BENCH_CLIENTS="1 64 512", BENCH_NODES="1 2 3",
 # BENCH_STREAMS="1000 5000 10000", BENCH_SSE_MODE=auto|stub|echo, BENCH_SESSIONS=10000,
-# BENCH_WORKSPACES=1, BENCH_TURNS_PER_SESSION=10, BENCH_WRK_THREADS=2,
-# BENCH_WARMUP=15 (seconds of warm-up per server), BENCH_BASELINE=<commit> (the pre-Orleans build
-# the SQLite row is compared with; empty skips it), BENCH_FAILOVER_TRIALS=3, BENCH_SOURCE=worktree|head (head: build the committed HEAD from git archive, with this bench/),
+# BENCH_WORKSPACES=1, BENCH_MANY_WORKSPACES=64 (the spread-out rows; 0 skips them), BENCH_TURNS_PER_SESSION=10, BENCH_WRK_THREADS=2,
+# BENCH_WARMUP=15 (seconds of warm-up per server), BENCH_BASELINE=<commit> (built beside this one, its
+# SQLite and PostgreSQL one-node rows measured in the same run; default d2e79b2, before the storage
+# rework; empty skips it), BENCH_PGBENCH_SCRIPTS="a.sql b.sql" (default: every bench/pgbench/*.sql),
+# BENCH_FAILOVER_TRIALS=3, BENCH_SOURCE=worktree|head (head: build the committed HEAD from git archive, with this bench/),
 # LULUCLAW_BENCH_POSTGRES=<connection string> (use that server instead of a throwaway one),
 # BENCH_SILO_ENV="Var=value ..." and BENCH_PG_CONN_EXTRA="..." (experiments: extra LuluClaw
 # settings, extra connection string options), BENCH_QUIET_WAIT=<seconds> (on a shared machine, wait
@@ -43,12 +49,17 @@ STREAMS=${BENCH_STREAMS:-1000 5000 10000}
 SSE_MODE=${BENCH_SSE_MODE:-auto}
 SESSIONS=${BENCH_SESSIONS:-10000}
 WORKSPACES=${BENCH_WORKSPACES:-1}
+# The spread-out rows: PostgreSQL at 64 clients over this many workspaces (one key each), and
+# pgbench's second run of each script. 0 skips the LuluClaw ones (pgbench then runs on one workspace only).
+MANY_WORKSPACES=${BENCH_MANY_WORKSPACES:-64}
 TURNS_PER_SESSION=${BENCH_TURNS_PER_SESSION:-10}
 WRK_THREADS=${BENCH_WRK_THREADS:-2}
 BUILD=${BENCH_BUILD_DIR:-/tmp/luluclaw-bench-build}
 SOURCE=${BENCH_SOURCE:-worktree}
-# The last commit on the home-made actor host, before the grains moved onto Orleans.
-BASELINE=${BENCH_BASELINE-b3356af}
+# Built beside the current source and measured in the same run (SQLite and PostgreSQL one node):
+# main before the storage rework. Its rows' configurations end in BASELINE_LABEL.
+BASELINE=${BENCH_BASELINE-d2e79b2}
+BASELINE_LABEL="before the storage rework ($BASELINE)"
 FAILOVER_TRIALS=${BENCH_FAILOVER_TRIALS:-3}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-0}
 ADMIN=bench-admin-$RANDOM$RANDOM
@@ -58,13 +69,29 @@ NPROC=$(nproc)
 SECTIONS=()
 for arg in "${@:-all}"; do
   case "$arg" in
-    all) SECTIONS=(gateway cluster failover provider sse memory) ;;
-    gateway|cluster|failover|provider|sse|memory) SECTIONS+=("$arg") ;;
+    all) SECTIONS=(gateway cluster pgbench failover provider sse memory) ;;
+    gateway|cluster|pgbench|failover|provider|sse|memory) SECTIONS+=("$arg") ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$SELF"; exit 0 ;;
-    *) echo "run.sh: unknown section '$arg' (all, gateway, cluster, failover, provider, sse, memory)" >&2; exit 2 ;;
+    *) echo "run.sh: unknown section '$arg' (all, gateway, cluster, pgbench, failover, provider, sse, memory)" >&2; exit 2 ;;
   esac
 done
 has() { [[ " ${SECTIONS[*]} " == *" $1 "* ]]; }
+
+# The pgbench section's scripts: every bench/pgbench/*.sql, or the ones named (a bare name is
+# looked up in bench/pgbench/).
+PGBENCH_SCRIPTS=()
+if has pgbench; then
+  if [ -n "${BENCH_PGBENCH_SCRIPTS:-}" ]; then
+    for f in $BENCH_PGBENCH_SCRIPTS; do
+      [ -f "$f" ] || f=$ROOT/bench/pgbench/$f
+      [ -f "$f" ] || { echo "run.sh: no pgbench script $f" >&2; exit 2; }
+      PGBENCH_SCRIPTS+=("$(realpath "$f")")
+    done
+  else
+    for f in "$ROOT"/bench/pgbench/*.sql; do [ -f "$f" ] && PGBENCH_SCRIPTS+=("$f"); done
+  fi
+  [ "${#PGBENCH_SCRIPTS[@]}" -gt 0 ] || { echo "run.sh: no bench/pgbench/*.sql" >&2; exit 2; }
+fi
 
 # Streams need descriptors: LuluClaw holds one socket per stream, two when the model call is a real
 # HTTP request. Raise the soft limit to the hard one (raising the hard limit needs privileges).
@@ -396,13 +423,14 @@ sample_failure() { # after a run with non-2xx answers, show what one turn answer
     -H "Authorization: Bearer ${KEYS%%,*}" -H "Content-Type: application/json" -d '{"message":"sample","session_id":"bench-sample"}')"
 }
 
-# chat_runs SECTION CONFIG "PORT..." "SERVER_PID..." "DEP_PID...": warm-up, then each client count
+# chat_runs SECTION CONFIG "PORT..." "SERVER_PID..." "DEP_PID..." ["CLIENTS..."]: warm-up, then
+# each client count (default BENCH_CLIENTS)
 chat_runs() {
-  local section=$1 config=$2 ports=($3) servers=$4 deps=$5 urls=() p c m
+  local section=$1 config=$2 ports=($3) servers=$4 deps=$5 clients=${6:-$CLIENTS} urls=() p c m
   for p in "${ports[@]}"; do urls+=("http://127.0.0.1:$p"); done
   log "$config: warm-up ${WARMUP}s at 64 clients"
   measure "$config-warmup" "$WARMUP" 64 chat "${urls[*]}" "$servers" "$deps" "$KEYS" "warm" > /dev/null
-  for c in $CLIENTS; do
+  for c in $clients; do
     wait_quiet
     m=$(measure "$config-$c" "$S" "$c" chat "${urls[*]}" "$servers" "$deps" "$KEYS" "c$c")
     record "$section" "$config" "$c" "$m"
@@ -425,8 +453,9 @@ section_bare() {
   stop "$pid"
 }
 
-section_sqlite() { # section_sqlite [BUILD LABEL]: the default build, or another (the pre-Orleans baseline)
+section_sqlite() { # section_sqlite [BUILD LABEL]: the default build, or another (the baseline)
   local build=${1:-silo} label=${2:-"SQLite, 1 node"} port pid
+  [ "$WORKSPACES" = 1 ] || label="$label, $WORKSPACES workspaces"
   port=$(free_port)
   sqlite_env "$build-sqlite"
   SILO_BUILD=$build
@@ -496,22 +525,170 @@ wait_active() { # wait_active PORT N: until the cluster shows N active silos (60
   exit 1
 }
 
-section_postgres() { # section_postgres NODES
-  local nodes=$1 i ports=() pids=() conn name label
+# section_postgres NODES WORKSPACES ["CLIENTS..." [BUILD]]: NODES LuluClaw processes (the build in
+# BUILD, default the current one) on a fresh database, the load spread over WORKSPACES workspaces.
+# The configuration names the workspaces when there are several, and the baseline build.
+section_postgres() {
+  local nodes=$1 workspaces=$2 clients=${3:-$CLIENTS} build=${4:-silo} i ports=() pids=() conn name label
   start_postgres
-  conn=$(pg_database "bench_nodes_${nodes}_$RANDOM")
+  conn=$(pg_database "bench_nodes_${nodes}_${workspaces}_${build}_$RANDOM")
+  SILO_BUILD=$build
   for i in $(seq 1 "$nodes"); do
     ports+=("$(free_port)")
-    name="pg$nodes-node$i"
+    name="pg$nodes-ws$workspaces-$build-node$i"
     start_silo "$name" "${ports[-1]}" Storage__Provider=postgres "ConnectionStrings__LuluClaw=$conn" Llm__Provider=echo
     pids+=("$SILO_PID")
   done
-  for i in "${!ports[@]}"; do wait_http "http://127.0.0.1:${ports[$i]}/openapi/v1.json" "${pids[$i]}" "pg$nodes-node$((i + 1))"; done
-  make_keys "${ports[0]}" "$WORKSPACES"
+  SILO_BUILD=silo
+  for i in "${!ports[@]}"; do wait_http "http://127.0.0.1:${ports[$i]}/openapi/v1.json" "${pids[$i]}" "pg$nodes-ws$workspaces-$build-node$((i + 1))"; done
+  make_keys "${ports[0]}" "$workspaces"
   for i in "${ports[@]}"; do check_chat "$i" '"reply":"Echo: Hello'; done
   label="PostgreSQL, $nodes node"; [ "$nodes" = 1 ] || label="${label}s"
-  chat_runs gateway "$label" "${ports[*]}" "${pids[*]}" pg
+  [ "$workspaces" = 1 ] || label="$label, $workspaces workspaces"
+  [ "$build" = silo ] || label="$label, $BASELINE_LABEL"
+  chat_runs gateway "$label" "${ports[*]}" "${pids[*]}" pg "$clients"
   stop "${pids[@]}"
+}
+
+# :: pgbench: what PostgreSQL itself sustains for a turn's writes
+
+PGBENCH_CLIENTS=64
+PGBENCH_RUN=$(( (RANDOM % 9000 + 1000) * 100 ))  # the scripts' "run" variable: new for each pgbench invocation (section_pgbench counts on), 6 digits at most
+PSQL=""
+PGBENCH=""
+
+libpq_conn() { # libpq_conn CONN: an Npgsql connection string as a libpq one (host, port, user, password, database; other keys dropped)
+  awk -v c="$1" '
+    function add(name, v,    i, ch, q) {  # quoted, with a backslash before each backslash and quote
+      for (i = 1; i <= length(v); i++) { ch = substr(v, i, 1); q = q (ch == "\\" || ch == "'\''" ? "\\" : "") ch }
+      out = out (out == "" ? "" : " ") name "='\''" q "'\''"
+    }
+    BEGIN {
+      n = split(c, parts, ";")
+      for (i = 1; i <= n; i++) {
+        eq = index(parts[i], "="); if (eq == 0) continue
+        k = tolower(substr(parts[i], 1, eq - 1)); gsub(/[ \t]/, "", k); v = substr(parts[i], eq + 1)
+        if (k == "host" || k == "server") add("host", v)
+        else if (k == "port") add("port", v)
+        else if (k == "username" || k == "userid" || k == "user") add("user", v)
+        else if (k == "password") add("password", v)
+        else if (k == "database" || k == "db") add("dbname", v)
+      }
+      print out
+    }'
+}
+
+pg_sql() { # pg_sql CONNINFO SQL: runs SQL with psql, prints the rows unaligned (fields separated by spaces)
+  "$PSQL" -X -q -A -t -F ' ' -v ON_ERROR_STOP=1 -d "$1" -c "$2"
+}
+
+pg_counts() { # pg_counts CONNINFO: "turns done_turns messages sessions", the rows of the tables a turn writes
+  pg_sql "$1" "SELECT (SELECT count(*) FROM turns), (SELECT count(*) FROM turns WHERE status = 'done'), (SELECT count(*) FROM messages), (SELECT count(*) FROM sessions)"
+}
+
+# measure_pgbench ID SECONDS SCRIPT WORKSPACES CONNINFO RUN: one pgbench run of SCRIPT,
+# PGBENCH_CLIENTS clients on 2 threads, prepared statements (as Npgsql prepares LuluClaw's), and the
+# variables every script gets (see bench/pgbench/turn-today.sql; RUN must be new for each call).
+# Prints "tps transactions failed aborted latency_ms cpu_pg cpu_pgbench cpu_other steal": pgbench's
+# figures (aborted: clients that stopped on an error; all of them if pgbench itself failed), CPU in
+# cores as in measure (PostgreSQL's processes, pgbench, every other process, the hypervisor's steal).
+measure_pgbench() {
+  local id=$1 seconds=$2 script=$3 workspaces=$4 conninfo=$5 run=$6 out="$WORK/pgbench-$1.txt" pid rc=0 before after cpu0 cpu1
+  times > "$WORK/times-$id-0"
+  before=$(snapshot "" "" 1)
+  "$PGBENCH" -n -M prepared -c "$PGBENCH_CLIENTS" -j 2 -T "$seconds" -f "$script" \
+    -D workspaces="$workspaces" -D run="$run" -D turns_per_session="$TURNS_PER_SESSION" -D n=0 "$conninfo" > "$out" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  wait "$pid" || rc=$?
+  after=$(snapshot "" "" 1)
+  times > "$WORK/times-$id-1"
+  cpu0=$(children_seconds "$WORK/times-$id-0")
+  cpu1=$(children_seconds "$WORK/times-$id-1")
+  if [ "$rc" != 0 ] || ! grep -q '^number of failed transactions: 0 ' "$out"; then
+    log "pgbench $id exited with $rc; its first errors and its summary:"
+    { grep -m 3 ' error: ' "$out" || true; grep -E '^(number of (transactions|failed)|tps = )' "$out" || true; } | sed 's/^/  /' >&2
+  fi
+  awk -v before="$before" -v after="$after" -v pgb="$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }')" -v clk="$CLK" \
+    -v rc="$rc" -v clients="$PGBENCH_CLIENTS" -v pg="$([ -n "$PG_DIR" ] && echo 1 || echo 0)" '
+    /^number of transactions actually processed:/ { split($6, t, "/"); tx = t[1] }
+    /^number of failed transactions:/ { failed = $5 }
+    /^latency average = / { lat = $4 }
+    /^tps = / { tps = $3 }
+    / aborted in command / { aborted++ }
+    END {
+      split(before, b, " "); split(after, a, " ")
+      s = a[1] - b[1]; mach = a[2] - b[2]; steal = a[3] - b[3]; dep = a[5] - b[5]
+      if (rc != 0 && aborted == 0) aborted = clients
+      other = mach / clk - dep / clk - pgb
+      # PostgreSQL CPU is known only for the throwaway server (its processes are ours to read).
+      printf "%.1f %d %d %d %.3f %s %.2f %.2f %.2f\n", tps, tx, failed, aborted, lat, (pg ? sprintf("%.2f", dep / clk / s) : "-"), pgb / s, (other > 0 ? other / s : 0), steal / clk / s
+    }' "$out"
+}
+
+# record_pgbench SCRIPT WORKSPACES "measure_pgbench output" "counts before" "counts after": one result
+# row, with the rows the run added to turns (all, done), messages and sessions
+record_pgbench() {
+  local name=$1 workspaces=$2 m=($3) c0=($4) c1=($5) d=() i
+  for i in 0 1 2 3; do d+=($(( c1[i] - c0[i] ))); done
+  printf 'pgbench\t%s\t%s\t%s\t%s\t%s\n' "$name" "$workspaces" "$PGBENCH_CLIENTS" "$(IFS=$'\t'; echo "${m[*]}")" "$(IFS=$'\t'; echo "${d[*]}")" >> "$RESULTS"
+  printf '  pgbench %-20s %3s workspaces %4s clients  %9s turns/s  failed %s  aborted clients %s  cpu PostgreSQL %s pgbench %s other %s steal %s  rows: +%s turns (%s done), +%s messages, +%s sessions\n' \
+    "$name" "$workspaces" "$PGBENCH_CLIENTS" "${m[0]}" "${m[2]}" "${m[3]}" "${m[5]}" "${m[6]}" "${m[7]}" "${m[8]}" "${d[0]}" "${d[1]}" "${d[2]}" "${d[3]}" >&2
+}
+
+# The ceiling: LuluClaw's real schema (the current build runs its migrations on a fresh database at
+# start), its workspaces and keys made through the admin API as for the chat rows, the silo stopped;
+# then every script, once with all clients on one workspace and once spread over MANY_WORKSPACES.
+section_pgbench() {
+  local conn conninfo port pid script name many runs ws warm m c0 c1
+  start_postgres
+  if [ -n "$PG_BIN" ]; then PSQL=$PG_BIN/psql; PGBENCH=$PG_BIN/pgbench; else PSQL=$(command -v psql || true); PGBENCH=$(command -v pgbench || true); fi
+  if [ ! -x "$PSQL" ] || [ ! -x "$PGBENCH" ]; then
+    echo "run.sh: the pgbench section needs pgbench and psql (apt-get install postgresql)" >&2
+    exit 1
+  fi
+  conn=$(pg_database "bench_pgbench_$RANDOM")
+  conninfo=$(libpq_conn "$conn")
+  port=$(free_port)
+  start_silo pgbench-schema "$port" Storage__Provider=postgres "ConnectionStrings__LuluClaw=$conn" Llm__Provider=echo
+  pid=$SILO_PID
+  wait_http "http://127.0.0.1:$port/openapi/v1.json" "$pid" pgbench-schema
+  many=$(( MANY_WORKSPACES > 1 ? MANY_WORKSPACES : 1 ))
+  make_keys "$port" "$many"
+  stop "$pid"
+  # The scripts take their workspace from this table rather than from -D variables: pgbench cannot
+  # pick one of 64 variables by number, but a client can read row (client_id mod W) once, on its
+  # first run, outside the turn's transactions. Row 0 (the first workspace made) serves the
+  # one-workspace runs. Each row: the workspace, its key and its primary bot, as a chat turn names them.
+  pg_sql "$conninfo" "SET client_min_messages TO warning; DROP TABLE IF EXISTS pgbench_pick;
+    CREATE TABLE pgbench_pick AS SELECT (row_number() OVER (ORDER BY w.created_at, w.id) - 1)::int AS n,
+      w.id AS workspace_id, k.id AS key_id, w.primary_bot_id AS bot_id
+    FROM workspaces w JOIN api_keys k ON k.workspace_id = w.id
+    WHERE w.id IN ($(printf "'%s'," "${WS_IDS[@]}" | sed 's/,$//'));
+    ALTER TABLE pgbench_pick ADD PRIMARY KEY (n);"
+  [ "$(pg_sql "$conninfo" "SELECT count(*) FROM pgbench_pick")" = "$many" ] || { echo "run.sh: pgbench_pick does not hold $many workspaces with a key each" >&2; exit 1; }
+  runs=1; [ "$many" = 1 ] || runs="1 $many"
+  # PostgreSQL has no JIT to wait for: a short warm-up fills its caches and prepares the statements.
+  warm=$(( WARMUP < 5 ? WARMUP : 5 ))
+  for script in "${PGBENCH_SCRIPTS[@]}"; do
+    name=$(basename "$script" .sql)
+    # The script's own description for the report: its lines that start with "--| ".
+    printf 'pgbench-script\t%s\t%s\n' "$name" "$(sed -n 's/^--| \{0,1\}//p' "$script" | tr '\t\n' '  ' | sed 's/ *$//')" >> "$RESULTS"
+    for ws in $runs; do
+      # Each run starts from empty turn tables, as LuluClaw's rows start from a fresh database (not
+      # on a given server: its rows stay).
+      [ -n "${LULUCLAW_BENCH_POSTGRES:-}" ] || pg_sql "$conninfo" "TRUNCATE turns, sessions, messages"
+      log "pgbench $name, $ws workspace(s), $PGBENCH_CLIENTS clients: warm-up ${warm}s"
+      PGBENCH_RUN=$(( PGBENCH_RUN + 2 ))
+      measure_pgbench "$name-$ws-warmup" "$warm" "$script" "$ws" "$conninfo" "$(( PGBENCH_RUN - 1 ))" > /dev/null
+      wait_quiet
+      c0=$(pg_counts "$conninfo")
+      m=$(measure_pgbench "$name-$ws" "$S" "$script" "$ws" "$conninfo" "$PGBENCH_RUN")
+      c1=$(pg_counts "$conninfo")
+      record_pgbench "$name" "$ws" "$m" "$c0" "$c1"
+    done
+  done
+  pg_sql "$conninfo" "DROP TABLE pgbench_pick"
 }
 
 section_provider() {
@@ -652,13 +829,13 @@ if [ "$SOURCE" = head ]; then
   log "building the committed HEAD $COMMIT (from git archive) in $SRC"
 fi
 build src/Silo/Silo.csproj silo
-if has gateway && [ -n "$BASELINE" ]; then
-  # The pre-Orleans host, built beside it from git archive, so both are measured in this run.
+if { has gateway || has cluster; } && [ -n "$BASELINE" ]; then
+  # The baseline, built beside it from git archive, so that both are measured in this run.
   SAVED_SRC=$SRC
   SRC=$WORK/baseline
   mkdir -p "$SRC"
   git archive --format=tar "$BASELINE" | tar -x -C "$SRC"
-  log "building the baseline $BASELINE (the home-made actor host) in $SRC"
+  log "building the baseline $BASELINE in $SRC"
   build src/Silo/Silo.csproj baseline
   SRC=$SAVED_SRC
 fi
@@ -677,13 +854,24 @@ fi
 if has gateway; then
   section_bare
   section_sqlite
-  if [ -n "$BASELINE" ]; then section_sqlite baseline "SQLite, 1 node, pre-Orleans host ($BASELINE)"; fi
+  if [ -n "$BASELINE" ]; then section_sqlite baseline "SQLite, 1 node, $BASELINE_LABEL"; fi
 fi
 if has gateway || has cluster; then
+  # Each node count on one workspace (BENCH_WORKSPACES) at every client count, then spread over
+  # MANY_WORKSPACES at 64 clients; after the one-node rows, the baseline's one-node rows at 64
+  # clients, on one workspace and spread, so that the two builds are measured close together.
   for n in $NODES; do
-    if [ "$n" = 1 ] && has gateway || has cluster; then section_postgres "$n"; fi
+    if [ "$n" = 1 ] && has gateway || has cluster; then
+      section_postgres "$n" "$WORKSPACES"
+      if [ "$MANY_WORKSPACES" -gt 0 ] && [ "$MANY_WORKSPACES" != "$WORKSPACES" ]; then section_postgres "$n" "$MANY_WORKSPACES" 64; fi
+      if [ "$n" = 1 ] && [ -n "$BASELINE" ]; then
+        section_postgres 1 "$WORKSPACES" 64 baseline
+        if [ "$MANY_WORKSPACES" -gt 0 ] && [ "$MANY_WORKSPACES" != "$WORKSPACES" ]; then section_postgres 1 "$MANY_WORKSPACES" 64 baseline; fi
+      fi
+    fi
   done
 fi
+if has pgbench; then section_pgbench; fi
 if has failover; then section_failover; fi
 if has provider; then section_provider; fi
 if has sse; then section_sse; fi
@@ -701,6 +889,7 @@ awk -F'\t' -v started="$STARTED" -v commit="$COMMIT$COMMIT_NOTE" -v nproc="$NPRO
   -v secs="$S" -v warm="$WARMUP" -v sections="${SECTIONS[*]}" -v dotnet="$(dotnet --version)" \
   -v wrkv="$(wrk -v 2>&1 | head -n 1 | awk '{print $2}')" -v pg="$PG_VERSION" -v fdlimit="$FD_LIMIT" \
   -v workspaces="$WORKSPACES" -v turns="$TURNS_PER_SESSION" -v background="$BACKGROUND" \
+  -v baseline="$BASELINE" -v baseline_label="$BASELINE_LABEL" -v pgbench_version="${PGBENCH:+$("$PGBENCH" --version | awk '{print $3}')}" \
   -v extra="${BENCH_SILO_ENV:-}${BENCH_PG_CONN_EXTRA:+ (PostgreSQL connection string +) $BENCH_PG_CONN_EXTRA}" \
   -f "$ROOT/bench/report.awk" "$RESULTS" > "$REPORT"
 
