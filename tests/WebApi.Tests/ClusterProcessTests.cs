@@ -172,7 +172,10 @@ public sealed class ClusterProcessTests(ITestOutputHelper output) : IAsyncLifeti
         {
             var id = workspace.Id;
             var turns = (await db.QueryAsync<(string Id, string Status, long Credits, string KeyId)>(
-                "SELECT id, status, credits, key_id FROM turns WHERE workspace_id = @id", new { id })).ToArray();
+                """
+                SELECT t.id, CASE WHEN p.id IS NULL THEN 'done' ELSE 'pending' END, t.credits, t.key_id
+                FROM turns t LEFT JOIN pending_turns p ON p.id = t.id WHERE t.workspace_id = @id
+                """, new { id })).ToArray();
             var credits = await db.ExecuteScalarAsync<long>("SELECT credits FROM workspaces WHERE id = @id", new { id });
             var mine = outcomes.Where(o => o.Workspace == workspace).ToArray();
             var acknowledged = mine.Where(o => o.Kind == OutcomeKind.Ok).ToArray();

@@ -8,7 +8,6 @@ namespace LuluClaw.Silo.Storage;
 /// </summary>
 internal sealed class Batcher<TItem, TResult> : IAsyncDisposable
 {
-    private const int Lanes = 2;
     private const int MaxBatch = 256;
 
     private readonly Channel<Waiting> _queue = Channel.CreateUnbounded<Waiting>();
@@ -16,10 +15,11 @@ internal sealed class Batcher<TItem, TResult> : IAsyncDisposable
     private readonly Task[] _lanes;
 
     /// <param name="run">Runs a batch and answers each of its calls; if it throws, every call it left unanswered gets the error.</param>
-    public Batcher(Func<IReadOnlyList<Waiting>, Task> run)
+    /// <param name="lanes">How many batches may be in flight at once.</param>
+    public Batcher(Func<IReadOnlyList<Waiting>, Task> run, int lanes)
     {
         _run = run;
-        _lanes = [.. Enumerable.Range(0, Lanes).Select(_ => Task.Run(LaneAsync))];
+        _lanes = [.. Enumerable.Range(0, lanes).Select(_ => Task.Run(LaneAsync))];
     }
 
     public Task<TResult> Add(TItem item, CancellationToken cancellationToken)

@@ -62,8 +62,7 @@ public sealed class ConversationStore(Database database, PostgresCommits? batche
         database.WriteUniqueAsync(async (c, tx) =>
         {
             // :: Step 1: settle the admission; a turn refunded meanwhile must not leave messages behind.
-            if (await Statements.ExecuteAsync(c, tx, "UPDATE turns SET status = 'done' WHERE id = @TurnId AND status = 'pending'", cancellationToken,
-                ("TurnId", turn.TurnId)) != 1)
+            if (await Statements.ExecuteAsync(c, tx, "DELETE FROM pending_turns WHERE id = @TurnId", cancellationToken, ("TurnId", turn.TurnId)) != 1)
             {
                 throw new StaleStateException($"turn {turn.TurnId} is no longer pending");
             }

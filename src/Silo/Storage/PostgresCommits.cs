@@ -13,7 +13,10 @@ namespace LuluClaw.Silo.Storage;
 /// session rows and appends the messages. A turn not pending any more (refunded meanwhile) gets
 /// <see cref="StaleStateException"/>. If the statement fails (a lost append race, a deadlock between
 /// two silos' batches), each of its turns is committed alone, so that only the one at fault fails.
-/// Two batches may be in flight per node (<see cref="Batcher{TItem, TResult}"/>).
+/// One batch is in flight per node at a time: the commits that arrive while it waits for its flush
+/// make the next batch bigger. With one lane a turn on PostgreSQL did 5,600-5,800 turns/s at 64
+/// clients on one workspace, with two 5,100, with three 4,200 (one silo, this machine): every batch
+/// is a flush, and fewer, bigger ones cost PostgreSQL less.
 /// </remarks>
 public sealed class PostgresCommits : IAsyncDisposable
 {
@@ -23,7 +26,7 @@ public sealed class PostgresCommits : IAsyncDisposable
     public PostgresCommits(NpgsqlDataSource source)
     {
         _source = source;
-        _commits = new(CommitBatchAsync);
+        _commits = new(CommitBatchAsync, lanes: 1);
     }
 
     /// <summary>Commits one turn with the others waiting (see the remarks).</summary>
@@ -34,7 +37,7 @@ public sealed class PostgresCommits : IAsyncDisposable
     private const string CommitSql =
         """
         WITH settled AS (
-            UPDATE turns SET status = 'done' WHERE id = ANY(@TurnIds) AND status = 'pending' RETURNING id),
+            DELETE FROM pending_turns WHERE id = ANY(@TurnIds) RETURNING id),
         t AS (
             SELECT * FROM unnest(@TurnIds::text[], @Workspaces::text[], @Sessions::text[], @Bots::text[], @Channels::text[], @New::boolean[], @Counts::bigint[])
                 AS t(turn_id, workspace_id, session_id, bot_id, channel, is_new, n)

@@ -53,14 +53,17 @@ public sealed class LuluStorage : IAsyncDisposable
 {
     private readonly PostgresAdmissions? _admissions;
     private readonly PostgresCommits? _commits;
+    private readonly NpgsqlDataSource? _admissionPool;
 
-    public LuluStorage(Database database, NpgsqlDataSource? postgres = null, string? nodeId = null)
+    /// <param name="postgres">On PostgreSQL: the pool of every write, and the admissions' own (see <see cref="PostgresAdmissions"/>).</param>
+    public LuluStorage(Database database, (NpgsqlDataSource Writes, NpgsqlDataSource Admissions)? postgres = null, string? nodeId = null)
     {
         Database = database;
-        if (postgres is not null)
+        if (postgres is { } pools)
         {
-            _admissions = new PostgresAdmissions(postgres);
-            _commits = new PostgresCommits(postgres);
+            _admissionPool = pools.Admissions;
+            _admissions = new PostgresAdmissions(pools.Admissions);
+            _commits = new PostgresCommits(pools.Writes);
         }
 
         Changes = new ClusterChangeLog(database, nodeId);
@@ -96,6 +99,11 @@ public sealed class LuluStorage : IAsyncDisposable
         if (_commits is not null)
         {
             await _commits.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_admissionPool is not null)
+        {
+            await _admissionPool.DisposeAsync().ConfigureAwait(false);
         }
 
         await Database.DisposeAsync().ConfigureAwait(false);
@@ -155,7 +163,17 @@ public static class StorageServiceCollectionExtensions
             builder.MaxAutoPrepare = 32;
         }
 
+        // No store leaves session state on a connection (transactions say SET LOCAL; the migration
+        // lock is a transaction's; the change feed's LISTEN has a connection of its own), so a
+        // connection going back to the pool needs no reset: Npgsql's reset is seven statements
+        // sent ahead of the next use, on every batch and every read.
+        builder.NoResetOnClose = true;
         var dataSource = NpgsqlDataSource.Create(builder.ConnectionString);
-        return new LuluStorage(new Database(dataSource, new PostgresDialect()), dataSource, nodeId);
+
+        // The admissions' own pool: their transactions commit without waiting for the flush (see
+        // PostgresAdmissions), set once per connection instead of once per transaction.
+        builder.Options = $"{builder.Options} -c synchronous_commit=off".Trim();
+        var admissions = NpgsqlDataSource.Create(builder.ConnectionString);
+        return new LuluStorage(new Database(dataSource, new PostgresDialect()), (dataSource, admissions), nodeId);
     }
 }

@@ -5,9 +5,10 @@ using static LuluClaw.Silo.Storage.Columns;
 namespace LuluClaw.Silo.Storage;
 
 /// <summary>
-/// The rolling-window and credit ledger (table <c>turns</c>, and the workspaces' credits): a
-/// turn's admission is a pending row and its debit, taken under the workspace's row lock; its
-/// commit (<see cref="ConversationStore"/>) or refund settles it.
+/// The rolling-window and credit ledger (tables <c>turns</c> and <c>pending_turns</c>, and the
+/// workspaces' credits): a turn's admission is its row in <c>turns</c> (what the windows count,
+/// written once), its row in <c>pending_turns</c> and its debit, taken under the workspace's row
+/// lock; its commit (<see cref="ConversationStore"/>) deletes the pending row, its refund both.
 /// </summary>
 /// <remarks>
 /// On SQLite an admission is one write of the group-commit writer (<see cref="AdmitOneAsync"/>). On
@@ -74,12 +75,15 @@ public sealed class TurnLedger(Database database, PostgresAdmissions? batches = 
 
         await Statements.ExecuteAsync(c, tx,
             """
-            INSERT INTO turns (id, workspace_id, key_id, session_id, admitted_at, credits, status)
-            VALUES (@TurnId, @WorkspaceId, @KeyId, @SessionId, @Now, @Cost, 'pending')
+            INSERT INTO turns (id, workspace_id, key_id, session_id, admitted_at, credits)
+            VALUES (@TurnId, @WorkspaceId, @KeyId, @SessionId, @Now, @Cost)
             """,
             cancellationToken,
             ("TurnId", admission.TurnId), ("WorkspaceId", workspaceId), ("KeyId", admission.KeyId), ("SessionId", admission.SessionId),
             ("Now", Ms(admission.Now)), ("Cost", admission.Cost));
+        await Statements.ExecuteAsync(c, tx,
+            "INSERT INTO pending_turns (id, workspace_id, credits, admitted_at) VALUES (@TurnId, @WorkspaceId, @Cost, @Now)", cancellationToken,
+            ("TurnId", admission.TurnId), ("WorkspaceId", workspaceId), ("Cost", admission.Cost), ("Now", Ms(admission.Now)));
         var remaining = await Statements.ScalarAsync(c, tx,
             "UPDATE workspaces SET credits = credits - @Cost WHERE id = @Id RETURNING credits", cancellationToken,
             ("Cost", admission.Cost), ("Id", workspaceId)) ?? throw new InvalidOperationException($"workspace {workspaceId} vanished under its lock");
@@ -91,11 +95,10 @@ public sealed class TurnLedger(Database database, PostgresAdmissions? batches = 
 
     public Task<bool> KeepAliveAsync(string turnId, DateTimeOffset now, CancellationToken cancellationToken) =>
         database.WriteAsync(async (c, tx) => await Statements.ExecuteAsync(c, tx,
-            "UPDATE turns SET alive_at = @Now WHERE id = @TurnId AND status = 'pending'", cancellationToken,
+            "UPDATE pending_turns SET alive_at = @Now WHERE id = @TurnId", cancellationToken,
             ("Now", Ms(now)), ("TurnId", turnId)) == 1, cancellationToken);
 
-    // A turn's keep-alive is never before its admission, so "admitted before the cutoff" is implied;
-    // written out, it lets the database range over the index of pending turns instead of the table.
+    // pending_turns holds only the turns in flight (and, after a crash, the ones it left): a scan of it is small.
     public Task<int> RefundAbandonedAsync(DateTimeOffset silentSince, CancellationToken cancellationToken) =>
         database.WriteAsync((c, tx) => RefundPendingAsync(c, tx, AbandonedCondition, cancellationToken, ("Cutoff", Ms(silentSince))), cancellationToken);
 
@@ -103,7 +106,11 @@ public sealed class TurnLedger(Database database, PostgresAdmissions? batches = 
 
     /// <summary>Up to @Batch settled turns admitted before @Before.</summary>
     internal const string SettledBefore =
-        "SELECT t.id FROM workspaces w CROSS JOIN turns t WHERE t.workspace_id = w.id AND t.admitted_at < @Before AND t.status = 'done' LIMIT @Batch";
+        """
+        SELECT t.id FROM workspaces w CROSS JOIN turns t
+        WHERE t.workspace_id = w.id AND t.admitted_at < @Before AND NOT EXISTS (SELECT 1 FROM pending_turns p WHERE p.id = t.id)
+        LIMIT @Batch
+        """;
 
     private const string ForgetSettledSql = $"DELETE FROM turns WHERE id IN ({SettledBefore})";
 
@@ -133,15 +140,20 @@ public sealed class TurnLedger(Database database, PostgresAdmissions? batches = 
     }
 
     /// <summary>
-    /// Deletes the pending turns matching <paramref name="condition"/> and returns their credits to
-    /// their workspaces, locking those in id order (as every transaction that locks several
-    /// workspaces does, so that none of them can deadlock another).
+    /// Deletes the pending turns matching <paramref name="condition"/> (they leave the windows too)
+    /// and returns their credits to their workspaces, locking those in id order (as every
+    /// transaction that locks several workspaces does, so that none of them can deadlock another).
     /// </summary>
     private static async Task<int> RefundPendingAsync(
         DbConnection c, DbTransaction tx, string condition, CancellationToken cancellationToken, params (string Name, object? Value)[] parameters)
     {
-        var turns = await Statements.RowsAsync(c, tx, $"DELETE FROM turns WHERE status = 'pending' AND {condition} RETURNING workspace_id, credits",
-            r => (Workspace: r.GetString(0), Credits: r.GetInt64(1)), cancellationToken, parameters);
+        var turns = await Statements.RowsAsync(c, tx, $"DELETE FROM pending_turns WHERE {condition} RETURNING id, workspace_id, credits",
+            r => (Id: r.GetString(0), Workspace: r.GetString(1), Credits: r.GetInt64(2)), cancellationToken, parameters);
+        foreach (var turn in turns)
+        {
+            await Statements.ExecuteAsync(c, tx, "DELETE FROM turns WHERE id = @Id", cancellationToken, ("Id", turn.Id));
+        }
+
         foreach (var refund in turns.GroupBy(t => t.Workspace, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal))
         {
             await Statements.ExecuteAsync(c, tx, "UPDATE workspaces SET credits = credits + @Credits WHERE id = @Id", cancellationToken,

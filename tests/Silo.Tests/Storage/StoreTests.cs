@@ -503,7 +503,6 @@ public sealed class SqliteStoreTests : StoreTests
         Task.FromResult(StorageServiceCollectionExtensions.CreateSqlite($"Data Source={Path.Combine(_folder, "test.db")}"));
 
     [Theory]
-    [InlineData("DELETE FROM turns WHERE status = 'pending' AND " + TurnLedger.AbandonedCondition, "turns_pending")]
     [InlineData(TurnLedger.SettledBefore, "turns_window")]
     public async Task Sweeps_UseAnIndex_NotAScanOfTurns(string sql, string index)
     {
