@@ -123,7 +123,7 @@ END {
       k = gk[i]
       ws = cfg_ws(cfg[k]); base = is_base(cfg[k]); valid = (non[k] + err[k] == 0)
       share = (cfg[k] !~ /^bare/ && bare[cl[k]] > 0) ? pct(rps[k] / bare[cl[k]]) : ""
-      # Beside PostgreSQL's own ceiling for the same writes: the best pgbench script on as many workspaces, at 64 clients.
+      # Beside PostgreSQL's own ceiling for the same writes: the best pgbench script on as many workspaces.
       ceiling = (cfg[k] ~ /^PostgreSQL/ && cl[k] == 64 && (ws in best_tps)) ? pct(rps[k] / best_tps[ws]) : ""
       target = ""
       if (cfg[k] ~ /^SQLite/ && ws == 1 && cl[k] == 64) {
@@ -199,7 +199,7 @@ END {
         (num(b_cst[i]) >= 0.05 ? " (+" b_cst[i] " stolen)" : ""), fail, rows
     }
     print ""
-    printf "pgbench%s runs each script of `bench/pgbench/` as `pgbench -n -M prepared -c 64 -j 2 -T %s` (prepared statements, as Npgsql prepares LuluClaw's) on LuluClaw's real schema: a fresh database on which the current build ran its migrations at start and made its workspaces and keys through the admin API, as for the chat rows, and was then stopped. One run of a script is one turn's writes, so its tps is turns/s. Before each row the turn tables (turns, sessions, messages) are emptied and a short warm-up runs. On 1 workspace all 64 clients take turns on the same workspace row; on more, client *c* uses workspace *c* mod W. Sessions get %s turns each, then fresh ones. CPU is user + system time over the measurement, in cores: PostgreSQL's processes (the postmaster and all its children, the backends included), pgbench, every other process. Rows per turn: what the run added to each table, per transaction pgbench counted (one turn's writes: 1 / 2 / %.2f).\n\n", \
+    printf "pgbench%s runs each script of `bench/pgbench/` as `pgbench -n -M prepared -c CLIENTS -j 2 -T %s` (prepared statements, as Npgsql prepares LuluClaw's) on LuluClaw's real schema: a fresh database on which a LuluClaw build ran its migrations at start (the baseline's for a script of its writes, the current build's otherwise) and made its workspaces and keys through the admin API, as for the chat rows, and was then stopped. A script's run is one turn's writes, or a batch of turns (turn-batched: 16), and turns/s is pgbench's tps times that. Before each row the turn tables are emptied and a short warm-up runs. On 1 workspace every client takes turns on the same workspace row; on more, client *c* uses workspace *c* mod W. Sessions get %s turns each, then fresh ones. CPU is user + system time over the measurement, in cores: PostgreSQL's processes (the postmaster and all its children, the backends included), pgbench, every other process. Rows per turn: what the run added to each table, per turn (1 / 2 / %.2f).\n\n", \
       (pgbench_version == "" ? "" : " " pgbench_version), secs, turns, (turns > 0 ? 1 / turns : 0)
     for (i = 1; i <= npgs; i++) if (pgb_desc[pgb_scripts[i]] != "") printf "- `%s`: %s\n", pgb_scripts[i], pgb_desc[pgb_scripts[i]]
     if (npgs > 0) print ""
@@ -339,6 +339,6 @@ END {
       if ((ws, 1, 64) in pg_rps) part = part sprintf(", LuluClaw 1 node %s of it", pct(pg_rps[ws, 1, 64] / best_tps[ws]))
       line = line (line == "" ? "" : "; ") part
     }
-    printf "| PostgreSQL ceiling for a turn's writes (pgbench, best script, 64 clients) | %s | reported |\n", (line == "" ? "no valid run" : line)
+    printf "| PostgreSQL ceiling for a turn's writes (pgbench, best script) | %s | reported |\n", (line == "" ? "no valid run" : line)
   } else print "| PostgreSQL ceiling for a turn's writes (pgbench) | not run | |"
 }

@@ -582,8 +582,16 @@ pg_sql() { # pg_sql CONNINFO SQL: runs SQL with psql, prints the rows unaligned 
   "$PSQL" -X -q -A -t -F ' ' -v ON_ERROR_STOP=1 -d "$1" -c "$2"
 }
 
+pg_has_pending() { # pg_has_pending CONNINFO: whether the schema keeps pending turns in a table of their own (0008 on)
+  [ "$(pg_sql "$1" "SELECT to_regclass('pending_turns') IS NOT NULL")" = t ]
+}
+
 pg_counts() { # pg_counts CONNINFO: "turns done_turns messages sessions", the rows of the tables a turn writes
-  pg_sql "$1" "SELECT (SELECT count(*) FROM turns), (SELECT count(*) FROM turns WHERE status = 'done'), (SELECT count(*) FROM messages), (SELECT count(*) FROM sessions)"
+  if pg_has_pending "$1"; then
+    pg_sql "$1" "SELECT (SELECT count(*) FROM turns), (SELECT count(*) FROM turns) - (SELECT count(*) FROM pending_turns), (SELECT count(*) FROM messages), (SELECT count(*) FROM sessions)"
+  else
+    pg_sql "$1" "SELECT (SELECT count(*) FROM turns), (SELECT count(*) FROM turns WHERE status = 'done'), (SELECT count(*) FROM messages), (SELECT count(*) FROM sessions)"
+  fi
 }
 
 # measure_pgbench ID SECONDS SCRIPT WORKSPACES CONNINFO RUN: one pgbench run of SCRIPT,
@@ -610,7 +618,7 @@ measure_pgbench() {
     { grep -m 3 ' error: ' "$out" || true; grep -E '^(number of (transactions|failed)|tps = )' "$out" || true; } | sed 's/^/  /' >&2
   fi
   awk -v before="$before" -v after="$after" -v pgb="$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }')" -v clk="$CLK" \
-    -v rc="$rc" -v clients="$PGBENCH_CLIENTS" -v pg="$([ -n "$PG_DIR" ] && echo 1 || echo 0)" '
+    -v rc="$rc" -v clients="$PGBENCH_CLIENTS" -v turns="${PGB_TURNS:-1}" -v pg="$([ -n "$PG_DIR" ] && echo 1 || echo 0)" '
     /^number of transactions actually processed:/ { split($6, t, "/"); tx = t[1] }
     /^number of failed transactions:/ { failed = $5 }
     /^latency average = / { lat = $4 }
@@ -622,7 +630,7 @@ measure_pgbench() {
       if (rc != 0 && aborted == 0) aborted = clients
       other = mach / clk - dep / clk - pgb
       # PostgreSQL CPU is known only for the throwaway server (its processes are ours to read).
-      printf "%.1f %d %d %d %.3f %s %.2f %.2f %.2f\n", tps, tx, failed, aborted, lat, (pg ? sprintf("%.2f", dep / clk / s) : "-"), pgb / s, (other > 0 ? other / s : 0), steal / clk / s
+      printf "%.1f %d %d %d %.3f %s %.2f %.2f %.2f\n", tps * turns, tx * turns, failed, aborted, lat, (pg ? sprintf("%.2f", dep / clk / s) : "-"), pgb / s, (other > 0 ? other / s : 0), steal / clk / s
     }' "$out"
 }
 
@@ -639,20 +647,19 @@ record_pgbench() {
 # The ceiling: LuluClaw's real schema (the current build runs its migrations on a fresh database at
 # start), its workspaces and keys made through the admin API as for the chat rows, the silo stopped;
 # then every script, once with all clients on one workspace and once spread over MANY_WORKSPACES.
-section_pgbench() {
-  local conn conninfo port pid script name many runs ws warm m c0 c1
-  start_postgres
-  if [ -n "$PG_BIN" ]; then PSQL=$PG_BIN/psql; PGBENCH=$PG_BIN/pgbench; else PSQL=$(command -v psql || true); PGBENCH=$(command -v pgbench || true); fi
-  if [ ! -x "$PSQL" ] || [ ! -x "$PGBENCH" ]; then
-    echo "run.sh: the pgbench section needs pgbench and psql (apt-get install postgresql)" >&2
-    exit 1
-  fi
-  conn=$(pg_database "bench_pgbench_$RANDOM")
-  conninfo=$(libpq_conn "$conn")
+# pgbench_database BUILD: a fresh database whose schema BUILD's silo made (its migrations ran at its
+# start), with MANY_WORKSPACES workspaces (a key each) made through its admin API and the pick table
+# the scripts read; sets PGB_CONNINFO
+pgbench_database() {
+  local build=$1 conn port pid many
+  conn=$(pg_database "bench_pgbench_${build}_$RANDOM")
+  PGB_CONNINFO=$(libpq_conn "$conn")
   port=$(free_port)
-  start_silo pgbench-schema "$port" Storage__Provider=postgres "ConnectionStrings__LuluClaw=$conn" Llm__Provider=echo
+  SILO_BUILD=$build
+  start_silo "pgbench-schema-$build" "$port" Storage__Provider=postgres "ConnectionStrings__LuluClaw=$conn" Llm__Provider=echo
+  SILO_BUILD=silo
   pid=$SILO_PID
-  wait_http "http://127.0.0.1:$port/openapi/v1.json" "$pid" pgbench-schema
+  wait_http "http://127.0.0.1:$port/openapi/v1.json" "$pid" "pgbench-schema-$build"
   many=$(( MANY_WORKSPACES > 1 ? MANY_WORKSPACES : 1 ))
   make_keys "$port" "$many"
   stop "$pid"
@@ -660,24 +667,53 @@ section_pgbench() {
   # pick one of 64 variables by number, but a client can read row (client_id mod W) once, on its
   # first run, outside the turn's transactions. Row 0 (the first workspace made) serves the
   # one-workspace runs. Each row: the workspace, its key and its primary bot, as a chat turn names them.
-  pg_sql "$conninfo" "SET client_min_messages TO warning; DROP TABLE IF EXISTS pgbench_pick;
+  pg_sql "$PGB_CONNINFO" "SET client_min_messages TO warning; DROP TABLE IF EXISTS pgbench_pick;
     CREATE TABLE pgbench_pick AS SELECT (row_number() OVER (ORDER BY w.created_at, w.id) - 1)::int AS n,
       w.id AS workspace_id, k.id AS key_id, w.primary_bot_id AS bot_id
     FROM workspaces w JOIN api_keys k ON k.workspace_id = w.id
     WHERE w.id IN ($(printf "'%s'," "${WS_IDS[@]}" | sed 's/,$//'));
     ALTER TABLE pgbench_pick ADD PRIMARY KEY (n);"
-  [ "$(pg_sql "$conninfo" "SELECT count(*) FROM pgbench_pick")" = "$many" ] || { echo "run.sh: pgbench_pick does not hold $many workspaces with a key each" >&2; exit 1; }
+  [ "$(pg_sql "$PGB_CONNINFO" "SELECT count(*) FROM pgbench_pick")" = "$many" ] || { echo "run.sh: pgbench_pick does not hold $many workspaces with a key each" >&2; exit 1; }
+}
+
+section_pgbench() {
+  local conninfo script name many runs ws warm m c0 c1 schema clients
+  start_postgres
+  if [ -n "$PG_BIN" ]; then PSQL=$PG_BIN/psql; PGBENCH=$PG_BIN/pgbench; else PSQL=$(command -v psql || true); PGBENCH=$(command -v pgbench || true); fi
+  if [ ! -x "$PSQL" ] || [ ! -x "$PGBENCH" ]; then
+    echo "run.sh: the pgbench section needs pgbench and psql (apt-get install postgresql)" >&2
+    exit 1
+  fi
+  # A script's schema is that of the build its "--@ schema:" line names: "baseline" (the build of
+  # BENCH_BASELINE, whose writes turn-today.sql makes) or "current" (the default).
+  declare -A conninfos=()
+  many=$(( MANY_WORKSPACES > 1 ? MANY_WORKSPACES : 1 ))
   runs=1; [ "$many" = 1 ] || runs="1 $many"
   # PostgreSQL has no JIT to wait for: a short warm-up fills its caches and prepares the statements.
   warm=$(( WARMUP < 5 ? WARMUP : 5 ))
   for script in "${PGBENCH_SCRIPTS[@]}"; do
     name=$(basename "$script" .sql)
+    schema=$(sed -n 's/^--@ schema: *//p' "$script" | head -n 1)
+    if [ "$schema" = baseline ]; then
+      if [ -z "$BASELINE" ]; then log "pgbench $name: needs the baseline's schema and BENCH_BASELINE is empty; skipped"; continue; fi
+      schema=baseline
+    else
+      schema=silo
+    fi
+    if [ -z "${conninfos[$schema]:-}" ]; then pgbench_database "$schema"; conninfos[$schema]=$PGB_CONNINFO; fi
+    conninfo=${conninfos[$schema]}
+    # A script may batch several turns in one run ("--@ turns: N", default 1) and ask for fewer
+    # clients ("--@ clients: N", default PGBENCH_CLIENTS): turns/s is then tps x N.
+    PGB_TURNS=$(sed -n 's/^--@ turns: *//p' "$script" | head -n 1); PGB_TURNS=${PGB_TURNS:-1}
+    clients=$(sed -n 's/^--@ clients: *//p' "$script" | head -n 1)
     # The script's own description for the report: its lines that start with "--| ".
     printf 'pgbench-script\t%s\t%s\n' "$name" "$(sed -n 's/^--| \{0,1\}//p' "$script" | tr '\t\n' '  ' | sed 's/ *$//')" >> "$RESULTS"
     for ws in $runs; do
       # Each run starts from empty turn tables, as LuluClaw's rows start from a fresh database (not
       # on a given server: its rows stay).
-      [ -n "${LULUCLAW_BENCH_POSTGRES:-}" ] || pg_sql "$conninfo" "TRUNCATE turns, sessions, messages"
+      [ -n "${LULUCLAW_BENCH_POSTGRES:-}" ] || pg_sql "$conninfo" "TRUNCATE turns, sessions, messages$(pg_has_pending "$conninfo" && echo ", pending_turns")"
+      local saved_clients=$PGBENCH_CLIENTS
+      PGBENCH_CLIENTS=${clients:-$PGBENCH_CLIENTS}
       log "pgbench $name, $ws workspace(s), $PGBENCH_CLIENTS clients: warm-up ${warm}s"
       PGBENCH_RUN=$(( PGBENCH_RUN + 2 ))
       measure_pgbench "$name-$ws-warmup" "$warm" "$script" "$ws" "$conninfo" "$(( PGBENCH_RUN - 1 ))" > /dev/null
@@ -686,9 +722,10 @@ section_pgbench() {
       m=$(measure_pgbench "$name-$ws" "$S" "$script" "$ws" "$conninfo" "$PGBENCH_RUN")
       c1=$(pg_counts "$conninfo")
       record_pgbench "$name" "$ws" "$m" "$c0" "$c1"
+      PGBENCH_CLIENTS=$saved_clients
     done
   done
-  pg_sql "$conninfo" "DROP TABLE pgbench_pick"
+  for conninfo in "${conninfos[@]}"; do pg_sql "$conninfo" "DROP TABLE pgbench_pick"; done
 }
 
 section_provider() {

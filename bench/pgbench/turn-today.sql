@@ -6,6 +6,7 @@
 --   pgbench -n -M prepared -c 64 -j 2 -T SECONDS -f turn-today.sql \
 --     -D workspaces=W -D run=R -D turns_per_session=10 -D n=0
 --
+--@ schema: baseline
 --| A turn's writes as d2e79b2 makes them, in its two transactions. Admission: `BEGIN` and
 --| `SET LOCAL synchronous_commit TO OFF`; the admission `SELECT` (the workspace row
 --| `FOR UPDATE OF w`, its key's row, the session's last `seq`, the bot's version); `INSERT` of the
