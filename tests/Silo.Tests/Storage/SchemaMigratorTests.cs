@@ -56,6 +56,64 @@ public sealed class SchemaMigratorTests
         Assert.Equal(0, await new SchemaMigrator(first.Database).MigrateAsync(Ct));
     }
 
+    [Theory]
+    [InlineData("sqlite")]
+    [InlineData("postgres")]
+    public async Task Migrate_From0007_APendingTurnStaysPending_ASettledOneStaysInItsWindow(string provider)
+    {
+        var folder = Directory.CreateTempSubdirectory("luluclaw-migrator-").FullName;
+        await using var postgres = provider == "postgres" ? await TestPostgres.CreateAsync() : null;
+        try
+        {
+            await using var store = postgres is null
+                ? StorageServiceCollectionExtensions.CreateSqlite($"Data Source={Path.Combine(folder, "test.db")}")
+                : StorageServiceCollectionExtensions.CreatePostgres(postgres.ConnectionString);
+
+            // :: Step 1: a database as 0007 left it, with a pending and a settled turn.
+            var workspaceId = Guid.NewGuid();
+            await using (var connection = await store.Database.OpenWriterAsync(Ct))
+            {
+                await connection.ExecuteAsync("CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)");
+                foreach (var (version, _, sql) in SchemaMigrator.Scripts().Where(s => s.Version <= 7 && (s.Provider is null || s.Provider == provider)))
+                {
+                    await connection.ExecuteAsync(sql);
+                    await connection.ExecuteAsync("INSERT INTO schema_migrations (version, applied_at) VALUES (@Version, 0)", new { Version = version });
+                }
+
+                await connection.ExecuteAsync(
+                    "INSERT INTO workspaces (id, name, plan, credits, primary_bot_id, version, created_at, updated_at) VALUES (@Id, 'Acme', 'starter', 8, 'b', 1, 0, 0)",
+                    new { Id = workspaceId.ToString("D") });
+                await connection.ExecuteAsync(
+                    """
+                    INSERT INTO turns (id, workspace_id, key_id, session_id, admitted_at, credits, status, alive_at) VALUES
+                        ('pending-1', @Id, NULL, 's', 1000, 1, 'pending', 2000), ('done-1', @Id, NULL, 's', 1000, 1, 'done', NULL)
+                    """, new { Id = workspaceId.ToString("D") });
+            }
+
+            // :: Step 2: 0008 and later keep what the turns were.
+            Assert.True(await new SchemaMigrator(store.Database).MigrateAsync(Ct) >= 1);
+            await using (var connection = await store.Database.OpenAsync(Ct))
+            {
+                Assert.Equal(["pending-1"], await connection.QueryAsync<string>("SELECT id FROM pending_turns"));
+                Assert.Equal(2000, await connection.ExecuteScalarAsync<long>("SELECT alive_at FROM pending_turns"));
+                Assert.Equal(["done-1", "pending-1"], await connection.QueryAsync<string>("SELECT id FROM turns ORDER BY id"));
+            }
+
+            // The pending one can still be refunded (its credit comes back, it leaves the window); the settled one stays counted.
+            await store.Ledger.RefundAsync("pending-1", Ct);
+            Assert.Equal(9, (await store.Tenants.GetWorkspaceAsync(workspaceId, Ct))!.Credits);
+            await using (var connection = await store.Database.OpenAsync(Ct))
+            {
+                Assert.Equal(["done-1"], await connection.QueryAsync<string>("SELECT id FROM turns"));
+            }
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     [Fact]
     public async Task Migrate_Sqlite_RunsAndRecordsOnlyTheScriptsForSqlite()
     {

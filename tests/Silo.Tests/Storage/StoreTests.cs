@@ -455,6 +455,49 @@ public abstract class StoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task CommitTurn_ManyAtOnce_OneLosingItsRace_FailsAloneAndTheOthersCommit()
+    {
+        // On PostgreSQL commits waiting together go in one statement: the one at fault must fail alone.
+        var workspace = await NewWorkspaceAsync(plan: "byok", credits: 1000);
+        var existing = Admission(workspace, T0, limit: null);
+        await Store.Ledger.TryAdmitAsync(existing, Ct);
+        await Store.Conversations.CommitTurnAsync(Turn(workspace, existing.TurnId, newSession: true, 1) with { SessionId = "taken" }, T0, Ct);
+
+        var admissions = Enumerable.Range(0, 24).Select(_ => Admission(workspace, T0, limit: null)).ToArray();
+        await Task.WhenAll(admissions.Select(a => Store.Ledger.TryAdmitAsync(a, Ct)));
+        var turns = admissions.Select((a, i) => Turn(workspace, a.TurnId, newSession: true, 1) with { SessionId = i == 7 ? "taken" : $"s{i}" }).ToArray();
+        var commits = turns.Select(t => Task.Run(() => Store.Conversations.CommitTurnAsync(t, T0, Ct))).ToArray();
+        await Task.WhenAll(commits.Select(c => c.ContinueWith(_ => { }, TaskScheduler.Default)));
+
+        Assert.IsType<StaleStateException>(commits[7].Exception?.InnerException);
+        Assert.All(commits.Where((_, i) => i != 7), c => Assert.True(c.IsCompletedSuccessfully, c.Exception?.ToString()));
+        foreach (var (turn, i) in turns.Select((t, i) => (t, i)).Where(x => x.i != 7))
+        {
+            Assert.Equal([1L, 2L], (await Store.Conversations.GetMessagesAsync(workspace.Id, turn.SessionId, Ct)).Select(m => m.Seq));
+        }
+
+        Assert.Equal(["hello 1"], (await Store.Conversations.GetMessagesAsync(workspace.Id, "taken", Ct)).Where(m => m.Role == "user").Select(m => m.Content));
+
+        // The loser is still pending: its refund returns its credit (24 admitted, 23 kept, plus the first).
+        await Store.Ledger.RefundAsync(turns[7].TurnId, Ct);
+        Assert.Equal(1000 - 24, (await Store.Tenants.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
+    }
+
+    [Fact]
+    public async Task TryAdmit_ManyAtOnceOverTheirCredits_EachSeesThoseBeforeIt()
+    {
+        // Admissions decided together (one batch) must still debit one after another.
+        var workspace = await NewWorkspaceAsync(plan: "byok", credits: 10);
+        var results = await Task.WhenAll(Enumerable.Range(0, 30).Select(_ => Task.Run(() => Store.Ledger.TryAdmitAsync(Admission(workspace, T0, limit: null), Ct))));
+
+        var admitted = results.Where(r => r.Status == AdmissionStatus.Admitted).ToArray();
+        Assert.Equal(10, admitted.Length);
+        Assert.Equal(20, results.Count(r => r.Status == AdmissionStatus.InsufficientCredits));
+        Assert.Equal(Enumerable.Range(0, 10).Select(n => (long)n), admitted.Select(r => r.CreditsRemaining).Order());
+        Assert.Equal(0, (await Store.Tenants.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
+    }
+
+    [Fact]
     public async Task CommitTurn_OfRefundedTurn_IsRejected()
     {
         var workspace = await NewWorkspaceAsync();
