@@ -69,11 +69,11 @@ public interface ITenantStore
 public interface ITurnLedger
 {
     /// <summary>
-    /// Checks the key (live, and its plan's windows), the workspace's credits and rolling hour, and
-    /// if all allow, records the turn as pending and debits its cost, all in one transaction against
-    /// the workspace row. The answer may come before that transaction is durable or visible to other
-    /// readers (SQLite's group commit); it is both before any later write of this store completes,
-    /// so before the turn's <see cref="IConversationStore.CommitTurnAsync"/> or <see cref="RefundAsync"/>.
+    /// Checks the key (live, and its plan's windows: <see cref="TurnAdmission.Limits"/>), the
+    /// workspace's credits and windows, and if all allow, records the turn as pending and debits its
+    /// cost, atomically under the workspace's lock. When it answers, the admission is visible to every
+    /// reader; it becomes durable with the turn's own <see cref="IConversationStore.CommitTurnAsync"/>
+    /// or <see cref="RefundAsync"/>, so a crash before either forgets a turn nobody was told of.
     /// </summary>
     Task<AdmissionResult> TryAdmitAsync(TurnAdmission admission, CancellationToken cancellationToken);
 
