@@ -9,10 +9,10 @@ public enum WriteDurability
     Durable,
 
     /// <summary>
-    /// Once it is committed and visible to every reader, before it is on disk. Only for a write that
-    /// a later durable write of the same database checks before anything is acknowledged (a turn's
-    /// admission, checked by the turn's commit or refund): the log is flushed in order, so that
-    /// write's flush makes this one durable too, and a crash before it forgets both.
+    /// Once every later read and write of the database sees it, before it is on disk. Only for a
+    /// write that a later durable write of the same database checks before anything is acknowledged
+    /// (a turn's admission, checked by the turn's commit or refund): the log is flushed in order, so
+    /// that write's flush makes this one durable too, and a crash before it forgets both.
     /// </summary>
     Visible,
 }
@@ -69,9 +69,15 @@ public sealed class Database(DbDataSource dataSource, SqlDialect dialect) : IAsy
         }
     }
 
-    /// <summary>Runs <paramref name="read"/> on a connection of its own.</summary>
+    /// <summary>Runs <paramref name="read"/> on a connection of its own; it sees every write already answered.</summary>
     public async Task<T> ReadAsync<T>(Func<DbConnection, Task<T>> read, CancellationToken cancellationToken)
     {
+        // SQLite answers a visible write before its group commits: a read waits for that commit.
+        if (_groupCommit?.AnsweredWritesCommitted is { IsCompleted: false } committed)
+        {
+            await committed.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         return await read(connection).ConfigureAwait(false);
     }
