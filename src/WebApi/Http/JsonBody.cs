@@ -45,19 +45,117 @@ public sealed class JsonBody : IDisposable
                 return (null, optional ? null : "request body is empty; send a JSON object");
             }
 
-            var document = JsonDocument.Parse(buffer.GetBuffer().AsMemory(0, (int)buffer.Length));
+            var document = JsonDocument.Parse(buffer.GetBuffer().AsMemory(0, (int)buffer.Length), Options);
             if (document.RootElement.ValueKind != JsonValueKind.Object)
             {
                 document.Dispose();
                 return (null, "request body must be a JSON object");
             }
 
+            if (BadText(document.RootElement, "") is { } path)
+            {
+                document.Dispose();
+                return (null, $"{path} is not valid Unicode text (invalid UTF-8, or an unpaired surrogate such as \\ud800)");
+            }
+
             return (new JsonBody(document), null);
+        }
+        catch (JsonException e) when (e.Message.Contains("Duplicate", StringComparison.OrdinalIgnoreCase))
+        {
+            return (null, "request body is not valid JSON: a property appears twice in one object");
         }
         catch (JsonException)
         {
             return (null, "request body is not valid JSON");
         }
+    }
+
+    // Duplicate property names are refused: which of two values a reader takes is not the sender's choice to leave open.
+    private static readonly JsonDocumentOptions Options = new() { AllowDuplicateProperties = false };
+
+    /// <summary>
+    /// Where the first string or property name that is not valid Unicode text is (invalid UTF-8, or
+    /// an unpaired surrogate, escaped or raw), as a field path; null if there is none. The parser
+    /// accepts both and only the reading of the string fails, so the whole body is checked once
+    /// here, before any field of it is read or stored.
+    /// </summary>
+    private static string? BadText(JsonElement element, string path)
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.String:
+                return IsText(element) ? null : Named(path);
+            case JsonValueKind.Object:
+                foreach (var property in element.EnumerateObject())
+                {
+                    string name;
+                    try
+                    {
+                        name = property.Name;
+                    }
+                    catch (InvalidOperationException)
+                    {
+                        return $"a field name{(path.Length == 0 ? "" : $" in {Named(path)}")}";
+                    }
+
+                    if (!IsWellFormed(name))
+                    {
+                        return $"a field name{(path.Length == 0 ? "" : $" in {Named(path)}")}";
+                    }
+
+                    if (BadText(property.Value, path.Length == 0 ? name : $"{path}.{name}") is { } bad)
+                    {
+                        return bad;
+                    }
+                }
+
+                return null;
+            case JsonValueKind.Array:
+                var index = 0;
+                foreach (var item in element.EnumerateArray())
+                {
+                    if (BadText(item, $"{path}[{index++}]") is { } bad)
+                    {
+                        return bad;
+                    }
+                }
+
+                return null;
+            default:
+                return null;
+        }
+
+        static string Named(string path) => path.Length == 0 ? "the body" : $"'{path}'";
+    }
+
+    private static bool IsText(JsonElement value)
+    {
+        try
+        {
+            return IsWellFormed(value.GetString()!);
+        }
+        catch (InvalidOperationException)
+        {
+            return false; // System.Text.Json could not transcode it
+        }
+    }
+
+    /// <summary>No surrogate without its pair.</summary>
+    private static bool IsWellFormed(string text)
+    {
+        for (var i = 0; i < text.Length; i++)
+        {
+            if (char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+            {
+                i++;
+            }
+            else if (char.IsSurrogate(text[i]))
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     /// <summary>

@@ -110,6 +110,39 @@ public abstract class GatewayApiTests(Provider provider) : IAsyncLifetime
         Assert.Equal(10, await workspace.CreditsAsync());
     }
 
+    /// <summary>Bodies whose bytes are not Unicode text where a string is, or that name a field twice: each was a 500 or a silent pick before.</summary>
+    public static TheoryData<byte[], string> HostileBodies => new()
+    {
+        { Bytes("{\"message\": \"hi ", [0xFF], "\"}"), "'message' is not valid Unicode text" }, // a byte no UTF-8 has
+        { Bytes("{\"message\": \"hi ", [0xC0, 0xAF], "\"}"), "'message' is not valid Unicode text" }, // an overlong '/'
+        { Bytes("{\"message\": \"hi ", [0xED, 0xA0, 0x80], "\"}"), "'message' is not valid Unicode text" }, // a surrogate encoded raw
+        { Bytes("{\"message\": \"hi \\ud800\"}"), "'message' is not valid Unicode text" }, // an escaped lone surrogate
+        { Bytes("{\"message\": \"hi \\udc00\\ud800\"}"), "'message' is not valid Unicode text" }, // a pair in the wrong order
+        { Bytes("{\"message\": \"hi\", \"session_id\": \"\\ud83d\"}"), "'session_id' is not valid Unicode text" },
+        { Bytes("{\"mess", [0xFF], "age\": \"hi\"}"), "a field name is not valid Unicode text" },
+        { Bytes("{\"message\": \"hi\", \"message\": \"there\"}"), "a property appears twice" },
+    };
+
+    [Theory]
+    [MemberData(nameof(HostileBodies))]
+    public async Task Chat_HostileBytes_Returns400NamingTheProblem_ChargesNothing_AndKeepsServing(byte[] body, string expected)
+    {
+        var workspace = await _app.CreateWorkspaceAsync(credits: 10);
+        using var client = workspace.Client();
+        using var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+
+        var response = await client.PostAsync("/api/gateway/chat", content, TestContext.Current.CancellationToken);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains(expected, await ErrorOf(response));
+        Assert.Equal(10, await workspace.CreditsAsync());
+        Assert.Equal(HttpStatusCode.OK, (await ChatAsync(client, new { message = "still here" })).StatusCode);
+    }
+
+    private static byte[] Bytes(string text, byte[]? middle = null, string tail = "") =>
+        [.. Encoding.UTF8.GetBytes(text), .. middle ?? [], .. Encoding.UTF8.GetBytes(tail)];
+
     [Fact]
     public async Task Chat_LongestAllowedMessageAndSessionId_AreAccepted()
     {
