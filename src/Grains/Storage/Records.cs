@@ -54,18 +54,15 @@ public sealed class PlanLimits(
     IReadOnlyDictionary<string, IReadOnlyList<RateWindow>> keyPlans,
     string defaultKeyPlan)
 {
-    /// <summary>No limits for any plan (tests, tools).</summary>
-    public static PlanLimits None { get; } = new(new Dictionary<string, IReadOnlyList<RateWindow>>(), new Dictionary<string, IReadOnlyList<RateWindow>>(), "");
-
     /// <summary>The windows a workspace on <paramref name="plan"/> is held to.</summary>
     public IReadOnlyList<RateWindow> ForWorkspace(string plan) =>
-        ReferenceEquals(this, None) ? [] : workspacePlans.TryGetValue(plan, out var windows) ? windows : [Closed(TimeSpan.FromHours(1), $"workspace plan '{plan}' is not configured")];
+        workspacePlans.TryGetValue(plan, out var windows) ? windows : [Closed(TimeSpan.FromHours(1), $"workspace plan '{plan}' is not configured")];
 
     /// <summary>The windows a key on <paramref name="plan"/> (null: the default key plan) is held to.</summary>
     public IReadOnlyList<RateWindow> ForKey(string? plan)
     {
         var name = string.IsNullOrEmpty(plan) ? defaultKeyPlan : plan;
-        return ReferenceEquals(this, None) ? [] : keyPlans.TryGetValue(name, out var windows) ? windows : [Closed(TimeSpan.FromDays(1), $"key plan '{name}' is not configured")];
+        return keyPlans.TryGetValue(name, out var windows) ? windows : [Closed(TimeSpan.FromDays(1), $"key plan '{name}' is not configured")];
     }
 
     private static RateWindow Closed(TimeSpan length, string description) => new(length, 0, description);

@@ -36,9 +36,6 @@ public sealed class Database(DbDataSource dataSource, SqlDialect dialect) : IAsy
     /// <summary>The provider's dialect.</summary>
     public SqlDialect Dialect => dialect;
 
-    /// <summary>The pool connections come from.</summary>
-    internal DbDataSource DataSource => dataSource;
-
     /// <summary>Finishes the writes queued for the next group commit, then closes the writer.</summary>
     public async ValueTask DisposeAsync()
     {

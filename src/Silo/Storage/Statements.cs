@@ -62,10 +62,9 @@ internal static class Statements
         DbConnection connection, DbTransaction? transaction, string sql, CancellationToken cancellationToken,
         params ReadOnlySpan<(string Name, object? Value)> parameters)
     {
-        if (Kept(connection) is { } statements)
+        if (KeptStatement(connection, sql, cancellationToken, parameters) is { } statement)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            return Task.FromResult(Statement(statements, (SqliteConnection)connection, sql, parameters).Execute());
+            return Task.FromResult(statement.Execute());
         }
 
         return ExecuteAsync(Command(connection, transaction, sql, parameters), cancellationToken);
@@ -76,10 +75,9 @@ internal static class Statements
         DbConnection connection, DbTransaction? transaction, string sql, CancellationToken cancellationToken,
         params ReadOnlySpan<(string Name, object? Value)> parameters)
     {
-        if (Kept(connection) is { } statements)
+        if (KeptStatement(connection, sql, cancellationToken, parameters) is { } statement)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            return Task.FromResult(Statement(statements, (SqliteConnection)connection, sql, parameters).Row(static row => row.IsNull(0) ? (long?)null : row.GetInt64(0)));
+            return Task.FromResult(statement.Row(static row => row.IsNull(0) ? (long?)null : row.GetInt64(0)));
         }
 
         return ScalarAsync(Command(connection, transaction, sql, parameters), cancellationToken);
@@ -90,10 +88,9 @@ internal static class Statements
         DbConnection connection, DbTransaction? transaction, string sql, Func<IRow, T> read, CancellationToken cancellationToken,
         params ReadOnlySpan<(string Name, object? Value)> parameters)
     {
-        if (Kept(connection) is { } statements)
+        if (KeptStatement(connection, sql, cancellationToken, parameters) is { } statement)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            return Task.FromResult(Statement(statements, (SqliteConnection)connection, sql, parameters).Row(read));
+            return Task.FromResult(statement.Row(read));
         }
 
         return RowAsync(Command(connection, transaction, sql, parameters), read, cancellationToken);
@@ -104,17 +101,14 @@ internal static class Statements
         DbConnection connection, DbTransaction? transaction, string sql, Func<IRow, T> read, CancellationToken cancellationToken,
         params ReadOnlySpan<(string Name, object? Value)> parameters)
     {
-        if (Kept(connection) is { } statements)
+        if (KeptStatement(connection, sql, cancellationToken, parameters) is { } statement)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            return Task.FromResult(Statement(statements, (SqliteConnection)connection, sql, parameters).Rows(read));
+            return Task.FromResult(statement.Rows(read));
         }
 
         return RowsAsync(Command(connection, transaction, sql, parameters), read, cancellationToken);
     }
 
-    private static Dictionary<string, SqliteStatement>? Kept(DbConnection connection) =>
-        connection is SqliteConnection sqlite && Compiled.TryGetValue(sqlite, out var statements) ? statements : null;
 
     private static async Task<int> ExecuteAsync(DbCommand command, CancellationToken cancellationToken)
     {
@@ -176,13 +170,23 @@ internal static class Statements
         return command;
     }
 
-    /// <summary>The statement compiled for <paramref name="sql"/> on <paramref name="connection"/>, bound to these values.</summary>
-    private static SqliteStatement Statement(
-        Dictionary<string, SqliteStatement> statements, SqliteConnection connection, string sql, ReadOnlySpan<(string Name, object? Value)> parameters)
+    /// <summary>
+    /// On a connection handed to <see cref="Keep"/>: the statement compiled for <paramref name="sql"/>
+    /// (compiled now if it is new), bound to these values. Null on any other connection, which runs a
+    /// command instead.
+    /// </summary>
+    private static SqliteStatement? KeptStatement(
+        DbConnection connection, string sql, CancellationToken cancellationToken, ReadOnlySpan<(string Name, object? Value)> parameters)
     {
+        if (connection is not SqliteConnection sqlite || !Compiled.TryGetValue(sqlite, out var statements))
+        {
+            return null;
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
         if (!statements.TryGetValue(sql, out var statement))
         {
-            statement = SqliteStatement.Compile(connection.Handle!, sql, parameters);
+            statement = SqliteStatement.Compile(sqlite.Handle!, sql, parameters);
             statements.Add(sql, statement);
         }
 

@@ -32,7 +32,7 @@ public sealed class TurnLedger(Database database, PostgresAdmissions? batches = 
         """;
 
     /// <summary>The admission times of an owner's turns since a cutoff, oldest first, by owner.</summary>
-    internal static string TimesSql(WindowOwner owner) => owner == WindowOwner.Key ? KeyTimesSql : WorkspaceTimesSql;
+    private static string TimesSql(WindowOwner owner) => owner == WindowOwner.Key ? KeyTimesSql : WorkspaceTimesSql;
 
     private const string KeyTimesSql = "SELECT admitted_at FROM turns WHERE key_id = @Value AND admitted_at > @Cutoff ORDER BY admitted_at";
     private const string WorkspaceTimesSql = "SELECT admitted_at FROM turns WHERE workspace_id = @Value AND admitted_at > @Cutoff ORDER BY admitted_at";
