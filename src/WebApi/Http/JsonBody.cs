@@ -45,24 +45,20 @@ public sealed class JsonBody : IDisposable
                 return (null, optional ? null : "request body is empty; send a JSON object");
             }
 
-            var document = JsonDocument.Parse(buffer.GetBuffer().AsMemory(0, (int)buffer.Length), Options);
+            var document = JsonDocument.Parse(buffer.GetBuffer().AsMemory(0, (int)buffer.Length));
             if (document.RootElement.ValueKind != JsonValueKind.Object)
             {
                 document.Dispose();
                 return (null, "request body must be a JSON object");
             }
 
-            if (BadText(document.RootElement, "") is { } path)
+            if (Unreadable(document.RootElement, "") is { } problem)
             {
                 document.Dispose();
-                return (null, $"{path} is not valid Unicode text (invalid UTF-8, or an unpaired surrogate such as \\ud800)");
+                return (null, problem);
             }
 
             return (new JsonBody(document), null);
-        }
-        catch (JsonException e) when (e.Message.Contains("Duplicate", StringComparison.OrdinalIgnoreCase))
-        {
-            return (null, "request body is not valid JSON: a property appears twice in one object");
         }
         catch (JsonException)
         {
@@ -70,42 +66,38 @@ public sealed class JsonBody : IDisposable
         }
     }
 
-    // Duplicate property names are refused: which of two values a reader takes is not the sender's choice to leave open.
-    private static readonly JsonDocumentOptions Options = new() { AllowDuplicateProperties = false };
-
     /// <summary>
-    /// Where the first string or property name that is not valid Unicode text is (invalid UTF-8, or
-    /// an unpaired surrogate, escaped or raw), as a field path; null if there is none. The parser
-    /// accepts both and only the reading of the string fails, so the whole body is checked once
-    /// here, before any field of it is read or stored.
+    /// What makes the body unreadable as its sender meant it, or null: a string or field name that is
+    /// not valid Unicode text (invalid UTF-8, or an unpaired surrogate, escaped or raw: the parser
+    /// accepts both and only reading the string would fail), or a field named twice in one object
+    /// (which of its values counts is not the sender's choice to leave open). The whole body is
+    /// checked once here, before any field of it is read or stored.
     /// </summary>
-    private static string? BadText(JsonElement element, string path)
+    private static string? Unreadable(JsonElement element, string path)
     {
         switch (element.ValueKind)
         {
             case JsonValueKind.String:
-                return IsText(element) ? null : Named(path);
+                return IsText(element) ? null : $"{Named(path)} is not valid Unicode text (invalid UTF-8, or an unpaired surrogate such as \\ud800)";
             case JsonValueKind.Object:
+                var names = new HashSet<string>(StringComparer.Ordinal);
                 foreach (var property in element.EnumerateObject())
                 {
-                    string name;
-                    try
+                    var name = NameOf(property);
+                    if (name is null)
                     {
-                        name = property.Name;
-                    }
-                    catch (InvalidOperationException)
-                    {
-                        return $"a field name{(path.Length == 0 ? "" : $" in {Named(path)}")}";
+                        return $"a field name{(path.Length == 0 ? "" : $" in {Named(path)}")} is not valid Unicode text (invalid UTF-8, or an unpaired surrogate such as \\ud800)";
                     }
 
-                    if (!IsWellFormed(name))
+                    var field = path.Length == 0 ? name : $"{path}.{name}";
+                    if (!names.Add(name))
                     {
-                        return $"a field name{(path.Length == 0 ? "" : $" in {Named(path)}")}";
+                        return $"request body is not valid JSON: a property appears twice in one object ({Named(field)})";
                     }
 
-                    if (BadText(property.Value, path.Length == 0 ? name : $"{path}.{name}") is { } bad)
+                    if (Unreadable(property.Value, field) is { } problem)
                     {
-                        return bad;
+                        return problem;
                     }
                 }
 
@@ -114,9 +106,9 @@ public sealed class JsonBody : IDisposable
                 var index = 0;
                 foreach (var item in element.EnumerateArray())
                 {
-                    if (BadText(item, $"{path}[{index++}]") is { } bad)
+                    if (Unreadable(item, $"{path}[{index++}]") is { } problem)
                     {
-                        return bad;
+                        return problem;
                     }
                 }
 
@@ -126,6 +118,20 @@ public sealed class JsonBody : IDisposable
         }
 
         static string Named(string path) => path.Length == 0 ? "the body" : $"'{path}'";
+    }
+
+    /// <summary>The property's name, or null if it is not valid Unicode text.</summary>
+    private static string? NameOf(JsonProperty property)
+    {
+        try
+        {
+            var name = property.Name;
+            return IsWellFormed(name) ? name : null;
+        }
+        catch (InvalidOperationException)
+        {
+            return null; // System.Text.Json could not transcode it
+        }
     }
 
     private static bool IsText(JsonElement value)
