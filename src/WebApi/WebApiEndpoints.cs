@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using LuluClaw.WebApi.Apis;
 using LuluClaw.WebApi.Http;
 using Microsoft.AspNetCore.Builder;
@@ -18,17 +17,28 @@ public static class WebApiEndpoints
     public static string? AdminToken(IConfiguration configuration) =>
         configuration["Admin:Token"] is { Length: > 0 } token ? token : configuration["LULUCLAW_ADMIN_TOKEN"];
 
+    /// <summary>
+    /// Whether to run the Orleans Dashboard (<c>Admin:Dashboard</c>, default off). Off by default because its
+    /// profiler is a filter on every grain call; it is served only where an admin token is configured.
+    /// </summary>
+    public static bool DashboardEnabled(IConfiguration configuration) =>
+        configuration.GetValue("Admin:Dashboard", false) && !string.IsNullOrWhiteSpace(AdminToken(configuration));
+
     /// <summary>Adds what the front end needs: the OpenAPI 3.1 document of the public surfaces.</summary>
     public static IServiceCollection AddLuluWebApi(this IServiceCollection services)
     {
         services.AddSingleton<Http.ResolvedApiKeys>();
-        // Schemas in the document use the LuluClaw surfaces' snake_case; responses are written through
-        // source-generated contexts, never through these options.
+        services.AddLuluAuthentication();
+        // Request records are bound with these strict options (JsonRequests); typed results of the
+        // snake_case surfaces are written with them too, and the document's schemas follow them.
         services.ConfigureHttpJsonOptions(o =>
         {
-            o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
-            o.SerializerOptions.NumberHandling = JsonNumberHandling.Strict;
+            JsonRequests.Configure(o.SerializerOptions);
+            o.SerializerOptions.Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
         });
+        // A body that does not bind (a field of the wrong type) throws, so that the error handler answers
+        // it in the surface's shape with the field named, instead of an empty 400.
+        services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         services.AddOpenApi("v1", o =>
         {
             o.OpenApiVersion = OpenApiSpecVersion.OpenApi3_1;
@@ -61,6 +71,9 @@ public static class WebApiEndpoints
     public static WebApplication MapLuluClaw(this WebApplication app)
     {
         app.UseLuluErrors();
+        app.UseAuthentication();
+        app.UseAuthorization();
+        app.UseJsonBodyChecks();
         app.MapOpenApi();
         app.MapGatewayApi();
         app.MapDeveloperApi();

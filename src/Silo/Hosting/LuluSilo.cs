@@ -113,7 +113,7 @@ public static class LuluSilo
             o.CancelRequestOnTimeout = true;
         });
         silo.Services.AddSerializer(serializer => serializer.AddChatTypeCodecs());
-        if (WebApi.Apis.AdminApi.DashboardEnabled(configuration))
+        if (WebApi.WebApiEndpoints.DashboardEnabled(configuration))
         {
             silo.AddDashboard();
         }

@@ -7,6 +7,7 @@ using LuluClaw.WebApi.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using System.ComponentModel.DataAnnotations;
 
 namespace LuluClaw.WebApi.Apis;
 
@@ -14,17 +15,13 @@ namespace LuluClaw.WebApi.Apis;
 /// The operators' API: workspaces, plans, credits and keys. It exists only when an admin token is
 /// configured; without one its routes are not mapped (404).
 /// </summary>
-public static class AdminApi
+internal static class AdminApi
 {
     /// <summary>Where the Orleans Dashboard is served when <c>Admin:Dashboard</c> is on.</summary>
     public const string DashboardPath = "/api/admin/dashboard";
 
-    /// <summary>
-    /// Whether to run the Orleans Dashboard (<c>Admin:Dashboard</c>, default off). Off by default because its
-    /// profiler is a filter on every grain call; it is served only where an admin token is configured.
-    /// </summary>
-    public static bool DashboardEnabled(IConfiguration configuration) =>
-        configuration.GetValue("Admin:Dashboard", false) && !string.IsNullOrWhiteSpace(WebApiEndpoints.AdminToken(configuration));
+    /// <summary>The most credits one request may set or add (a quarter of <see cref="long.MaxValue"/>, so sums cannot overflow).</summary>
+    public const string MaxCreditsText = "2305843009213693951";
 
     /// <summary>Credits a workspace starts with when the request names none.</summary>
     public const long DefaultCredits = 250;
@@ -38,7 +35,7 @@ public static class AdminApi
         }
 
         // Operators' routes are not part of the public API document.
-        var group = app.MapGroup("/api/admin/workspaces").WithTags("Admin").ExcludeFromDescription().RequireAdminToken(adminToken, GatewayApi.Error);
+        var group = app.MapGroup("/api/admin/workspaces").WithTags("Admin").ExcludeFromDescription().WithErrorShape(ErrorShapes.Lulu).RequireAdminToken().ValidatesRequests();
         group.MapPost("/", CreateWorkspaceAsync).WithName("AdminCreateWorkspace");
         group.MapGet("/{id}", GetWorkspaceAsync).WithName("AdminGetWorkspace");
         group.MapPatch("/{id}", ChangePlanAsync).WithName("AdminChangePlan");
@@ -47,11 +44,11 @@ public static class AdminApi
         group.MapDelete("/{id}/keys/{keyId}", RevokeKeyAsync).WithName("AdminRevokeKey");
         group.MapGet("/{id}/sessions/{sessionId}/messages", GetHistoryAsync).WithName("AdminGetHistory");
         app.MapGet("/api/admin/cluster", GetClusterAsync).WithName("AdminGetCluster").WithTags("Admin").ExcludeFromDescription()
-            .RequireAdminToken(adminToken, GatewayApi.Error);
-        if (DashboardEnabled(app.ServiceProvider.GetRequiredService<IConfiguration>()))
+            .WithErrorShape(ErrorShapes.Lulu).RequireAdminToken();
+        if (WebApiEndpoints.DashboardEnabled(app.ServiceProvider.GetRequiredService<IConfiguration>()))
         {
             // Orleans' own dashboard, every route of it (page, assets, JSON) behind the admin token.
-            app.MapOrleansDashboard(DashboardPath).ExcludeFromDescription().RequireAdminToken(adminToken, GatewayApi.Error, browser: true);
+            app.MapOrleansDashboard(DashboardPath).ExcludeFromDescription().WithErrorShape(ErrorShapes.Lulu).RequireAdminToken(browser: true);
         }
 
         return app;
@@ -82,43 +79,27 @@ public static class AdminApi
         return TypedResults.Json(new ClusterResponse(silos, activations), LuluJsonContext.Web.ClusterResponse);
     }
 
-    private static IResult NotFound(string id) => GatewayApi.Error(StatusCodes.Status404NotFound, $"workspace '{id}' not found");
+    private static IResult NotFound(string id) => ErrorShapes.Lulu.Result(StatusCodes.Status404NotFound, $"workspace '{id}' not found");
 
-    private static IResult BadRequest(string message) => GatewayApi.Error(StatusCodes.Status400BadRequest, message);
+    private static IResult BadRequest(string message) => ErrorShapes.Lulu.Result(StatusCodes.Status400BadRequest, message);
 
     private static IResult Workspace(WorkspaceInfo w, int status = StatusCodes.Status200OK) => TypedResults.Json(
         new WorkspaceResponse(w.Id, w.Name, w.Plan, w.CreditsRemaining, w.PrimaryBotId, w.CreatedAt), LuluJsonContext.Web.WorkspaceResponse,
         statusCode: status);
 
-    private static async Task<IResult> CreateWorkspaceAsync(HttpContext http, IGrainFactory grains, IPlanCatalog plans)
+    private static async Task<IResult> CreateWorkspaceAsync(CreateWorkspaceBody body, HttpContext http, IGrainFactory grains, IPlanCatalog plans)
     {
-        var (body, error) = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
-        using (body)
+        var plan = body.Plan!.Trim().ToLowerInvariant();
+        if (UnknownPlan(plan, plans.WorkspacePlans) is { } unknownPlan)
         {
-            if (body is null)
-            {
-                return BadRequest(error!);
-            }
-
-            var name = body.String("name", required: true, 1, 200);
-            var plan = body.String("plan", required: true, 1, 64)?.Trim().ToLowerInvariant();
-            var credits = body.Integer("credits", required: false, 0, long.MaxValue / 4) ?? DefaultCredits;
-            if (body.Error is { } invalid)
-            {
-                return BadRequest(invalid);
-            }
-
-            if (UnknownPlan(plan!, plans.WorkspacePlans) is { } unknownPlan)
-            {
-                return BadRequest(unknownPlan);
-            }
-
-            var id = Guid.NewGuid();
-            var workspace = await grains.GetGrain<IWorkspaceGrain>(id.ToString("D"))
-                .CreateAsync(new CreateWorkspaceRequest(name!.Trim(), plan!, credits), http.RequestAborted);
-            http.Response.Headers.Location = $"/api/admin/workspaces/{id:D}";
-            return Workspace(workspace, StatusCodes.Status201Created);
+            return BadRequest(unknownPlan);
         }
+
+        var id = Guid.NewGuid();
+        var workspace = await grains.GetGrain<IWorkspaceGrain>(id.ToString("D"))
+            .CreateAsync(new CreateWorkspaceRequest(body.Name!.Trim(), plan, body.Credits ?? DefaultCredits), http.RequestAborted);
+        http.Response.Headers.Location = $"/api/admin/workspaces/{id:D}";
+        return Workspace(workspace, StatusCodes.Status201Created);
     }
 
     /// <summary>The 400 message for a plan the catalog does not have; null for a known plan.</summary>
@@ -128,84 +109,48 @@ public static class AdminApi
     private static async Task<IResult> GetWorkspaceAsync(string id, IGrainFactory grains, CancellationToken cancellationToken) =>
         WorkspaceGrain(grains, id) is { } grain && await grain.GetAsync(cancellationToken) is { } workspace ? Workspace(workspace) : NotFound(id);
 
-    private static async Task<IResult> ChangePlanAsync(string id, HttpContext http, IGrainFactory grains, IPlanCatalog plans)
+    private static async Task<IResult> ChangePlanAsync(string id, ChangePlanBody body, HttpContext http, IGrainFactory grains, IPlanCatalog plans)
     {
         if (WorkspaceGrain(grains, id) is not { } grain)
         {
             return NotFound(id);
         }
 
-        var (body, error) = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
-        using (body)
+        var plan = body.Plan!.Trim().ToLowerInvariant();
+        if (UnknownPlan(plan, plans.WorkspacePlans) is { } unknownPlan)
         {
-            var plan = body?.String("plan", required: true, 1, 64)?.Trim().ToLowerInvariant();
-            if ((error ?? body!.Error) is { } invalid)
-            {
-                return BadRequest(invalid);
-            }
-
-            if (UnknownPlan(plan!, plans.WorkspacePlans) is { } unknownPlan)
-            {
-                return BadRequest(unknownPlan);
-            }
-
-            return await grain.ChangePlanAsync(plan!, http.RequestAborted) is { } workspace ? Workspace(workspace) : NotFound(id);
+            return BadRequest(unknownPlan);
         }
+
+        return await grain.ChangePlanAsync(plan, http.RequestAborted) is { } workspace ? Workspace(workspace) : NotFound(id);
     }
 
-    private static async Task<IResult> AddCreditsAsync(string id, HttpContext http, IGrainFactory grains)
+    private static async Task<IResult> AddCreditsAsync(string id, AddCreditsBody body, HttpContext http, IGrainFactory grains)
     {
         if (WorkspaceGrain(grains, id) is not { } grain)
         {
             return NotFound(id);
         }
 
-        var (body, error) = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
-        using (body)
-        {
-            var amount = body?.Integer("amount", required: true, 1, long.MaxValue / 4);
-            if ((error ?? body!.Error) is { } invalid)
-            {
-                return BadRequest(invalid);
-            }
-
-            return await grain.AddCreditsAsync(amount!.Value, http.RequestAborted) is { } balance
-                ? TypedResults.Json(new CreditsResponse(balance), LuluJsonContext.Web.CreditsResponse)
-                : NotFound(id);
-        }
+        return await grain.AddCreditsAsync(body.Amount!.Value, http.RequestAborted) is { } balance
+            ? TypedResults.Json(new CreditsResponse(balance), LuluJsonContext.Web.CreditsResponse)
+            : NotFound(id);
     }
 
-    private static async Task<IResult> CreateKeyAsync(string id, HttpContext http, IGrainFactory grains, IPlanCatalog plans)
+    private static async Task<IResult> CreateKeyAsync(string id, CreateKeyBody? body, HttpContext http, IGrainFactory grains, IPlanCatalog plans)
     {
         if (WorkspaceGrain(grains, id) is not { } grain || await grain.GetAsync(http.RequestAborted) is null)
         {
             return NotFound(id);
         }
 
-        IReadOnlyList<string>? scopes;
-        string? plan;
-        var (body, error) = await JsonBody.ReadAsync(http.Request, http.RequestAborted, optional: true);
-        using (body)
-        {
-            scopes = body?.StringArray("scopes", required: false);
-            plan = body?.String("plan", required: false, 1, 64)?.Trim().ToLowerInvariant();
-            if ((error ?? body?.Error) is { } invalid)
-            {
-                return BadRequest(invalid);
-            }
-        }
-
+        var plan = body?.Plan?.Trim().ToLowerInvariant();
         if (plan is not null && UnknownPlan(plan, plans.KeyPlans) is { } unknownPlan)
         {
             return BadRequest(unknownPlan);
         }
 
-        if (scopes?.FirstOrDefault(s => !ApiScopes.All.Contains(s)) is { } unknown)
-        {
-            return BadRequest($"'scopes' may contain {string.Join(", ", ApiScopes.All.Select(s => $"'{s}'"))} (got '{unknown}')");
-        }
-
-        var key = await grain.CreateKeyAsync(new CreateApiKeyRequest(scopes, plan), http.RequestAborted);
+        var key = await grain.CreateKeyAsync(new CreateApiKeyRequest(body?.Scopes, plan), http.RequestAborted);
         return key is null
             ? NotFound(id)
             : TypedResults.Json(new KeyResponse(key.Id, key.Key, key.Prefix, key.Scopes, key.Plan), LuluJsonContext.Web.KeyResponse,
@@ -221,12 +166,12 @@ public static class AdminApi
 
         return await grain.RevokeKeyAsync(keyId, cancellationToken)
             ? TypedResults.NoContent()
-            : GatewayApi.Error(StatusCodes.Status404NotFound, $"key '{keyId}' not found in workspace '{id}'");
+            : ErrorShapes.Lulu.Result(StatusCodes.Status404NotFound, $"key '{keyId}' not found in workspace '{id}'");
     }
 
     private static async Task<IResult> GetHistoryAsync(string id, string sessionId, IGrainFactory grains, CancellationToken cancellationToken)
     {
-        if (!Guid.TryParse(id, out var workspaceId) || sessionId.Length is 0 or > GatewayApi.MaxSessionIdLength)
+        if (!Guid.TryParse(id, out var workspaceId) || sessionId.Length is 0 or > ChatTurns.MaxSessionIdLength)
         {
             return NotFound(id);
         }
@@ -235,7 +180,7 @@ public static class AdminApi
         var history = await session.GetHistoryAsync(cancellationToken);
         if (history.Count == 0)
         {
-            return GatewayApi.Error(StatusCodes.Status404NotFound, $"session '{sessionId}' not found");
+            return ErrorShapes.Lulu.Result(StatusCodes.Status404NotFound, $"session '{sessionId}' not found");
         }
 
         var silo = await grains.GetGrain<IManagementGrain>(0).GetActivationAddress(session, cancellationToken);
@@ -246,4 +191,28 @@ public static class AdminApi
 
     private static IWorkspaceGrain? WorkspaceGrain(IGrainFactory grains, string id) =>
         Guid.TryParse(id, out var workspaceId) ? grains.GetGrain<IWorkspaceGrain>(workspaceId.ToString("D")) : null;
+}
+
+/// <summary><c>POST /api/admin/workspaces</c>.</summary>
+internal sealed record CreateWorkspaceBody(
+    [property: Required, StringLength(200, MinimumLength = 1)] string? Name,
+    [property: Required, StringLength(64, MinimumLength = 1)] string? Plan,
+    [property: Range(typeof(long), "0", AdminApi.MaxCreditsText)] long? Credits = null) : IRequestBody;
+
+/// <summary><c>PATCH /api/admin/workspaces/{id}</c>.</summary>
+internal sealed record ChangePlanBody([property: Required, StringLength(64, MinimumLength = 1)] string? Plan) : IRequestBody;
+
+/// <summary><c>POST /api/admin/workspaces/{id}/credits</c>.</summary>
+internal sealed record AddCreditsBody([property: Required, Range(typeof(long), "1", AdminApi.MaxCreditsText)] long? Amount) : IRequestBody;
+
+/// <summary><c>POST /api/admin/workspaces/{id}/keys</c>; the body is optional.</summary>
+internal sealed record CreateKeyBody(
+    IReadOnlyList<string>? Scopes = null,
+    [property: StringLength(64, MinimumLength = 1)] string? Plan = null) : IRequestBody
+{
+    /// <inheritdoc />
+    public string? Check() =>
+        Scopes?.FirstOrDefault(s => !ApiScopes.All.Contains(s)) is { } unknown
+            ? $"'scopes' may contain {string.Join(", ", ApiScopes.All.Select(s => $"'{s}'"))} (got '{unknown}')"
+            : null;
 }

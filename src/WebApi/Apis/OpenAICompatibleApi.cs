@@ -16,7 +16,7 @@ namespace LuluClaw.WebApi.Apis;
 /// <c>X-Session-Id</c>: then the session owns the history and only the last user message is new.
 /// Same keys, plans and credits as the other chat surfaces.
 /// </summary>
-public static class OpenAICompatibleApi
+internal static class OpenAICompatibleApi
 {
     /// <summary>The header that turns a request into a turn of a stored session.</summary>
     public const string SessionHeader = "X-Session-Id";
@@ -24,16 +24,25 @@ public static class OpenAICompatibleApi
     /// <summary>Maps <c>/v1/chat/completions</c> and <c>/v1/models</c>.</summary>
     public static IEndpointRouteBuilder MapOpenAICompatibleApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1").WithTags("OpenAI-compatible").ExcludeFromDescription();
-        group.MapPost("/chat/completions", CompleteAsync).WithName("OpenAIChatCompletions").RequireApiKey(ApiScopes.Chat, Error, turn: true);
-        group.MapGet("/models", ListModelsAsync).WithName("OpenAIModels").RequireApiKey(ApiScopes.Chat, Error);
+        var group = app.MapGroup("/v1").WithTags("OpenAI-compatible").ExcludeFromDescription().WithErrorShape(Errors).ValidatesRequests();
+        group.MapPost("/chat/completions", CompleteAsync).WithName("OpenAIChatCompletions").RequireApiKey(ApiScopes.Chat).RunsChatTurn();
+        group.MapGet("/models", ListModelsAsync).WithName("OpenAIModels").RequireApiKey(ApiScopes.Chat);
         return app;
     }
 
     /// <summary>OpenAI's error shape: <c>{"error": {"message", "type", "param", "code"}}</c>.</summary>
-    public static IResult Error(int statusCode, string message) =>
-        TypedResults.Json(new OpenAIErrorBody(new OpenAIError(message, ErrorType(statusCode), null, ErrorCode(statusCode))),
-            OpenAIJsonContext.Web.OpenAIErrorBody, statusCode: statusCode);
+    internal static ErrorShape Errors { get; } = new OpenAIErrorShape();
+
+    private static IResult Error(int statusCode, string message) => Errors.Result(statusCode, message);
+
+    private sealed class OpenAIErrorShape : ErrorShape
+    {
+        public override Type BodyType => typeof(OpenAIErrorBody);
+
+        public override IResult Result(int statusCode, string message, long? retryAfter = null, string? field = null) =>
+            TypedResults.Json(new OpenAIErrorBody(new OpenAIError(message, ErrorType(statusCode), field is { Length: > 0 } ? field : null, ErrorCode(statusCode))),
+                OpenAIJsonContext.Web.OpenAIErrorBody, statusCode: statusCode);
+    }
 
     private static async Task<IResult> ListModelsAsync(HttpContext http, IGrainFactory grains)
     {
@@ -63,9 +72,9 @@ public static class OpenAICompatibleApi
             }
 
             var sessionId = http.Request.Headers[SessionHeader].ToString();
-            if (sessionId.Length > GatewayApi.MaxSessionIdLength || sessionId.Any(char.IsControl))
+            if (sessionId.Length > ChatTurns.MaxSessionIdLength || sessionId.Any(char.IsControl))
             {
-                return Error(StatusCodes.Status400BadRequest, $"'{SessionHeader}' must be at most {GatewayApi.MaxSessionIdLength} characters without control characters");
+                return Error(StatusCodes.Status400BadRequest, $"'{SessionHeader}' must be at most {ChatTurns.MaxSessionIdLength} characters without control characters");
             }
 
             var bot = await ResolveBotAsync(grains, caller.WorkspaceId, model!, http.RequestAborted);
@@ -148,11 +157,7 @@ public static class OpenAICompatibleApi
             prologue: [Chunk(new OpenAIDelta("assistant", ""), null)], epilogue: [new SseEvent(null, "[DONE]")]);
     }
 
-    private static IResult Refusal(HttpContext http, ChatTurnResult result)
-    {
-        TurnRefusal.SetRetryAfter(http, result);
-        return Error(TurnRefusal.StatusCode(result.Status), result.Error ?? "unexpected turn outcome");
-    }
+    private static IResult Refusal(HttpContext http, ChatTurnResult result) => ChatTurns.Refusal(http, result);
 
     /// <summary>The request's messages; the last must be the user's new message.</summary>
     private static SessionMessage[]? ReadMessages(JsonBody body, out string? error)
@@ -190,9 +195,9 @@ public static class OpenAICompatibleApi
             return null;
         }
 
-        if (last.Content.EnumerateRunes().Count() > GatewayApi.MaxMessageLength)
+        if (last.Content.EnumerateRunes().Count() > ChatTurns.MaxMessageLength)
         {
-            error = $"the last user message must be at most {GatewayApi.MaxMessageLength} characters";
+            error = $"the last user message must be at most {ChatTurns.MaxMessageLength} characters";
             return null;
         }
 

@@ -8,6 +8,8 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using System.ComponentModel.DataAnnotations;
 
 namespace LuluClaw.WebApi.Apis;
 
@@ -17,7 +19,7 @@ namespace LuluClaw.WebApi.Apis;
 /// OpenClaw's permissions (<c>chat</c>, <c>sessions</c>). camelCase JSON, OpenClaw's error shape,
 /// per-token request limits with <c>X-RateLimit-*</c> headers on every authenticated response.
 /// </summary>
-public static class OpenClawApi
+internal static class OpenClawApi
 {
     /// <summary>Where the surface lives (OpenClaw's own <c>/api/v1</c> is the Developer API's here).</summary>
     public const string BasePath = "/openclaw/api/v1";
@@ -35,35 +37,34 @@ public static class OpenClawApi
         var chatLimit = limits?.GetValue("OpenClaw:ChatRequestsPerMinute", 100) ?? 100;
         var readLimit = limits?.GetValue("OpenClaw:ReadRequestsPerMinute", 1000) ?? 1000;
 
-        var api = app.MapGroup(BasePath).WithTags("OpenClaw-compatible").ExcludeFromDescription();
-        api.MapPost("/chat", ChatAsync).WithName("OpenClawChat").AddEndpointFilter(Guard(ApiScopes.Chat, ChatBucket, chatLimit));
-        api.MapPost("/chat/stream", ChatStreamAsync).WithName("OpenClawChatStream").AddEndpointFilter(Guard(ApiScopes.Chat, ChatBucket, chatLimit));
-        api.MapGet("/sessions", ListSessionsAsync).WithName("OpenClawSessions").AddEndpointFilter(Guard(ApiScopes.Sessions, ReadBucket, readLimit));
-        api.MapGet("/sessions/{key}/history", HistoryAsync).WithName("OpenClawHistory").AddEndpointFilter(Guard(ApiScopes.Sessions, ReadBucket, readLimit));
-        api.MapDelete("/sessions/{key}", DeleteSessionAsync).WithName("OpenClawDeleteSession").AddEndpointFilter(Guard(ApiScopes.Sessions, ReadBucket, readLimit));
-        api.MapGet("/status", StatusAsync).WithName("OpenClawStatus").AddEndpointFilter(Guard(null, ReadBucket, readLimit));
+        var api = app.MapGroup(BasePath).WithTags("OpenClaw-compatible").ExcludeFromDescription().WithErrorShape(Errors).ValidatesRequests();
+        api.MapPost("/chat", ChatAsync).WithName("OpenClawChat").RequireApiKey(ApiScopes.Chat).RunsChatTurn().AddEndpointFilter(Quota(ChatBucket, chatLimit));
+        api.MapPost("/chat/stream", ChatStreamAsync).WithName("OpenClawChatStream").RequireApiKey(ApiScopes.Chat).RunsChatTurn()
+            .AddEndpointFilter(Quota(ChatBucket, chatLimit));
+        api.MapGet("/sessions", ListSessionsAsync).WithName("OpenClawSessions").RequireApiKey(ApiScopes.Sessions).AddEndpointFilter(Quota(ReadBucket, readLimit));
+        api.MapGet("/sessions/{key}/history", HistoryAsync).WithName("OpenClawHistory").RequireApiKey(ApiScopes.Sessions)
+            .AddEndpointFilter(Quota(ReadBucket, readLimit));
+        api.MapDelete("/sessions/{key}", DeleteSessionAsync).WithName("OpenClawDeleteSession").RequireApiKey(ApiScopes.Sessions)
+            .AddEndpointFilter(Quota(ReadBucket, readLimit));
+        api.MapGet("/status", StatusAsync).WithName("OpenClawStatus").RequireApiKey(null).AddEndpointFilter(Quota(ReadBucket, readLimit));
         return app;
     }
 
-    /// <summary>OpenClaw's error shape, <c>{"error": {"code", "message", "retryAfter"?}}</c>, with the code of <paramref name="statusCode"/>.</summary>
-    public static IResult Error(int statusCode, string message, long? retryAfter = null) => TypedResults.Json(
-        new OpenClawErrorBody(new OpenClawError(Code(statusCode), message, retryAfter)), OpenClawJsonContext.Web.OpenClawErrorBody, statusCode: statusCode);
+    /// <summary>OpenClaw's error shape, <c>{"error": {"code", "message", "retryAfter"?}}</c>, with the code of the status.</summary>
+    internal static ErrorShape Errors { get; } = new OpenClawErrorShape();
+
+    private static IResult Error(int statusCode, string message) => Errors.Result(statusCode, message);
 
     /// <summary>
-    /// Authenticates (401), counts the request against the token's per-minute limit of its bucket
-    /// (headers on every answer from here on; 429 past the limit), then checks the permission (403).
+    /// Counts the request against the token's per-minute limit of its bucket: the <c>X-RateLimit-*</c>
+    /// headers on every answer from here on, 429 past the limit. Authentication and the permission check
+    /// have run before (a refused request is not counted).
     /// </summary>
-    private static Func<EndpointFilterInvocationContext, EndpointFilterDelegate, ValueTask<object?>> Guard(string? permission, string bucket, int limit) =>
+    private static Func<EndpointFilterInvocationContext, EndpointFilterDelegate, ValueTask<object?>> Quota(string bucket, int limit) =>
         async (invocation, next) =>
         {
             var http = invocation.HttpContext;
-            var (key, refusal) = await ApiKeyAuthentication.AuthenticateAsync(http);
-            if (key is null)
-            {
-                return Error(StatusCodes.Status401Unauthorized, refusal!);
-            }
-
-            var grains = (IGrainFactory)http.RequestServices.GetService(typeof(IGrainFactory))!;
+            var grains = http.RequestServices.GetRequiredService<IGrainFactory>();
             var quota = await grains.GetGrain<IApiKeyGrain>(http.GetCaller().KeyHash).TakeRequestAsync(bucket, limit, http.RequestAborted);
             var reset = quota.ResetAt.ToUnixTimeSeconds();
             http.Response.Headers["X-RateLimit-Limit"] = quota.Limit.ToString(CultureInfo.InvariantCulture);
@@ -71,15 +72,10 @@ public static class OpenClawApi
             http.Response.Headers["X-RateLimit-Reset"] = reset.ToString(CultureInfo.InvariantCulture);
             if (!quota.Allowed)
             {
-                var now = ((TimeProvider?)http.RequestServices.GetService(typeof(TimeProvider)) ?? TimeProvider.System).GetUtcNow();
+                var now = (http.RequestServices.GetService<TimeProvider>() ?? TimeProvider.System).GetUtcNow();
                 var retryAfter = Math.Max(1, reset - now.ToUnixTimeSeconds());
                 http.Response.Headers.RetryAfter = retryAfter.ToString(CultureInfo.InvariantCulture);
-                return Error(StatusCodes.Status429TooManyRequests, $"Too many requests: this token may make {limit} such requests per minute.", retryAfter);
-            }
-
-            if (permission is not null && !key.HasScope(permission))
-            {
-                return Error(StatusCodes.Status403Forbidden, $"This token lacks the '{permission}' permission.");
+                return Errors.Result(StatusCodes.Status429TooManyRequests, $"Too many requests: this token may make {limit} such requests per minute.", retryAfter);
             }
 
             return await next(invocation);
@@ -87,57 +83,38 @@ public static class OpenClawApi
 
     // ---- chat ----
 
-    private static Task<IResult> ChatAsync(HttpContext http, IGrainFactory grains) => TurnAsync(http, grains, forceStream: false);
+    private static Task<IResult> ChatAsync(OpenClawChatRequest body, HttpContext http, IGrainFactory grains) => TurnAsync(body, http, grains, forceStream: false);
 
-    private static Task<IResult> ChatStreamAsync(HttpContext http, IGrainFactory grains) => TurnAsync(http, grains, forceStream: true);
+    private static Task<IResult> ChatStreamAsync(OpenClawChatRequest body, HttpContext http, IGrainFactory grains) => TurnAsync(body, http, grains, forceStream: true);
 
-    private static async Task<IResult> TurnAsync(HttpContext http, IGrainFactory grains, bool forceStream)
+    private static Task<IResult> TurnAsync(OpenClawChatRequest body, HttpContext http, IGrainFactory grains, bool forceStream)
     {
         var caller = http.GetCaller();
-        var (body, error) = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
-        using (body)
-        {
-            if (body is null)
-            {
-                return Error(StatusCodes.Status400BadRequest, error!);
-            }
-
-            var message = body.String("message", required: true, 1, GatewayApi.MaxMessageLength);
-            var sessionKey = body.String("sessionKey", required: false, 1, GatewayApi.MaxSessionIdLength);
-            var stream = body.Boolean("stream", required: false) ?? false;
-            if (body.Error is { } invalid)
-            {
-                return Error(StatusCodes.Status400BadRequest, invalid);
-            }
-
-            sessionKey ??= GatewayApi.NewSessionId();
-            var session = grains.GetGrain<ISessionGrain>(SessionKey.Of(caller.WorkspaceId, sessionKey));
-            var request = new ChatTurnRequest(message!, caller.Key.Id, "openclaw");
-            var id = $"msg_{Guid.CreateVersion7():N}";
-            if (!(forceStream || stream))
-            {
-                var result = await session.SendAsync(request, http.RequestAborted);
-                return result.Status != ChatTurnStatus.Ok
-                    ? Refusal(http, result)
-                    : TypedResults.Json(
-                        new OpenClawChatResponse(id, result.Reply!, sessionKey, result.Model ?? "", Usage(result.Usage), DateTimeOffset.UtcNow),
-                        OpenClawJsonContext.Web.OpenClawChatResponse);
-            }
-
-            return await StreamAsync(http, session.StreamAsync(request, http.RequestAborted), id);
-        }
+        var sessionKey = body.SessionKey ?? ChatTurns.NewSessionId();
+        var request = new ChatTurnRequest(body.Message!, caller.Key.Id, "openclaw");
+        return ChatTurns.RunAsync(http, grains.Session(caller, sessionKey), request, forceStream || body.Stream == true,
+            new Answers($"msg_{Guid.CreateVersion7():N}", sessionKey));
     }
 
-    private static Task<IResult> StreamAsync(HttpContext http, IAsyncEnumerable<ChatTurnEvent> turn, string id) =>
-        TurnStream.RespondAsync(http, turn, refused => Refusal(http, refused), e => [e switch
+    /// <summary>OpenClaw's chat answers: the JSON message, or <c>start</c>, <c>delta</c>…, <c>done</c> events.</summary>
+    private sealed class Answers(string id, string sessionKey) : TurnAnswers
+    {
+        public override IResult Whole(ChatTurnResult result) => TypedResults.Json(
+            new OpenClawChatResponse(id, result.Reply!, sessionKey, result.Model ?? "", Usage(result.Usage), DateTimeOffset.UtcNow),
+            OpenClawJsonContext.Web.OpenClawChatResponse);
+
+        public override IEnumerable<SseEvent> Prologue =>
+            [new SseEvent("start", JsonSerializer.Serialize(new OpenClawStart(id), OpenClawJsonContext.Web.OpenClawStart))];
+
+        public override IEnumerable<SseEvent> Events(ChatTurnEvent turnEvent) => [turnEvent switch
         {
             { Delta: { } text } => new SseEvent("delta", JsonSerializer.Serialize(new OpenClawDelta(text), OpenClawJsonContext.Web.OpenClawDelta)),
             { Result: { Status: ChatTurnStatus.Ok } ok } => new SseEvent("done", JsonSerializer.Serialize(new OpenClawDone(Usage(ok.Usage)), OpenClawJsonContext.Web.OpenClawDone)),
             { Result: { } failed } => new SseEvent("error", JsonSerializer.Serialize(
                 new OpenClawErrorBody(new OpenClawError("MODEL_ERROR", failed.Error!, null)), OpenClawJsonContext.Web.OpenClawErrorBody)),
             _ => throw new InvalidOperationException("A turn event carries neither text nor an outcome."),
-        }],
-        prologue: [new SseEvent("start", JsonSerializer.Serialize(new OpenClawStart(id), OpenClawJsonContext.Web.OpenClawStart))]);
+        }];
+    }
 
     // ---- sessions ----
 
@@ -158,7 +135,7 @@ public static class OpenClawApi
             return Error(StatusCodes.Status400BadRequest, "'limit' must be a whole number from 1 to 1000");
         }
 
-        var history = key.Length <= GatewayApi.MaxSessionIdLength
+        var history = key.Length <= ChatTurns.MaxSessionIdLength
             ? await grains.GetGrain<ISessionGrain>(SessionKey.Of(http.GetCaller().WorkspaceId, key)).GetHistoryAsync(http.RequestAborted)
             : [];
         if (history.Count == 0)
@@ -171,7 +148,7 @@ public static class OpenClawApi
     }
 
     private static async Task<IResult> DeleteSessionAsync(string key, HttpContext http, IGrainFactory grains) =>
-        key.Length <= GatewayApi.MaxSessionIdLength
+        key.Length <= ChatTurns.MaxSessionIdLength
         && await grains.GetGrain<ISessionGrain>(SessionKey.Of(http.GetCaller().WorkspaceId, key)).DeleteAsync(http.RequestAborted)
             ? TypedResults.NoContent()
             : Error(StatusCodes.Status404NotFound, $"Session '{key}' not found.");
@@ -194,11 +171,19 @@ public static class OpenClawApi
 
     // ---- helpers ----
 
-    private static IResult Refusal(HttpContext http, ChatTurnResult result) =>
-        Error(TurnRefusal.StatusCode(result.Status, modelFailure: StatusCodes.Status502BadGateway), result.Error ?? "unexpected turn outcome",
-            TurnRefusal.SetRetryAfter(http, result));
-
     private static OpenClawUsage Usage(TokenUsage? usage) => new(usage?.InputTokens ?? 0, usage?.OutputTokens ?? 0);
+
+    private sealed class OpenClawErrorShape : ErrorShape
+    {
+        public override Type BodyType => typeof(OpenClawErrorBody);
+
+        public override int ModelFailureStatus => StatusCodes.Status502BadGateway;
+
+        public override IResult Result(int statusCode, string message, long? retryAfter = null, string? field = null) => TypedResults.Json(
+            new OpenClawErrorBody(new OpenClawError(Code(statusCode), message, retryAfter)), OpenClawJsonContext.Web.OpenClawErrorBody, statusCode: statusCode);
+
+        public override string MissingScope(string scope) => $"This token lacks the '{scope}' permission.";
+    }
 
     private static string Code(int status) => status switch
     {
@@ -214,6 +199,12 @@ public static class OpenClawApi
         _ => "INTERNAL_ERROR",
     };
 }
+
+/// <summary><c>POST /chat</c> and <c>POST /chat/stream</c>.</summary>
+internal sealed record OpenClawChatRequest(
+    [property: Required, StringLength(ChatTurns.MaxMessageLength, MinimumLength = 1)] string? Message,
+    [property: JsonPropertyName("sessionKey"), StringLength(ChatTurns.MaxSessionIdLength, MinimumLength = 1)] string? SessionKey = null,
+    bool? Stream = null) : IRequestBody;
 
 /// <summary>OpenClaw's error body.</summary>
 public sealed record OpenClawErrorBody(OpenClawError Error);

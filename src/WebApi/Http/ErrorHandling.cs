@@ -12,7 +12,7 @@ namespace LuluClaw.WebApi.Http;
 /// The last line of defence: an exception no endpoint expected becomes a JSON error, never an HTML
 /// page or an empty 500. A failing database is a 503 (retry later), not a 500.
 /// </summary>
-public static partial class ErrorHandling
+internal static partial class ErrorHandling
 {
     /// <summary>The wait a 503 for an unavailable database suggests.</summary>
     private const long StorageRetryAfterSeconds = 2;
@@ -38,7 +38,7 @@ public static partial class ErrorHandling
         {
             var (status, message, retryAfter) = e switch
             {
-                BadHttpRequestException bad => (bad.StatusCode, bad.Message, null),
+                BadHttpRequestException bad => (bad.StatusCode, JsonRequests.BindingProblem(context, bad) ?? bad.Message, null),
                 // The grain's silo is gone or going (killed, partitioned) and the cluster has not yet
                 // moved its grains: nothing ran, so nothing was charged, and a retry in a moment lands
                 // on the new activation.
@@ -69,12 +69,8 @@ public static partial class ErrorHandling
                 context.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
             }
 
-            // Each surface answers in its own error shape.
-            var path = context.Request.Path;
-            var result = path.StartsWithSegments("/v1") ? Apis.OpenAICompatibleApi.Error(status, message)
-                : path.StartsWithSegments("/openclaw") ? Apis.OpenClawApi.Error(status, message, retryAfter)
-                : Apis.GatewayApi.Error(status, message);
-            await result.ExecuteAsync(context);
+            // Each surface answers in its own error shape, which its endpoints carry.
+            await ErrorShapes.Of(context).Result(status, message, retryAfter).ExecuteAsync(context);
         }
     });
 

@@ -8,7 +8,7 @@ namespace LuluClaw.WebApi.Http;
 /// Reads a JSON object body field by field, so that every bad input gets a message naming the field
 /// instead of a serializer's exception text.
 /// </summary>
-public sealed class JsonBody : IDisposable
+internal sealed class JsonBody : IDisposable
 {
     /// <summary>Largest body read (1 MiB): far above any valid request.</summary>
     public const int MaxBytes = 1 << 20;

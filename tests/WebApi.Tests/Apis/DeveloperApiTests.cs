@@ -74,7 +74,7 @@ public sealed class DeveloperApiTests : IAsyncLifetime
     [InlineData("""{"name": "b", "system_prompt": "p", "model": "gpt 4"}""", "'model' may contain only letters, digits and . _ : / -")]
     [InlineData("""{"name": "b", "systemPrompt": "p"}""", "unknown field 'systemPrompt'; expected 'name', 'system_prompt', 'model', 'channels'")]
     [InlineData("""[1]""", "request body must be a JSON object")]
-    [InlineData("""{"name": """, "request body is not valid JSON")]
+    [InlineData("""{"name": """, "request body is not valid JSON (line 1, byte 10)")]
     public async Task CreateBot_BadInput_Is400NamingTheProblem(string body, string error)
     {
         var workspace = await _app.CreateWorkspaceAsync();
