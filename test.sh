@@ -36,4 +36,9 @@ if [ -z "${LULUCLAW_TEST_POSTGRES:-}" ]; then
   fi
 fi
 
+# The OpenAPI linter the suite runs (npm registry), installed once from the lockfile.
+if [ ! -x tests/openapi/node_modules/.bin/redocly ]; then
+  npm ci --prefix tests/openapi --silent --no-audit --no-fund >/dev/null || echo "test.sh: could not install the OpenAPI linter (npm ci in tests/openapi): its test will fail"
+fi
+
 dotnet test LuluClaw.sln "$@"

@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.OpenApi;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.OpenApi;
+using Scalar.AspNetCore;
 
 namespace LuluClaw.WebApi;
 
@@ -23,6 +24,17 @@ public static class WebApiEndpoints
     /// </summary>
     public static bool DashboardEnabled(IConfiguration configuration) =>
         configuration.GetValue("Admin:Dashboard", false) && !string.IsNullOrWhiteSpace(AdminToken(configuration));
+
+    /// <summary>What each tag of the document groups.</summary>
+    private static readonly Dictionary<string, string> TagDescriptions = new(StringComparer.Ordinal)
+    {
+        ["Gateway"] = "The LuluClaw Gateway: chat with the workspace's primary bot under its plan's rolling-hour limits and credits.",
+        ["Developer API: chat"] = "Chat with any bot of the workspace, whole or streamed.",
+        ["Developer API: bots"] = "Create, configure, restart and delete bots; a change reloads the bot.",
+        ["Developer API: provider keys"] = "The workspace's own model provider keys (bring your own key), stored encrypted and never shown again.",
+        ["OpenAI-compatible"] = "OpenAI's chat completions, models and responses routes, so OpenAI SDKs talk to LuluClaw bots by changing the base URL.",
+        ["OpenClaw-compatible"] = "OpenClaw's chat, sessions and status routes with per-token request limits, camelCase JSON and OpenClaw's errors.",
+    };
 
     /// <summary>Adds what the front end needs: the OpenAPI 3.1 document of the public surfaces.</summary>
     public static IServiceCollection AddLuluWebApi(this IServiceCollection services)
@@ -48,9 +60,21 @@ public static class WebApiEndpoints
                 {
                     Title = "LuluClaw API",
                     Version = "v1",
-                    Description = "The LuluClaw Gateway and Developer APIs. Authenticate with 'Authorization: Bearer lulu_sk_...'; " +
-                        "errors are {\"error\": \"<message>\"}.",
+                    Description = "LuluClaw's public surfaces: the Gateway and Developer APIs ({\"error\": \"<message>\"} errors), the " +
+                        "OpenAI-compatible API under /v1 (OpenAI's error shape) and the OpenClaw-compatible API under /openclaw/api/v1 " +
+                        "(OpenClaw's error shape). Every route takes 'Authorization: Bearer lulu_sk_...'. The operators' admin API is not part of it.",
+                    License = new OpenApiLicense { Name = "Proprietary: LuluClaw, all rights reserved", Identifier = "LicenseRef-LuluClaw-Proprietary" },
                 };
+                foreach (var server in document.Servers ?? [])
+                {
+                    server.Url = server.Url?.TrimEnd('/');
+                }
+
+                foreach (var tag in document.Tags ?? new HashSet<OpenApiTag>())
+                {
+                    tag.Description = tag.Name is { } name && TagDescriptions.TryGetValue(name, out var description) ? description : tag.Description;
+                }
+
                 document.Components ??= new OpenApiComponents();
                 document.Components.SecuritySchemes ??= new Dictionary<string, IOpenApiSecurityScheme>();
                 document.Components.SecuritySchemes["bearer"] = new OpenApiSecurityScheme
@@ -63,11 +87,13 @@ public static class WebApiEndpoints
                 document.Security.Add(new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference("bearer", document)] = [] });
                 return Task.CompletedTask;
             });
+            o.AddOperationTransformer(OpenApiMetadata.DescribeHeadersAsync);
+            o.AddSchemaTransformer(OpenApiMetadata.DescribeAllowedValuesAsync);
         });
         return services;
     }
 
-    /// <summary>Adds error handling and maps every surface, the OpenAPI document (<c>/openapi/v1.json</c>) and <c>/healthz</c>.</summary>
+    /// <summary>Adds error handling and maps every surface, the OpenAPI document (<c>/openapi/v1.json</c>), its reference page (<c>/docs</c>) and <c>/healthz</c>.</summary>
     public static WebApplication MapLuluClaw(this WebApplication app)
     {
         app.UseLuluErrors();
@@ -75,6 +101,8 @@ public static class WebApiEndpoints
         app.UseAuthorization();
         app.UseJsonBodyChecks();
         app.MapOpenApi();
+        // The reference page of the same document, served with its script from this process (no CDN, no web fonts).
+        app.MapScalarApiReference("/docs", o => o.WithTitle("LuluClaw API").WithOpenApiRoutePattern("/openapi/{documentName}.json").DisableDefaultFonts());
         app.MapGatewayApi();
         app.MapDeveloperApi();
         app.MapOpenAICompatibleApi();

@@ -89,7 +89,7 @@ internal static class AdminApi
 
     private static async Task<IResult> CreateWorkspaceAsync(CreateWorkspaceBody body, HttpContext http, IGrainFactory grains, IPlanCatalog plans)
     {
-        var plan = body.Plan!.Trim().ToLowerInvariant();
+        var plan = body.Plan.Trim().ToLowerInvariant();
         if (UnknownPlan(plan, plans.WorkspacePlans) is { } unknownPlan)
         {
             return BadRequest(unknownPlan);
@@ -97,7 +97,7 @@ internal static class AdminApi
 
         var id = Guid.NewGuid();
         var workspace = await grains.GetGrain<IWorkspaceGrain>(id.ToString("D"))
-            .CreateAsync(new CreateWorkspaceRequest(body.Name!.Trim(), plan, body.Credits ?? DefaultCredits), http.RequestAborted);
+            .CreateAsync(new CreateWorkspaceRequest(body.Name.Trim(), plan, body.Credits ?? DefaultCredits), http.RequestAborted);
         http.Response.Headers.Location = $"/api/admin/workspaces/{id:D}";
         return Workspace(workspace, StatusCodes.Status201Created);
     }
@@ -116,7 +116,7 @@ internal static class AdminApi
             return NotFound(id);
         }
 
-        var plan = body.Plan!.Trim().ToLowerInvariant();
+        var plan = body.Plan.Trim().ToLowerInvariant();
         if (UnknownPlan(plan, plans.WorkspacePlans) is { } unknownPlan)
         {
             return BadRequest(unknownPlan);
@@ -195,12 +195,12 @@ internal static class AdminApi
 
 /// <summary><c>POST /api/admin/workspaces</c>.</summary>
 internal sealed record CreateWorkspaceBody(
-    [property: Required, StringLength(200, MinimumLength = 1)] string? Name,
-    [property: Required, StringLength(64, MinimumLength = 1)] string? Plan,
+    [property: Required, StringLength(200, MinimumLength = 1)] string Name,
+    [property: Required, StringLength(64, MinimumLength = 1)] string Plan,
     [property: Range(typeof(long), "0", AdminApi.MaxCreditsText)] long? Credits = null) : IRequestBody;
 
 /// <summary><c>PATCH /api/admin/workspaces/{id}</c>.</summary>
-internal sealed record ChangePlanBody([property: Required, StringLength(64, MinimumLength = 1)] string? Plan) : IRequestBody;
+internal sealed record ChangePlanBody([property: Required, StringLength(64, MinimumLength = 1)] string Plan) : IRequestBody;
 
 /// <summary><c>POST /api/admin/workspaces/{id}/credits</c>.</summary>
 internal sealed record AddCreditsBody([property: Required, Range(typeof(long), "1", AdminApi.MaxCreditsText)] long? Amount) : IRequestBody;

@@ -42,25 +42,24 @@ internal static partial class DeveloperApi
             .WithSummary("Send a message to a bot (the workspace's primary bot unless bot_id names another)")
             .WithDescription(LuluChat.StreamingNote).WithTags("Developer API: chat")
             .RequireApiKey(ApiScopes.Chat).RunsChatTurn()
-            .Produces<ChatResponse>(StatusCodes.Status200OK, "application/json", "text/event-stream")
-            .ProducesErrors(400, 401, 402, 403, 404, 409, 413, 415, 429, 503);
+            .Produces<ChatResponse>(StatusCodes.Status200OK, "application/json", "text/event-stream");
 
         var bots = api.MapGroup("/bots").WithTags("Developer API: bots").RequireApiKey(ApiScopes.Bots);
-        bots.MapPost("/", CreateBotAsync).WithName("CreateBot").WithSummary("Create a bot; it is 'starting', then 'running'").ProducesErrors(400, 401, 403, 413, 415);
-        bots.MapGet("/", ListBotsAsync).WithName("ListBots").WithSummary("List the workspace's bots with status, configuration and channels").ProducesErrors(401, 403);
-        bots.MapGet("/{botId}", GetBotAsync).WithName("GetBot").WithSummary("Get one bot").ProducesErrors(401, 403);
+        bots.MapPost("/", CreateBotAsync).WithName("CreateBot").WithSummary("Create a bot; it is 'starting', then 'running'");
+        bots.MapGet("/", ListBotsAsync).WithName("ListBots").WithSummary("List the workspace's bots with status, configuration and channels");
+        bots.MapGet("/{botId}", GetBotAsync).WithName("GetBot").WithSummary("Get one bot");
         bots.MapPatch("/{botId}", UpdateBotAsync).WithName("UpdateBot")
-            .WithSummary("Change the given fields; the bot reloads ('reloading', then 'running') and the next turn uses them").ProducesErrors(400, 401, 403, 413, 415);
+            .WithSummary("Change the given fields; the bot reloads ('reloading', then 'running') and the next turn uses them");
         bots.MapPost("/{botId}/restart", RestartBotAsync).WithName("RestartBot")
-            .WithSummary("Force a restart: the bot's activation and model client are rebuilt; its threads survive").ProducesErrors(401, 403);
-        bots.MapDelete("/{botId}", DeleteBotAsync).WithName("DeleteBot").WithSummary("Delete a bot for good and disconnect its channels").ProducesErrors(401, 403);
+            .WithSummary("Force a restart: the bot's activation and model client are rebuilt; its threads survive");
+        bots.MapDelete("/{botId}", DeleteBotAsync).WithName("DeleteBot").WithSummary("Delete a bot for good and disconnect its channels");
 
         var keys = api.MapGroup("/provider-keys").WithTags("Developer API: provider keys").RequireApiKey(ApiScopes.Bots);
-        keys.MapGet("/", ListProviderKeysAsync).WithName("ListProviderKeys").WithSummary("List the workspace's own provider keys (masked hints only)").ProducesErrors(401, 403);
+        keys.MapGet("/", ListProviderKeysAsync).WithName("ListProviderKeys").WithSummary("List the workspace's own provider keys (masked hints only)");
         keys.MapPut("/{provider}", PutProviderKeyAsync).WithName("PutProviderKey")
-            .WithSummary("Store the workspace's own key for 'openai' or 'anthropic' (BYOK); encrypted, never returned").ProducesErrors(400, 401, 403, 413, 415);
+            .WithSummary("Store the workspace's own key for 'openai' or 'anthropic' (BYOK); encrypted, never returned");
         keys.MapDelete("/{provider}", DeleteProviderKeyAsync).WithName("DeleteProviderKey")
-            .WithSummary("Remove the workspace's key; its bots go back to the platform's").ProducesErrors(401, 403);
+            .WithSummary("Remove the workspace's key; its bots go back to the platform's");
         return app;
     }
 
@@ -71,7 +70,7 @@ internal static partial class DeveloperApi
         var caller = http.GetCaller();
         var session = grains.Session(caller, body.SessionId ?? ChatTurns.NewSessionId());
         return ChatTurns.RunAsync(
-            http, session, new ChatTurnRequest(body.Message!, caller.Key.Id, "api", body.BotId), SseResponse.IsWanted(http.Request, body.Stream), LuluChat.Answers);
+            http, session, new ChatTurnRequest(body.Message, caller.Key.Id, "api", body.BotId), SseResponse.IsWanted(http.Request, body.Stream), LuluChat.Answers);
     }
 
     // ---- bots ----
@@ -80,7 +79,7 @@ internal static partial class DeveloperApi
     {
         var id = BotIds.New();
         var bot = await grains.GetGrain<IBotGrain>(id).CreateAsync(
-            new CreateBotRequest(http.GetCaller().WorkspaceId, body.Name!.Trim(), body.SystemPrompt!, body.Model?.Trim() ?? BotDefaults.Model, Normalize(body.Channels) ?? []),
+            new CreateBotRequest(http.GetCaller().WorkspaceId, body.Name.Trim(), body.SystemPrompt, body.Model?.Trim() ?? BotDefaults.Model, Normalize(body.Channels) ?? []),
             http.RequestAborted);
         return TypedResults.Created($"/api/v1/bots/{id}", ToResponse(bot));
     }
@@ -128,7 +127,7 @@ internal static partial class DeveloperApi
             return unknown;
         }
 
-        var stored = await Workspace(http, grains).SetProviderKeyAsync(provider.ToLowerInvariant(), body.ApiKey!.Trim(), http.RequestAborted);
+        var stored = await Workspace(http, grains).SetProviderKeyAsync(provider.ToLowerInvariant(), body.ApiKey.Trim(), http.RequestAborted);
         return stored is null
             ? TypedResults.NotFound(new ErrorBody("workspace not found"))
             : TypedResults.Ok(new ProviderKeyResponse(stored.Provider, stored.Hint, stored.UpdatedAt));
@@ -182,13 +181,14 @@ internal static partial class DeveloperApi
 
 /// <summary><c>POST /api/v1/bots</c>.</summary>
 internal sealed record CreateBotBody(
-    [property: Required, StringLength(DeveloperApi.MaxNameLength, MinimumLength = 1), Description("Display name.")] string? Name,
+    [property: Required, StringLength(DeveloperApi.MaxNameLength, MinimumLength = 1), Description("Display name.")] string Name,
     [property: Required, StringLength(DeveloperApi.MaxSystemPromptLength, MinimumLength = 1), Description("The system prompt that defines the bot's behaviour.")]
-    string? SystemPrompt,
+    string SystemPrompt,
     [property: StringLength(DeveloperApi.MaxModelLength, MinimumLength = 1),
         Description("LLM model identifier; defaults to gpt-4o-mini. claude-* models use Anthropic, 'echo' answers without a provider.")]
     string? Model = null,
-    [property: Description("Channel types: telegram, discord, slack.")] IReadOnlyList<string>? Channels = null) : IRequestBody
+    [property: Description("Channel types: telegram, discord, slack."), AllowedValues("telegram", "discord", "slack")] IReadOnlyList<string>? Channels = null)
+    : IRequestBody
 {
     /// <summary>Fields the body had that this type does not know: refused.</summary>
     [JsonExtensionData]
@@ -203,7 +203,8 @@ internal sealed record UpdateBotBody(
     [property: StringLength(DeveloperApi.MaxNameLength, MinimumLength = 1), Description("Display name.")] string? Name = null,
     [property: StringLength(DeveloperApi.MaxSystemPromptLength, MinimumLength = 1), Description("The system prompt.")] string? SystemPrompt = null,
     [property: StringLength(DeveloperApi.MaxModelLength, MinimumLength = 1), Description("LLM model identifier.")] string? Model = null,
-    [property: Description("Channel types: telegram, discord, slack.")] IReadOnlyList<string>? Channels = null) : IRequestBody
+    [property: Description("Channel types: telegram, discord, slack."), AllowedValues("telegram", "discord", "slack")] IReadOnlyList<string>? Channels = null)
+    : IRequestBody
 {
     /// <summary>Fields the body had that this type does not know: refused.</summary>
     [JsonExtensionData]
@@ -220,12 +221,12 @@ internal sealed record UpdateBotBody(
 internal sealed record ProviderKeyBody(
     [property: Required, StringLength(DeveloperApi.MaxProviderKeyLength, MinimumLength = 1),
         Description("The workspace's own key for the provider; stored encrypted, never shown again.")]
-    string? ApiKey) : IRequestBody
+    string ApiKey) : IRequestBody
 {
     /// <summary>Fields the body had that this type does not know: refused.</summary>
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? Unknown { get; init; }
 
     /// <inheritdoc />
-    public string? Check() => ApiKey!.Trim().Any(char.IsWhiteSpace) ? "'api_key' must not contain whitespace" : null;
+    public string? Check() => ApiKey.Trim().Any(char.IsWhiteSpace) ? "'api_key' must not contain whitespace" : null;
 }

@@ -15,8 +15,7 @@ internal static class GatewayApi
         var group = app.MapGroup("/api/gateway").WithTags("Gateway").WithErrorShape(ErrorShapes.Lulu).ValidatesRequests();
         group.MapPost("/chat", ChatAsync).WithName("GatewayChat").WithSummary("Send a message in a thread of the workspace's primary bot")
             .WithDescription(LuluChat.StreamingNote).RequireApiKey(ApiScopes.Chat).RunsChatTurn()
-            .Produces<ChatResponse>(StatusCodes.Status200OK, "application/json", "text/event-stream")
-            .ProducesErrors(400, 401, 402, 403, 404, 409, 413, 415, 429, 503);
+            .Produces<ChatResponse>(StatusCodes.Status200OK, "application/json", "text/event-stream");
         return app;
     }
 
@@ -25,6 +24,6 @@ internal static class GatewayApi
         var caller = http.GetCaller();
         var session = grains.Session(caller, body.SessionId ?? ChatTurns.NewSessionId());
         return ChatTurns.RunAsync(
-            http, session, new ChatTurnRequest(body.Message!, caller.Key.Id, "gateway"), SseResponse.IsWanted(http.Request, body.Stream), LuluChat.Answers);
+            http, session, new ChatTurnRequest(body.Message, caller.Key.Id, "gateway"), SseResponse.IsWanted(http.Request, body.Stream), LuluChat.Answers);
     }
 }

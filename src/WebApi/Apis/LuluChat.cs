@@ -42,14 +42,14 @@ internal sealed class LuluChat : TurnAnswers
 /// <param name="SessionId">The thread (at most 128 characters); omit to start a new one.</param>
 /// <param name="Stream">Stream the reply as server-sent events (also chosen by <c>Accept: text/event-stream</c>).</param>
 internal sealed record GatewayChatRequest(
-    [property: Required, StringLength(ChatTurns.MaxMessageLength, MinimumLength = 1), Description("The user message.")] string? Message,
+    [property: Required, StringLength(ChatTurns.MaxMessageLength, MinimumLength = 1), Description("The user message.")] string Message,
     [property: StringLength(ChatTurns.MaxSessionIdLength, MinimumLength = 1), Description("The thread; omit to start a new one.")] string? SessionId = null,
     [property: Description("Stream the reply as server-sent events (also chosen by Accept: text/event-stream).")] bool? Stream = null) : IRequestBody;
 
 /// <summary><c>POST /api/v1/chat</c>.</summary>
 /// <param name="BotId">The bot to answer; defaults to the workspace's primary bot. A session stays with the bot it started with.</param>
 internal sealed record DeveloperChatRequest(
-    [property: Required, StringLength(ChatTurns.MaxMessageLength, MinimumLength = 1), Description("The user message.")] string? Message,
+    [property: Required, StringLength(ChatTurns.MaxMessageLength, MinimumLength = 1), Description("The user message.")] string Message,
     [property: StringLength(ChatTurns.MaxSessionIdLength, MinimumLength = 1), Description("The thread; omit to start a new one.")] string? SessionId = null,
     [property: StringLength(DeveloperApi.MaxBotIdLength, MinimumLength = 1), Description("The bot to answer; defaults to the workspace's primary bot.")] string? BotId = null,
     [property: Description("Stream the reply as server-sent events (also chosen by Accept: text/event-stream).")] bool? Stream = null) : IRequestBody;

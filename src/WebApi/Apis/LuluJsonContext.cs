@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -29,8 +30,8 @@ public sealed record BotResponse(
     string Name,
     string SystemPrompt,
     string Model,
-    IReadOnlyList<string> Channels,
-    string Status,
+    [property: AllowedValues("telegram", "discord", "slack")] IReadOnlyList<string> Channels,
+    [property: AllowedValues("starting", "running", "reloading", "restarting", "error")] string Status,
     string? StatusReason,
     long RestartCount,
     DateTimeOffset CreatedAt,

@@ -24,9 +24,13 @@ internal static class OpenAICompatibleApi
     /// <summary>Maps <c>/v1/chat/completions</c> and <c>/v1/models</c>.</summary>
     public static IEndpointRouteBuilder MapOpenAICompatibleApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1").WithTags("OpenAI-compatible").ExcludeFromDescription().WithErrorShape(Errors).ValidatesRequests();
-        group.MapPost("/chat/completions", CompleteAsync).WithName("OpenAIChatCompletions").RequireApiKey(ApiScopes.Chat).RunsChatTurn();
-        group.MapGet("/models", ListModelsAsync).WithName("OpenAIModels").RequireApiKey(ApiScopes.Chat);
+        var group = app.MapGroup("/v1").WithTags("OpenAI-compatible").WithErrorShape(Errors).ValidatesRequests();
+        group.MapPost("/chat/completions", CompleteAsync).WithName("OpenAIChatCompletions")
+            .WithSummary("Create a chat completion with a bot as the model (streamed as chat.completion.chunk events with \"stream\": true)")
+            .RequireApiKey(ApiScopes.Chat).RunsChatTurn()
+            .Produces<OpenAICompletion>(StatusCodes.Status200OK, "application/json", "text/event-stream").ProducesErrors(StatusCodes.Status400BadRequest);
+        group.MapGet("/models", ListModelsAsync).WithName("OpenAIModels").WithSummary("List the workspace's bots as models").RequireApiKey(ApiScopes.Chat)
+            .Produces<OpenAIModelList>();
         return app;
     }
 

@@ -37,16 +37,21 @@ internal static class OpenClawApi
         var chatLimit = limits?.GetValue("OpenClaw:ChatRequestsPerMinute", 100) ?? 100;
         var readLimit = limits?.GetValue("OpenClaw:ReadRequestsPerMinute", 1000) ?? 1000;
 
-        var api = app.MapGroup(BasePath).WithTags("OpenClaw-compatible").ExcludeFromDescription().WithErrorShape(Errors).ValidatesRequests();
-        api.MapPost("/chat", ChatAsync).WithName("OpenClawChat").RequireApiKey(ApiScopes.Chat).RunsChatTurn().AddEndpointFilter(Quota(ChatBucket, chatLimit));
-        api.MapPost("/chat/stream", ChatStreamAsync).WithName("OpenClawChatStream").RequireApiKey(ApiScopes.Chat).RunsChatTurn()
+        var api = app.MapGroup(BasePath).WithTags("OpenClaw-compatible").WithErrorShape(Errors).ValidatesRequests()
+            .WithMetadata(OpenApiMetadata.CountsRequests.Instance).ProducesErrors(StatusCodes.Status429TooManyRequests);
+        api.MapPost("/chat", ChatAsync).WithName("OpenClawChat").WithSummary("Send a message (streamed as server-sent events with \"stream\": true)")
+            .Produces<OpenClawChatResponse>(StatusCodes.Status200OK, "application/json", "text/event-stream").RequireApiKey(ApiScopes.Chat).RunsChatTurn().AddEndpointFilter(Quota(ChatBucket, chatLimit));
+        api.MapPost("/chat/stream", ChatStreamAsync).WithName("OpenClawChatStream")
+            .WithSummary("Send a message and stream the reply: 'start', 'delta' events, then 'done' (or 'error')").Produces(StatusCodes.Status200OK, contentType: "text/event-stream").RequireApiKey(ApiScopes.Chat).RunsChatTurn()
             .AddEndpointFilter(Quota(ChatBucket, chatLimit));
-        api.MapGet("/sessions", ListSessionsAsync).WithName("OpenClawSessions").RequireApiKey(ApiScopes.Sessions).AddEndpointFilter(Quota(ReadBucket, readLimit));
-        api.MapGet("/sessions/{key}/history", HistoryAsync).WithName("OpenClawHistory").RequireApiKey(ApiScopes.Sessions)
+        api.MapGet("/sessions", ListSessionsAsync).WithName("OpenClawSessions").WithSummary("List the workspace's sessions").Produces<OpenClawSessions>().RequireApiKey(ApiScopes.Sessions).AddEndpointFilter(Quota(ReadBucket, readLimit));
+        api.MapGet("/sessions/{key}/history", HistoryAsync).WithName("OpenClawHistory").WithSummary("A session's newest messages, oldest first")
+            .Produces<OpenClawHistory>().ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound).RequireApiKey(ApiScopes.Sessions)
             .AddEndpointFilter(Quota(ReadBucket, readLimit));
-        api.MapDelete("/sessions/{key}", DeleteSessionAsync).WithName("OpenClawDeleteSession").RequireApiKey(ApiScopes.Sessions)
+        api.MapDelete("/sessions/{key}", DeleteSessionAsync).WithName("OpenClawDeleteSession").WithSummary("Delete a session and its history")
+            .Produces(StatusCodes.Status204NoContent).ProducesErrors(StatusCodes.Status404NotFound).RequireApiKey(ApiScopes.Sessions)
             .AddEndpointFilter(Quota(ReadBucket, readLimit));
-        api.MapGet("/status", StatusAsync).WithName("OpenClawStatus").RequireApiKey(null).AddEndpointFilter(Quota(ReadBucket, readLimit));
+        api.MapGet("/status", StatusAsync).WithName("OpenClawStatus").WithSummary("Gateway status: health, version, uptime, sessions, model").Produces<OpenClawStatus>().RequireApiKey(null).AddEndpointFilter(Quota(ReadBucket, readLimit));
         return app;
     }
 
@@ -91,7 +96,7 @@ internal static class OpenClawApi
     {
         var caller = http.GetCaller();
         var sessionKey = body.SessionKey ?? ChatTurns.NewSessionId();
-        var request = new ChatTurnRequest(body.Message!, caller.Key.Id, "openclaw");
+        var request = new ChatTurnRequest(body.Message, caller.Key.Id, "openclaw");
         return ChatTurns.RunAsync(http, grains.Session(caller, sessionKey), request, forceStream || body.Stream == true,
             new Answers($"msg_{Guid.CreateVersion7():N}", sessionKey));
     }
@@ -202,7 +207,7 @@ internal static class OpenClawApi
 
 /// <summary><c>POST /chat</c> and <c>POST /chat/stream</c>.</summary>
 internal sealed record OpenClawChatRequest(
-    [property: Required, StringLength(ChatTurns.MaxMessageLength, MinimumLength = 1)] string? Message,
+    [property: Required, StringLength(ChatTurns.MaxMessageLength, MinimumLength = 1)] string Message,
     [property: JsonPropertyName("sessionKey"), StringLength(ChatTurns.MaxSessionIdLength, MinimumLength = 1)] string? SessionKey = null,
     bool? Stream = null) : IRequestBody;
 
@@ -241,7 +246,7 @@ public sealed record OpenClawHistory(IReadOnlyList<OpenClawMessage> Messages);
 public sealed record OpenClawMessage(string Role, string Content, DateTimeOffset Timestamp);
 
 /// <summary>The gateway status.</summary>
-public sealed record OpenClawStatus(string Status, string Version, long Uptime, long ActiveSessions, OpenClawModel Model);
+public sealed record OpenClawStatus([property: AllowedValues("healthy", "degraded")] string Status, string Version, long Uptime, long ActiveSessions, OpenClawModel Model);
 
 /// <summary>The model in the status.</summary>
 public sealed record OpenClawModel(string Provider, string Model);

@@ -65,7 +65,8 @@ internal static class Authentication
     /// 401 when the key is missing, malformed, unknown or revoked; 403 when it lacks the scope.
     /// </summary>
     public static TBuilder RequireApiKey<TBuilder>(this TBuilder builder, string? scope)
-        where TBuilder : IEndpointConventionBuilder => builder.RequireAuthorization(scope is null ? AnyKeyPolicy : ScopePolicy(scope));
+        where TBuilder : IEndpointConventionBuilder =>
+        builder.RequireAuthorization(scope is null ? AnyKeyPolicy : ScopePolicy(scope)).ProducesErrors(StatusCodes.Status401Unauthorized, StatusCodes.Status403Forbidden);
 
     /// <summary>
     /// Requires the admin token, compared in constant time; 401 otherwise. With <paramref name="browser"/>,
@@ -79,7 +80,7 @@ internal static class Authentication
             builder.WithMetadata(BrowserLogin.Instance);
         }
 
-        return builder.RequireAuthorization(AdminScheme);
+        return builder.RequireAuthorization(AdminScheme).ProducesErrors(StatusCodes.Status401Unauthorized);
     }
 
     /// <summary>The authenticated caller of this request (a route behind <see cref="RequireApiKey{TBuilder}"/>).</summary>

@@ -46,7 +46,9 @@ internal static class ChatTurns
     /// the caller's key again in the database: authentication may then take the key from this silo's cache.
     /// </summary>
     public static TBuilder RunsChatTurn<TBuilder>(this TBuilder builder)
-        where TBuilder : IEndpointConventionBuilder => builder.WithMetadata(TurnRoute.Instance);
+        where TBuilder : IEndpointConventionBuilder => builder.WithMetadata(TurnRoute.Instance).ProducesErrors(
+            StatusCodes.Status402PaymentRequired, StatusCodes.Status404NotFound, StatusCodes.Status409Conflict, StatusCodes.Status429TooManyRequests,
+            ErrorShape.ModelFailure, StatusCodes.Status503ServiceUnavailable);
 
     /// <summary>A server-made session id.</summary>
     public static string NewSessionId() => $"sess_{Guid.CreateVersion7():N}";

@@ -15,6 +15,9 @@ internal abstract class ErrorShape
     /// <summary>The error body type, for the OpenAPI document.</summary>
     public abstract Type BodyType { get; }
 
+    /// <summary>Stands for <see cref="ModelFailureStatus"/> in a list of status codes an endpoint declares.</summary>
+    public const int ModelFailure = -1;
+
     /// <summary>The status a failed model call is answered with on this surface (503, or 502 where the surface's document says so).</summary>
     public virtual int ModelFailureStatus => StatusCodes.Status503ServiceUnavailable;
 

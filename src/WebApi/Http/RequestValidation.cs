@@ -35,8 +35,21 @@ internal static class RequestValidation
 
     /// <summary>Checks every <see cref="IRequestBody"/> argument of the endpoints <paramref name="builder"/> maps.</summary>
     public static TBuilder ValidatesRequests<TBuilder>(this TBuilder builder)
-        where TBuilder : IEndpointConventionBuilder =>
-        builder.AddEndpointFilterFactory((factory, next) =>
+        where TBuilder : IEndpointConventionBuilder
+    {
+        // What the body checks and this filter answer, on the endpoints that take a JSON body.
+        builder.Finally(endpoint =>
+        {
+            if (endpoint.Metadata.OfType<Microsoft.AspNetCore.Http.Metadata.IAcceptsMetadata>().Any())
+            {
+                var shape = endpoint.Metadata.OfType<ErrorShape>().LastOrDefault() ?? ErrorShapes.Lulu;
+                foreach (var status in new[] { StatusCodes.Status400BadRequest, StatusCodes.Status413PayloadTooLarge, StatusCodes.Status415UnsupportedMediaType })
+                {
+                    endpoint.Metadata.Add(new ProducesResponseTypeMetadata(status, shape.BodyType, ["application/json"]));
+                }
+            }
+        });
+        return builder.AddEndpointFilterFactory((factory, next) =>
         {
             var bodies = factory.MethodInfo.GetParameters()
                 .Select((p, i) => (Index: i, p.ParameterType))
@@ -61,6 +74,7 @@ internal static class RequestValidation
                 return next(invocation);
             };
         });
+    }
 
     /// <summary>The first broken rule of <paramref name="body"/>, or null.</summary>
     internal static (string Field, string Message)? Problem(HttpContext context, IRequestBody body)
