@@ -7,25 +7,25 @@ using LuluClaw.WebApi.Http;
 namespace LuluClaw.WebApi.Apis;
 
 /// <summary>The chat response of the Gateway and the Developer API.</summary>
-public sealed record ChatResponse(string Reply, string SessionId, long CreditsUsed, long? CreditsRemaining);
+internal sealed record ChatResponse(string Reply, string SessionId, long CreditsUsed, long? CreditsRemaining);
 
 /// <summary>The data of a streamed <c>delta</c> event: the next piece of the reply.</summary>
-public sealed record DeltaEvent(string Content);
+internal sealed record DeltaEvent(string Content);
 
 /// <summary>A workspace as the admin API shows it.</summary>
-public sealed record WorkspaceResponse(Guid Id, string Name, string Plan, long CreditsRemaining, string PrimaryBotId, DateTimeOffset CreatedAt);
+internal sealed record WorkspaceResponse(Guid Id, string Name, string Plan, long CreditsRemaining, string PrimaryBotId, DateTimeOffset CreatedAt);
 
 /// <summary>A balance after a top-up.</summary>
-public sealed record CreditsResponse(long CreditsRemaining);
+internal sealed record CreditsResponse(long CreditsRemaining);
 
 /// <summary>A key just minted: the only time its plaintext is shown.</summary>
-public sealed record KeyResponse(string Id, string Key, string Prefix, IReadOnlyList<string> Scopes, string Plan);
+internal sealed record KeyResponse(string Id, string Key, string Prefix, IReadOnlyList<string> Scopes, string Plan);
 
 /// <summary>A bot: configuration, lifecycle and channels.</summary>
 /// <param name="Status"><c>starting</c>, <c>running</c>, <c>reloading</c>, <c>restarting</c> or <c>error</c>.</param>
 /// <param name="StatusReason">Why the bot is in <c>error</c>; null otherwise.</param>
 /// <param name="Channels">The channel types the bot is connected to: <c>telegram</c>, <c>discord</c>, <c>slack</c>.</param>
-public sealed record BotResponse(
+internal sealed record BotResponse(
     string Id,
     string Name,
     string SystemPrompt,
@@ -39,27 +39,27 @@ public sealed record BotResponse(
     DateTimeOffset? LastRestartedAt);
 
 /// <summary>A stored provider key: only its masked hint is ever shown.</summary>
-public sealed record ProviderKeyResponse(string Provider, string Hint, DateTimeOffset UpdatedAt);
+internal sealed record ProviderKeyResponse(string Provider, string Hint, DateTimeOffset UpdatedAt);
 
 /// <summary>One message of a thread.</summary>
 /// <param name="CutShort">A streamed reply the client left before it ended.</param>
-public sealed record MessageResponse(long Seq, string Role, string Content, DateTimeOffset CreatedAt, bool CutShort);
+internal sealed record MessageResponse(long Seq, string Role, string Content, DateTimeOffset CreatedAt, bool CutShort);
 
 /// <summary>A thread's history.</summary>
 /// <param name="Silo">The Orleans silo the session's activation lives on now (admin only), for operators following a conversation through the cluster.</param>
-public sealed record HistoryResponse(string SessionId, IReadOnlyList<MessageResponse> Messages, string? Silo = null);
+internal sealed record HistoryResponse(string SessionId, IReadOnlyList<MessageResponse> Messages, string? Silo = null);
 
 /// <summary>The cluster, for operators (<c>GET /api/admin/cluster</c>).</summary>
-public sealed record ClusterResponse(IReadOnlyList<SiloResponse> Silos, IReadOnlyList<GrainActivationsResponse> Activations);
+internal sealed record ClusterResponse(IReadOnlyList<SiloResponse> Silos, IReadOnlyList<GrainActivationsResponse> Activations);
 
 /// <summary>A silo as Orleans' membership table has it.</summary>
 /// <param name="Address">Orleans' address of the silo (<c>ip:port@generation</c>).</param>
 /// <param name="Status"><c>active</c>, <c>joining</c>, <c>shuttingdown</c>, <c>dead</c>, …</param>
 /// <param name="IAmAliveAt">When the silo last wrote that it is alive.</param>
-public sealed record SiloResponse(string Address, string Name, string Status, DateTimeOffset StartedAt, DateTimeOffset IAmAliveAt);
+internal sealed record SiloResponse(string Address, string Name, string Status, DateTimeOffset StartedAt, DateTimeOffset IAmAliveAt);
 
 /// <summary>How many activations of one grain type live in the cluster, and on which silos.</summary>
-public sealed record GrainActivationsResponse(string GrainType, int Count, IReadOnlyDictionary<string, int> BySilo);
+internal sealed record GrainActivationsResponse(string GrainType, int Count, IReadOnlyDictionary<string, int> BySilo);
 
 /// <summary>Source-generated snake_case JSON of the LuluClaw surfaces (Gateway, Developer API, admin).</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
@@ -75,14 +75,14 @@ public sealed record GrainActivationsResponse(string GrainType, int Count, IRead
 [JsonSerializable(typeof(ProviderKeyResponse))]
 [JsonSerializable(typeof(ProviderKeyResponse[]))]
 [JsonSerializable(typeof(ClusterResponse))]
-public sealed partial class LuluJsonContext : JsonSerializerContext
+internal sealed partial class LuluJsonContext : JsonSerializerContext
 {
     /// <summary>The context every response uses: snake_case (see <see cref="SurfaceJson"/>).</summary>
     public static LuluJsonContext Web { get; } = new(SurfaceJson.Options(JsonNamingPolicy.SnakeCaseLower));
 }
 
 /// <summary>The serializer options every surface's source-generated context is built with.</summary>
-public static class SurfaceJson
+internal static class SurfaceJson
 {
     /// <summary>
     /// Web defaults with the surface's property naming, and only the escaping JSON needs (an API body

@@ -249,40 +249,40 @@ internal static class OpenAICompatibleApi
 }
 
 /// <summary>OpenAI's error body.</summary>
-public sealed record OpenAIErrorBody(OpenAIError Error);
+internal sealed record OpenAIErrorBody(OpenAIError Error);
 
 /// <summary>OpenAI's error.</summary>
-public sealed record OpenAIError(string Message, string Type, string? Param, string? Code);
+internal sealed record OpenAIError(string Message, string Type, string? Param, string? Code);
 
 /// <summary>A chat completion.</summary>
-public sealed record OpenAICompletion(string Id, string Object, long Created, string Model, IReadOnlyList<OpenAIChoice> Choices, OpenAIUsage? Usage);
+internal sealed record OpenAICompletion(string Id, string Object, long Created, string Model, IReadOnlyList<OpenAIChoice> Choices, OpenAIUsage? Usage);
 
 /// <summary>One choice of a completion.</summary>
-public sealed record OpenAIChoice(int Index, OpenAIMessage Message, string FinishReason);
+internal sealed record OpenAIChoice(int Index, OpenAIMessage Message, string FinishReason);
 
 /// <summary>A message of a completion.</summary>
-public sealed record OpenAIMessage(string Role, string Content);
+internal sealed record OpenAIMessage(string Role, string Content);
 
 /// <summary>Token counts.</summary>
-public sealed record OpenAIUsage(long PromptTokens, long CompletionTokens, long TotalTokens);
+internal sealed record OpenAIUsage(long PromptTokens, long CompletionTokens, long TotalTokens);
 
 /// <summary>A streamed chunk.</summary>
-public sealed record OpenAIChunk(string Id, string Object, long Created, string Model, IReadOnlyList<OpenAIChunkChoice> Choices, OpenAIUsage? Usage);
+internal sealed record OpenAIChunk(string Id, string Object, long Created, string Model, IReadOnlyList<OpenAIChunkChoice> Choices, OpenAIUsage? Usage);
 
 /// <summary>One choice of a chunk.</summary>
-public sealed record OpenAIChunkChoice(int Index, OpenAIDelta Delta, string? FinishReason);
+internal sealed record OpenAIChunkChoice(int Index, OpenAIDelta Delta, string? FinishReason);
 
 /// <summary>What a chunk adds.</summary>
-public sealed record OpenAIDelta(
+internal sealed record OpenAIDelta(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Role,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Content);
 
 /// <summary>The model list.</summary>
-public sealed record OpenAIModelList(string Object, IReadOnlyList<OpenAIModel> Data);
+internal sealed record OpenAIModelList(string Object, IReadOnlyList<OpenAIModel> Data);
 
 /// <summary>A bot as a model.</summary>
 /// <param name="Name">The bot's name, which <c>model</c> may also use.</param>
-public sealed record OpenAIModel(string Id, string Object, long Created, string OwnedBy, string Name);
+internal sealed record OpenAIModel(string Id, string Object, long Created, string OwnedBy, string Name);
 
 /// <summary>Source-generated JSON of the OpenAI-compatible surface (OpenAI's snake_case).</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
@@ -290,7 +290,7 @@ public sealed record OpenAIModel(string Id, string Object, long Created, string 
 [JsonSerializable(typeof(OpenAICompletion))]
 [JsonSerializable(typeof(OpenAIChunk))]
 [JsonSerializable(typeof(OpenAIModelList))]
-public sealed partial class OpenAIJsonContext : JsonSerializerContext
+internal sealed partial class OpenAIJsonContext : JsonSerializerContext
 {
     /// <summary>The context every response of this surface uses.</summary>
     public static OpenAIJsonContext Web { get; } = new(SurfaceJson.Options(JsonNamingPolicy.SnakeCaseLower));

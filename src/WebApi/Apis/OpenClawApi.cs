@@ -212,44 +212,44 @@ internal sealed record OpenClawChatRequest(
     bool? Stream = null) : IRequestBody;
 
 /// <summary>OpenClaw's error body.</summary>
-public sealed record OpenClawErrorBody(OpenClawError Error);
+internal sealed record OpenClawErrorBody(OpenClawError Error);
 
 /// <summary>OpenClaw's error.</summary>
-public sealed record OpenClawError(
+internal sealed record OpenClawError(
     string Code, string Message, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? RetryAfter);
 
 /// <summary>The answer to <c>POST /chat</c>.</summary>
-public sealed record OpenClawChatResponse(string Id, string Content, string SessionKey, string Model, OpenClawUsage Usage, DateTimeOffset CreatedAt);
+internal sealed record OpenClawChatResponse(string Id, string Content, string SessionKey, string Model, OpenClawUsage Usage, DateTimeOffset CreatedAt);
 
 /// <summary>Token counts.</summary>
-public sealed record OpenClawUsage(long InputTokens, long OutputTokens);
+internal sealed record OpenClawUsage(long InputTokens, long OutputTokens);
 
 /// <summary>The <c>start</c> event.</summary>
-public sealed record OpenClawStart(string Id);
+internal sealed record OpenClawStart(string Id);
 
 /// <summary>A <c>delta</c> event.</summary>
-public sealed record OpenClawDelta(string Content);
+internal sealed record OpenClawDelta(string Content);
 
 /// <summary>The <c>done</c> event.</summary>
-public sealed record OpenClawDone(OpenClawUsage Usage);
+internal sealed record OpenClawDone(OpenClawUsage Usage);
 
 /// <summary>The session list.</summary>
-public sealed record OpenClawSessions(IReadOnlyList<OpenClawSession> Sessions);
+internal sealed record OpenClawSessions(IReadOnlyList<OpenClawSession> Sessions);
 
 /// <summary>One session.</summary>
-public sealed record OpenClawSession(string Key, string Channel, DateTimeOffset CreatedAt, DateTimeOffset LastActivity, long MessageCount);
+internal sealed record OpenClawSession(string Key, string Channel, DateTimeOffset CreatedAt, DateTimeOffset LastActivity, long MessageCount);
 
 /// <summary>A session's history.</summary>
-public sealed record OpenClawHistory(IReadOnlyList<OpenClawMessage> Messages);
+internal sealed record OpenClawHistory(IReadOnlyList<OpenClawMessage> Messages);
 
 /// <summary>One message.</summary>
-public sealed record OpenClawMessage(string Role, string Content, DateTimeOffset Timestamp);
+internal sealed record OpenClawMessage(string Role, string Content, DateTimeOffset Timestamp);
 
 /// <summary>The gateway status.</summary>
-public sealed record OpenClawStatus([property: AllowedValues("healthy", "degraded")] string Status, string Version, long Uptime, long ActiveSessions, OpenClawModel Model);
+internal sealed record OpenClawStatus([property: AllowedValues("healthy", "degraded")] string Status, string Version, long Uptime, long ActiveSessions, OpenClawModel Model);
 
 /// <summary>The model in the status.</summary>
-public sealed record OpenClawModel(string Provider, string Model);
+internal sealed record OpenClawModel(string Provider, string Model);
 
 /// <summary>Source-generated camelCase JSON of the OpenClaw-compatible surface.</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
@@ -261,7 +261,7 @@ public sealed record OpenClawModel(string Provider, string Model);
 [JsonSerializable(typeof(OpenClawSessions))]
 [JsonSerializable(typeof(OpenClawHistory))]
 [JsonSerializable(typeof(OpenClawStatus))]
-public sealed partial class OpenClawJsonContext : JsonSerializerContext
+internal sealed partial class OpenClawJsonContext : JsonSerializerContext
 {
     /// <summary>The context every response of this surface uses.</summary>
     public static OpenClawJsonContext Web { get; } = new(SurfaceJson.Options(JsonNamingPolicy.CamelCase));

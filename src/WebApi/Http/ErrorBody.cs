@@ -1,4 +1,4 @@
 namespace LuluClaw.WebApi.Http;
 
 /// <summary>The Gateway, Developer API and admin error shape: <c>{"error": "..."}</c>.</summary>
-public sealed record ErrorBody(string Error);
+internal sealed record ErrorBody(string Error);

@@ -15,7 +15,7 @@ namespace LuluClaw.WebApi.Http;
 /// full cache starts again empty rather than tracking use, which a flood of made-up keys cannot fill
 /// (only keys the grain resolved are kept).
 /// </remarks>
-public sealed class ResolvedApiKeys
+internal sealed class ResolvedApiKeys
 {
     /// <summary>How many keys are kept at the most.</summary>
     public const int Capacity = 50_000;

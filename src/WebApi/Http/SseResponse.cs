@@ -11,11 +11,15 @@ namespace LuluClaw.WebApi.Http;
 /// an SSE comment so that proxies and clients do not take it for dead.
 /// </summary>
 /// <remarks>
+/// Why our own writer and not <c>System.Net.ServerSentEvents.SseFormatter</c> (which
+/// <c>TypedResults.ServerSentEvents</c> uses): it writes events only, and a quiet stream needs SSE comments
+/// between them, at times the producer does not choose, to keep proxies from closing it. Events here are one
+/// name and one line of JSON, so the formatting is two lines of code; the timer is the part we need.
 /// Writes are serialised: the keep-alive timer and the producer never interleave bytes. A client
 /// that goes away makes writes throw <see cref="OperationCanceledException"/> through the request's
 /// abort token, which also cancels whatever produces the events.
 /// </remarks>
-public sealed class SseResponse : IAsyncDisposable
+internal sealed class SseResponse : IAsyncDisposable
 {
     private static readonly byte[] KeepAlive = ": keep-alive\n\n"u8.ToArray();
 

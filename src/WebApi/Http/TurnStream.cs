@@ -3,10 +3,10 @@ using Microsoft.AspNetCore.Http;
 namespace LuluClaw.WebApi.Http;
 
 /// <summary>One server-sent event: its name (null for none) and its data line.</summary>
-public readonly record struct SseEvent(string? Name, string Data);
+internal readonly record struct SseEvent(string? Name, string Data);
 
 /// <summary>Answers a streamed chat turn on any surface, in that surface's events.</summary>
-public static class TurnStream
+internal static class TurnStream
 {
     /// <summary>
     /// A refusal found before any text (the turn's first event is a failed outcome) is answered by
@@ -66,7 +66,7 @@ public static class TurnStream
 }
 
 /// <summary>What a refused turn means in HTTP, the same on every surface.</summary>
-public static class TurnRefusal
+internal static class TurnRefusal
 {
     /// <summary>The status code of <paramref name="status"/>; a model failure is <paramref name="modelFailure"/> (503, or 502 where a surface says so).</summary>
     public static int StatusCode(ChatTurnStatus status, int modelFailure = StatusCodes.Status503ServiceUnavailable) => status switch
