@@ -12,10 +12,13 @@ public interface ISessionGrain : IGrainWithStringKey
     Task<ChatTurnResult> SendAsync(ChatTurnRequest request, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Runs one chat turn as a stream: a <see cref="ChatTurnEvent"/> with a delta for each piece of
-    /// text as the model yields it, then one with the <see cref="ChatTurnResult"/> (a failure before
-    /// any delta means nothing was charged or stored). If the caller stops reading, the model call is
-    /// cancelled and what it produced is stored, marked <see cref="SessionMessage.CutShort"/>.
+    /// Runs one chat turn as a stream. A turn refused before it was admitted (not found, rate limited,
+    /// out of credits, ...) is one event, its failed <see cref="ChatTurnResult"/>. A turn that goes
+    /// ahead starts with <see cref="ChatTurnEvent.Admitted"/>, as soon as it is admitted and before
+    /// the model is called; then a <see cref="ChatTurnEvent"/> with a delta for each piece of text as
+    /// the model yields it, then one with the <see cref="ChatTurnResult"/> (a failure before any delta
+    /// means nothing was charged or stored). If the caller stops reading, the model call is cancelled
+    /// and what it produced is stored, marked <see cref="SessionMessage.CutShort"/>.
     /// </summary>
     /// <remarks>
     /// Orleans does not hold the grain's turn across the steps of an <see cref="IAsyncEnumerable{T}"/>
@@ -151,10 +154,21 @@ public sealed record SessionSummary(
 [GenerateSerializer, Immutable, Alias("luluclaw.TokenUsage")]
 public sealed record TokenUsage([property: Id(0)] long InputTokens, [property: Id(1)] long OutputTokens);
 
-/// <summary>One step of a streamed turn: a piece of the reply, or the outcome (always last).</summary>
+/// <summary>One step of a streamed turn: the admission (first), a piece of the reply, or the outcome (always last).</summary>
 [GenerateSerializer, Immutable, Alias("luluclaw.ChatTurnEvent")]
 public sealed record ChatTurnEvent([property: Id(0)] string? Delta, [property: Id(1)] ChatTurnResult? Result)
 {
+    /// <summary>
+    /// The turn was admitted and debited, and the model is about to be called: from here on the turn
+    /// is answered, in text or in a failed outcome, so a caller can start its response without
+    /// waiting for the model's first token.
+    /// </summary>
+    public static ChatTurnEvent Admitted { get; } = new(null, null) { IsAdmission = true };
+
+    /// <summary>Whether this is <see cref="Admitted"/>: it carries neither text nor an outcome.</summary>
+    [Id(2)]
+    public bool IsAdmission { get; init; }
+
     /// <summary>A piece of the reply.</summary>
     public static ChatTurnEvent Text(string delta) => new(delta, null);
 

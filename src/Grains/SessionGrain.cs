@@ -32,6 +32,7 @@ namespace LuluClaw.Grains;
 /// <para>A turn:</para>
 /// 1. resolves the bot (the thread's, the one named, or the workspace's primary bot) and its model client;
 /// 2. admits the turn into the workspace's windows and debits its credits (<see cref="WorkspaceTurns"/>: one database transaction);
+///    a stream then tells its caller at once (<see cref="ChatTurnEvent.Admitted"/>), before the model is called;
 /// 3. sends the system prompt, the history and the new message to the model (whole, or streamed
 ///    piece by piece to the caller);
 /// 4. on failure refunds the admission: nothing is charged and nothing is stored;
@@ -232,6 +233,10 @@ public sealed partial class SessionGrain(
             yield return ChatTurnEvent.Done(refused!);
             yield break;
         }
+
+        // Admitted: the caller may send its status line and headers now rather than with the model's first token,
+        // which a slow model can take seconds to write. Anything that goes wrong from here is the stream's last event.
+        yield return ChatTurnEvent.Admitted;
 
         // :: Step 3, streamed: each piece goes out as the model yields it. The timeout bounds each wait for the next piece.
         var reply = new StringBuilder();

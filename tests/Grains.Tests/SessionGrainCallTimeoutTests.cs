@@ -30,7 +30,8 @@ public sealed class SessionGrainCallTimeoutTests(TwoSilosWithShortCalls silos) :
         {
             // :: Turn 1 streams through A and is held after its first piece.
             await using var first = onA.StreamAsync(tenant.Turn($"{tag} one"), Ct).GetAsyncEnumerator(Ct);
-            Assert.True(await Within(first.MoveNextAsync().AsTask(), $"session {key}: turn 1's first event"));
+            Assert.True(await Within(first.MoveNextAsync().AsTask(), $"session {key}: turn 1's admission"));
+            Assert.True(await Within(first.MoveNextAsync().AsTask(), $"session {key}: turn 1's first piece"));
 
             // :: Turn 2 waits behind it, through B, until its call times out.
             var second = onB.SendAsync(tenant.Turn($"{tag} two"), Ct);

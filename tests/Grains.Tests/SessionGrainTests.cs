@@ -85,6 +85,8 @@ public sealed class SessionGrainTests(TwoSilos silos)
             // :: Turn 1 streams through A; the model holds it after its first piece.
             await using var first = onA.StreamAsync(tenant.Turn($"{tag} one"), Ct).GetAsyncEnumerator(Ct);
             Assert.True(await Within(first.MoveNextAsync().AsTask(), $"session {key}: turn 1's first event"));
+            Assert.True(first.Current.IsAdmission, $"session {key}: turn 1's first event is not its admission");
+            Assert.True(await Within(first.MoveNextAsync().AsTask(), $"session {key}: turn 1's first piece"));
             Assert.Equal("Stub", first.Current.Delta);
 
             // :: Turn 2 (whole) and turn 3 (streamed) come in through B: they reach the grain, and wait there.
@@ -162,6 +164,8 @@ public sealed class SessionGrainTests(TwoSilos silos)
             using var reading = CancellationTokenSource.CreateLinkedTokenSource(Ct);
             var stream = onA.StreamAsync(tenant.Turn($"{tag} one"), reading.Token).GetAsyncEnumerator(reading.Token);
             Assert.True(await Within(stream.MoveNextAsync().AsTask(), $"session {key}: turn 1's first event"));
+            Assert.True(stream.Current.IsAdmission, $"session {key}: turn 1's first event is not its admission");
+            Assert.True(await Within(stream.MoveNextAsync().AsTask(), $"session {key}: turn 1's first piece"));
             Assert.Equal("Stub", stream.Current.Delta);
             var second = onB.SendAsync(tenant.Turn($"{tag} two"), Ct);
             await Within(silos.Calls.WaitForEntryAsync(onB, nameof(ISessionGrain.SendAsync), 1), $"session {key}: turn 2 entering the grain");

@@ -20,12 +20,14 @@ internal sealed class ServerProcess : IDisposable
 
     private readonly Process _process;
     private readonly ConcurrentQueue<string> _output;
+    private readonly Lines _lines;
 
-    private ServerProcess(Process process, Uri address, ConcurrentQueue<string> output)
+    private ServerProcess(Process process, Uri address, ConcurrentQueue<string> output, Lines lines)
     {
         _process = process;
         Address = address;
         _output = output;
+        _lines = lines;
     }
 
     public Uri Address { get; }
@@ -70,6 +72,7 @@ internal sealed class ServerProcess : IDisposable
         var process = Process.Start(start)!;
         var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var output = new ConcurrentQueue<string>();
+        var lines = new Lines();
         process.OutputDataReceived += (_, e) =>
         {
             if (e.Data is null)
@@ -79,6 +82,7 @@ internal sealed class ServerProcess : IDisposable
             }
 
             output.Enqueue(e.Data);
+            lines.Add(e.Data);
             if (e.Data.Contains("Application started", StringComparison.Ordinal))
             {
                 ready.TrySetResult();
@@ -97,8 +101,11 @@ internal sealed class ServerProcess : IDisposable
             throw new TimeoutException($"server on port {port} did not start listening within 60 s:\n{string.Join('\n', output)}");
         }
 
-        return new ServerProcess(process, new Uri($"http://127.0.0.1:{port}"), output);
+        return new ServerProcess(process, new Uri($"http://127.0.0.1:{port}"), output, lines);
     }
+
+    /// <summary>Completes with the first line of standard output that contains <paramref name="text"/>, written already or to come.</summary>
+    public Task<string> WaitForOutputAsync(string text, CancellationToken cancellationToken) => _lines.WaitForAsync(text).WaitAsync(cancellationToken);
 
     /// <summary>Creates a workspace through the admin API and mints it a key: its id and the key.</summary>
     public async Task<(string WorkspaceId, string Key)> CreateWorkspaceAsync(string name, string plan, long credits, CancellationToken cancellationToken)
@@ -150,4 +157,44 @@ internal sealed class ServerProcess : IDisposable
         _process.Dispose();
     }
 
+    /// <summary>Standard output's lines, and who waits for which.</summary>
+    private sealed class Lines
+    {
+        private readonly List<string> _seen = [];
+        private readonly List<(string Text, TaskCompletionSource<string> Found)> _waiting = [];
+
+        public void Add(string line)
+        {
+            List<TaskCompletionSource<string>> found = [];
+            lock (_seen)
+            {
+                _seen.Add(line);
+                for (var i = _waiting.Count - 1; i >= 0; i--)
+                {
+                    if (line.Contains(_waiting[i].Text, StringComparison.Ordinal))
+                    {
+                        found.Add(_waiting[i].Found);
+                        _waiting.RemoveAt(i);
+                    }
+                }
+            }
+
+            found.ForEach(f => f.TrySetResult(line));
+        }
+
+        public Task<string> WaitForAsync(string text)
+        {
+            lock (_seen)
+            {
+                if (_seen.Find(l => l.Contains(text, StringComparison.Ordinal)) is { } line)
+                {
+                    return Task.FromResult(line);
+                }
+
+                var found = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+                _waiting.Add((text, found));
+                return found.Task;
+            }
+        }
+    }
 }

@@ -6,6 +6,15 @@ public interface ITenantStore
     /// <summary>Whether any workspace exists (first-start seeding).</summary>
     Task<bool> AnyWorkspaceAsync(CancellationToken cancellationToken);
 
+    /// <summary>How many workspaces there are.</summary>
+    Task<long> CountWorkspacesAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Up to <paramref name="limit"/> workspaces, newest first (by creation time, then id), after skipping
+    /// the <paramref name="offset"/> newer ones; empty past the last.
+    /// </summary>
+    Task<IReadOnlyList<WorkspaceRecord>> ListWorkspacesAsync(long offset, int limit, CancellationToken cancellationToken);
+
     /// <summary>Inserts a workspace and its primary bot together. Throws <see cref="DuplicateException"/> if the id is taken.</summary>
     Task CreateWorkspaceAsync(WorkspaceRecord workspace, BotRecord primaryBot, CancellationToken cancellationToken);
 

@@ -5,8 +5,9 @@ using LuluClaw.Silo.Storage;
 namespace LuluClaw.Silo.Bootstrap;
 
 /// <summary>
-/// On first start with an empty embedded database, creates a demo workspace and prints its key once
-/// (to standard output, not to the log), so that a newcomer can curl straight away.
+/// On first start with an empty embedded database, creates a demo workspace and prints its id and,
+/// once, its key (to standard output, not to the log), so that a newcomer can curl straight away and
+/// follow the admin API's walk-through on it.
 /// </summary>
 public sealed class DemoWorkspace(IGrainFactory grains, ITenantStore tenants, Database store, IConfiguration configuration)
 {
@@ -26,9 +27,10 @@ public sealed class DemoWorkspace(IGrainFactory grains, ITenantStore tenants, Da
         Console.WriteLine(
             $$"""
 
-            LuluClaw created a demo workspace (plan starter, 250 credits). Its API key, shown this once:
+            LuluClaw created a demo workspace (plan starter, 250 credits).
 
-                {{key!.Key}}
+                workspace id: {{id}}
+                API key:      {{key!.Key}}   (shown this once)
 
             Try it:
                 curl -s {{baseUrl}}/api/gateway/chat -H "Authorization: Bearer {{key.Key}}" -H "Content-Type: application/json" -d '{"message": "Hello!"}'

@@ -34,6 +34,14 @@ public sealed class TenantStore(Database database, ClusterChangeLog changes) : I
     public Task<bool> AnyWorkspaceAsync(CancellationToken cancellationToken) =>
         database.ReadAsync(async c => await Statements.ScalarAsync(c, null, "SELECT COUNT(*) FROM workspaces", cancellationToken) > 0, cancellationToken);
 
+    public Task<long> CountWorkspacesAsync(CancellationToken cancellationToken) =>
+        database.ReadAsync(async c => await Statements.ScalarAsync(c, null, "SELECT COUNT(*) FROM workspaces", cancellationToken) ?? 0, cancellationToken);
+
+    public async Task<IReadOnlyList<WorkspaceRecord>> ListWorkspacesAsync(long offset, int limit, CancellationToken cancellationToken) =>
+        await database.ReadAsync(c => Statements.RowsAsync(c, null,
+            $"SELECT {WorkspaceColumns} FROM workspaces ORDER BY created_at DESC, id DESC LIMIT @Limit OFFSET @Offset", ReadWorkspace,
+            cancellationToken, ("Limit", (long)limit), ("Offset", offset)), cancellationToken).ConfigureAwait(false);
+
     public Task CreateWorkspaceAsync(WorkspaceRecord workspace, BotRecord primaryBot, CancellationToken cancellationToken) =>
         database.WriteUniqueAsync(async (c, tx) =>
         {

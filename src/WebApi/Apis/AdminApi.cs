@@ -37,6 +37,7 @@ internal static class AdminApi
         // Operators' routes are not part of the public API document.
         var group = app.MapGroup("/api/admin/workspaces").WithTags("Admin").ExcludeFromDescription().WithErrorShape(ErrorShapes.Lulu).RequireAdminToken().ValidatesRequests();
         group.MapPost("/", CreateWorkspaceAsync).WithName("AdminCreateWorkspace");
+        group.MapGet("/", ListWorkspacesAsync).WithName("AdminListWorkspaces");
         group.MapGet("/{id}", GetWorkspaceAsync).WithName("AdminGetWorkspace");
         group.MapPatch("/{id}", ChangePlanAsync).WithName("AdminChangePlan");
         group.MapPost("/{id}/credits", AddCreditsAsync).WithName("AdminAddCredits");
@@ -83,9 +84,44 @@ internal static class AdminApi
 
     private static IResult BadRequest(string message) => ErrorShapes.Lulu.Result(StatusCodes.Status400BadRequest, message);
 
-    private static IResult Workspace(WorkspaceInfo w, int status = StatusCodes.Status200OK) => TypedResults.Json(
-        new WorkspaceResponse(w.Id, w.Name, w.Plan, w.CreditsRemaining, w.PrimaryBotId, w.CreatedAt), LuluJsonContext.Web.WorkspaceResponse,
-        statusCode: status);
+    private static IResult Workspace(WorkspaceInfo w, int status = StatusCodes.Status200OK) =>
+        TypedResults.Json(WorkspaceBody(w), LuluJsonContext.Web.WorkspaceResponse, statusCode: status);
+
+    private static WorkspaceResponse WorkspaceBody(WorkspaceInfo w) => new(w.Id, w.Name, w.Plan, w.CreditsRemaining, w.PrimaryBotId, w.CreatedAt);
+
+    /// <summary>The default and the largest <c>limit</c> of the workspace list.</summary>
+    public const int DefaultListLimit = 50, MaxListLimit = 200;
+
+    /// <summary><c>GET /api/admin/workspaces?page=&amp;limit=</c>: newest first, <c>page</c> from 1, each item as <c>GET /api/admin/workspaces/{id}</c> shows it.</summary>
+    private static async Task<IResult> ListWorkspacesAsync(HttpContext http, IGrainFactory grains)
+    {
+        if (QueryNumber(http.Request, "page", 1, int.MaxValue, 1) is not { } page)
+        {
+            return BadRequest("'page' must be a whole number, 1 or more");
+        }
+
+        if (QueryNumber(http.Request, "limit", 1, MaxListLimit, DefaultListLimit) is not { } limit)
+        {
+            return BadRequest($"'limit' must be a whole number from 1 to {MaxListLimit}");
+        }
+
+        var listed = await grains.GetGrain<IWorkspaceDirectoryGrain>(IWorkspaceDirectoryGrain.Key)
+            .ListWorkspacesAsync((page - 1L) * limit, limit, http.RequestAborted);
+        return TypedResults.Json(
+            new WorkspaceListResponse([.. listed.Workspaces.Select(WorkspaceBody)], page, limit, listed.Total), LuluJsonContext.Web.WorkspaceListResponse);
+    }
+
+    /// <summary>The query parameter <paramref name="name"/> as a whole number from <paramref name="min"/> to <paramref name="max"/>; <paramref name="absent"/> if it is not given, null if it is not such a number.</summary>
+    private static int? QueryNumber(HttpRequest request, string name, int min, int max, int absent)
+    {
+        if (!request.Query.TryGetValue(name, out var values))
+        {
+            return absent;
+        }
+
+        return values.Count == 1 && int.TryParse(values[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n)
+            && n >= min && n <= max ? n : null;
+    }
 
     private static async Task<IResult> CreateWorkspaceAsync(CreateWorkspaceBody body, HttpContext http, IGrainFactory grains, IPlanCatalog plans)
     {

@@ -11,9 +11,10 @@ internal sealed class LuluChat : TurnAnswers
 {
     /// <summary>How the chat routes stream, for the OpenAPI document.</summary>
     public const string StreamingNote =
-        "With \"stream\": true or Accept: text/event-stream the 200 answer is server-sent events: 'delta' events " +
-        "({\"content\": \"...\"}) as the model writes, then 'done' with the JSON answer's fields, or 'error' ({\"error\": \"...\"}) " +
-        "if the model fails after streaming began. Refusals found before the turn is admitted keep their status codes.";
+        "With \"stream\": true or Accept: text/event-stream the 200 answer is server-sent events, started as soon as the turn " +
+        "is admitted with an SSE comment (': ok'): 'delta' events ({\"content\": \"...\"}) as the model writes, then 'done' with " +
+        "the JSON answer's fields, or 'error' ({\"error\": \"...\"}) if the model fails. Refusals (401, 402, 404, 409, 429, ...) " +
+        "come before the stream starts and keep their status codes.";
 
     /// <summary>The one instance: the answers keep no state.</summary>
     public static readonly LuluChat Answers = new();

@@ -15,6 +15,10 @@ internal sealed record DeltaEvent(string Content);
 /// <summary>A workspace as the admin API shows it.</summary>
 internal sealed record WorkspaceResponse(Guid Id, string Name, string Plan, long CreditsRemaining, string PrimaryBotId, DateTimeOffset CreatedAt);
 
+/// <summary>One page of workspaces, newest first (<c>GET /api/admin/workspaces</c>).</summary>
+/// <param name="Total">How many workspaces there are in all.</param>
+internal sealed record WorkspaceListResponse(IReadOnlyList<WorkspaceResponse> Workspaces, int Page, int Limit, long Total);
+
 /// <summary>A balance after a top-up.</summary>
 internal sealed record CreditsResponse(long CreditsRemaining);
 
@@ -67,6 +71,7 @@ internal sealed record GrainActivationsResponse(string GrainType, int Count, IRe
 [JsonSerializable(typeof(ChatResponse))]
 [JsonSerializable(typeof(DeltaEvent))]
 [JsonSerializable(typeof(WorkspaceResponse))]
+[JsonSerializable(typeof(WorkspaceListResponse))]
 [JsonSerializable(typeof(CreditsResponse))]
 [JsonSerializable(typeof(KeyResponse))]
 [JsonSerializable(typeof(HistoryResponse))]

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Reflection;
 using System.Text.Json;
@@ -26,7 +27,6 @@ internal static class OpenClawApi
 
     private const string ChatBucket = "openclaw-chat";
     private const string ReadBucket = "openclaw-read";
-    private static readonly long StartedAt = Environment.TickCount64;
     private static readonly string Version =
         typeof(OpenClawApi).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "1.0.0";
 
@@ -109,12 +109,12 @@ internal static class OpenClawApi
             OpenClawJsonContext.Web.OpenClawChatResponse);
 
         public override IEnumerable<SseEvent> Prologue =>
-            [new SseEvent("start", JsonSerializer.Serialize(new OpenClawStart(id), OpenClawJsonContext.Web.OpenClawStart))];
+            [new SseEvent("start", JsonSerializer.Serialize(new OpenClawStart(id, sessionKey), OpenClawJsonContext.Web.OpenClawStart))];
 
         public override IEnumerable<SseEvent> Events(ChatTurnEvent turnEvent) => [turnEvent switch
         {
             { Delta: { } text } => new SseEvent("delta", JsonSerializer.Serialize(new OpenClawDelta(text), OpenClawJsonContext.Web.OpenClawDelta)),
-            { Result: { Status: ChatTurnStatus.Ok } ok } => new SseEvent("done", JsonSerializer.Serialize(new OpenClawDone(Usage(ok.Usage)), OpenClawJsonContext.Web.OpenClawDone)),
+            { Result: { Status: ChatTurnStatus.Ok } ok } => new SseEvent("done", JsonSerializer.Serialize(new OpenClawDone(Usage(ok.Usage), sessionKey), OpenClawJsonContext.Web.OpenClawDone)),
             { Result: { } failed } => new SseEvent("error", JsonSerializer.Serialize(
                 new OpenClawErrorBody(new OpenClawError("MODEL_ERROR", failed.Error!, null)), OpenClawJsonContext.Web.OpenClawErrorBody)),
             _ => throw new InvalidOperationException("A turn event carries neither text nor an outcome."),
@@ -160,7 +160,7 @@ internal static class OpenClawApi
 
     // ---- status ----
 
-    private static async Task<IResult> StatusAsync(HttpContext http, IGrainFactory grains)
+    private static async Task<IResult> StatusAsync(HttpContext http, IGrainFactory grains, TimeProvider time)
     {
         var workspace = grains.GetGrain<IWorkspaceGrain>(http.GetCaller().WorkspaceId.ToString("D"));
         var sessions = await workspace.ListSessionsAsync(http.RequestAborted);
@@ -169,7 +169,7 @@ internal static class OpenClawApi
             : null;
         var status = primary is null || primary.Status == BotStatus.Error ? "degraded" : "healthy";
         return TypedResults.Json(
-            new OpenClawStatus(status, Version, (Environment.TickCount64 - StartedAt) / 1000, sessions.Count,
+            new OpenClawStatus(status, Version, Math.Max(0, (long)(time.GetUtcNow() - ProcessStartedAt).TotalSeconds), sessions.Count,
                 new OpenClawModel(primary?.Provider ?? "none", primary?.Model ?? "none")),
             OpenClawJsonContext.Web.OpenClawStatus);
     }
@@ -188,6 +188,18 @@ internal static class OpenClawApi
             new OpenClawErrorBody(new OpenClawError(Code(statusCode), message, retryAfter)), OpenClawJsonContext.Web.OpenClawErrorBody, statusCode: statusCode);
 
         public override string MissingScope(string scope) => $"This token lacks the '{scope}' permission.";
+    }
+
+    /// <summary>
+    /// When this process started, which the uptime counts from. The operating system's record, so it does
+    /// not matter when this field is first read (a clock read here would count from the first OpenClaw request).
+    /// </summary>
+    private static readonly DateTimeOffset ProcessStartedAt = ProcessStart();
+
+    private static DateTimeOffset ProcessStart()
+    {
+        using var process = Process.GetCurrentProcess();
+        return new DateTimeOffset(process.StartTime.ToUniversalTime(), TimeSpan.Zero);
     }
 
     private static string Code(int status) => status switch
@@ -224,14 +236,15 @@ internal sealed record OpenClawChatResponse(string Id, string Content, string Se
 /// <summary>Token counts.</summary>
 internal sealed record OpenClawUsage(long InputTokens, long OutputTokens);
 
-/// <summary>The <c>start</c> event.</summary>
-internal sealed record OpenClawStart(string Id);
+/// <summary>The <c>start</c> event; <paramref name="SessionKey"/> is the thread's key, the server's own when the request named none.</summary>
+internal sealed record OpenClawStart(string Id, string SessionKey);
 
 /// <summary>A <c>delta</c> event.</summary>
 internal sealed record OpenClawDelta(string Content);
 
-/// <summary>The <c>done</c> event.</summary>
-internal sealed record OpenClawDone(OpenClawUsage Usage);
+/// <summary>The <c>done</c> event, with the thread's key as in <see cref="OpenClawStart"/>.</summary>
+internal sealed record OpenClawDone(OpenClawUsage Usage, string SessionKey);
+
 
 /// <summary>The session list.</summary>
 internal sealed record OpenClawSessions(IReadOnlyList<OpenClawSession> Sessions);

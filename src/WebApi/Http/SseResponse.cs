@@ -70,6 +70,10 @@ internal sealed class SseResponse : IAsyncDisposable
         await WriteRawAsync(Encoding.UTF8.GetBytes(text.ToString()), cancellationToken);
     }
 
+    /// <summary>Writes an SSE comment (<c>: </c><paramref name="text"/>), which clients do not show as an event, and flushes it.</summary>
+    public Task WriteCommentAsync(string text, CancellationToken cancellationToken) =>
+        WriteRawAsync(Encoding.UTF8.GetBytes($": {text}\n\n"), cancellationToken);
+
     /// <summary>Stops the keep-alive timer.</summary>
     public async ValueTask DisposeAsync()
     {

@@ -9,11 +9,14 @@ internal readonly record struct SseEvent(string? Name, string Data);
 internal static class TurnStream
 {
     /// <summary>
-    /// A refusal found before any text (the turn's first event is a failed outcome) is answered by
-    /// <paramref name="refusal"/> with its status code. Otherwise the answer is server-sent events:
-    /// <paramref name="prologue"/>, the events <paramref name="map"/> makes of each turn event, and
-    /// <paramref name="epilogue"/>. A client that leaves ends the response quietly; the session grain
-    /// has then cancelled the model call and kept what it produced.
+    /// A refusal found before the turn was admitted (the turn's first event is a failed outcome) is
+    /// answered by <paramref name="refusal"/> with its status code. Otherwise the answer is server-sent
+    /// events, started as soon as the turn is admitted (<see cref="ChatTurnEvent.Admitted"/>), before
+    /// the model's first token: status line and headers, then <paramref name="prologue"/> (or, for a
+    /// surface without one, an SSE comment, so that the client has a first byte), the events
+    /// <paramref name="map"/> makes of each turn event, and <paramref name="epilogue"/>. A client that
+    /// leaves ends the response quietly; the session grain has then cancelled the model call and kept
+    /// what it produced.
     /// </summary>
     public static async Task<IResult> RespondAsync(
         HttpContext http,
@@ -37,13 +40,25 @@ internal static class TurnStream
         await using var sse = await SseResponse.StartAsync(http);
         try
         {
+            var opened = false;
             foreach (var e in prologue ?? [])
             {
                 await sse.WriteAsync(e.Name, e.Data, http.RequestAborted);
+                opened = true;
+            }
+
+            if (!opened)
+            {
+                await sse.WriteCommentAsync(AdmittedComment, http.RequestAborted);
             }
 
             do
             {
+                if (events.Current.IsAdmission)
+                {
+                    continue; // answered by the status line and the prologue above
+                }
+
                 foreach (var e in map(events.Current))
                 {
                     await sse.WriteAsync(e.Name, e.Data, http.RequestAborted);
@@ -63,6 +78,9 @@ internal static class TurnStream
 
         return Results.Empty;
     }
+
+    /// <summary>The SSE comment (<c>: ok</c>) that opens a stream whose surface has no first event of its own.</summary>
+    public const string AdmittedComment = "ok";
 }
 
 /// <summary>What a refused turn means in HTTP, the same on every surface.</summary>

@@ -91,6 +91,33 @@ public abstract class StoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ListWorkspaces_NewestFirstThenById_PagedByOffsetAndLimit_AndCounted()
+    {
+        Assert.Equal(0, await Store.Tenants.CountWorkspacesAsync(Ct));
+        Assert.Empty(await Store.Tenants.ListWorkspacesAsync(0, 10, Ct));
+        var created = new List<WorkspaceRecord>();
+        foreach (var at in new[] { T0, T0.AddSeconds(1), T0.AddSeconds(1), T0.AddSeconds(2) })
+        {
+            var id = Guid.NewGuid();
+            var bot = Bot($"bot_{id:N}", id, at);
+            var workspace = new WorkspaceRecord(id, $"Acme {created.Count}", "starter", 10, bot.Id, 1, at, at);
+            await Store.Tenants.CreateWorkspaceAsync(workspace, bot, Ct);
+            created.Add(workspace);
+        }
+
+        // Newest first; the two created in the same millisecond by id, descending.
+        WorkspaceRecord[] expected =
+        [
+            created[3], .. created.Skip(1).Take(2).OrderByDescending(w => w.Id.ToString("D"), StringComparer.Ordinal), created[0],
+        ];
+        Assert.Equal(4, await Store.Tenants.CountWorkspacesAsync(Ct));
+        Assert.Equal(expected, await Store.Tenants.ListWorkspacesAsync(0, 10, Ct));
+        Assert.Equal(expected[1..3], await Store.Tenants.ListWorkspacesAsync(1, 2, Ct));
+        Assert.Equal(expected[3..], await Store.Tenants.ListWorkspacesAsync(3, 2, Ct));
+        Assert.Empty(await Store.Tenants.ListWorkspacesAsync(4, 2, Ct));
+    }
+
+    [Fact]
     public async Task CreateWorkspace_ReadsBackWithPrimaryBot_AndDuplicateIsRejected()
     {
         var workspace = await NewWorkspaceAsync();

@@ -73,12 +73,61 @@ public sealed class OpenClawApiTests : IAsyncLifetime
         Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
         Assert.Equal("start", events[0].EventType);
         Assert.StartsWith("msg_", JsonDocument.Parse(events[0].Data).RootElement.GetProperty("id").GetString());
+        Assert.Equal("poems", JsonDocument.Parse(events[0].Data).RootElement.GetProperty("sessionKey").GetString());
         Assert.Equal("done", events[^1].EventType);
+        Assert.Equal("poems", JsonDocument.Parse(events[^1].Data).RootElement.GetProperty("sessionKey").GetString());
         Assert.All(events[1..^1], e => Assert.Equal("delta", e.EventType));
         Assert.Equal("Echo: Write a short poem", string.Concat(events[1..^1].Select(e => JsonDocument.Parse(e.Data).RootElement.GetProperty("content").GetString())));
         var usage = JsonDocument.Parse(events[^1].Data).RootElement.GetProperty("usage");
         Assert.Equal(5, usage.GetProperty("outputTokens").GetInt64());
         Assert.True(usage.GetProperty("inputTokens").GetInt64() > 0);
+    }
+
+    [Fact]
+    public async Task ChatStream_WithoutSessionKey_StartAndDoneNameTheKeyTheServerMade()
+    {
+        var (_, client) = await TokenAsync();
+
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"{Base}/chat/stream") { Content = JsonContent.Create(new { message = "a new thread" }) };
+        using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, Ct);
+        await using var stream = await response.Content.ReadAsStreamAsync(Ct);
+        var events = new List<SseItem<string>>();
+        await foreach (var item in SseParser.Create(stream).EnumerateAsync(Ct))
+        {
+            events.Add(item);
+        }
+
+        Assert.Equal(["start", "done"], new[] { events[0].EventType, events[^1].EventType });
+        var key = JsonDocument.Parse(events[0].Data).RootElement.GetProperty("sessionKey").GetString();
+        Assert.StartsWith("sess_", key);
+        Assert.Equal(key, JsonDocument.Parse(events[^1].Data).RootElement.GetProperty("sessionKey").GetString());
+
+        // It is the thread's key: the client can read and continue it.
+        var history = await client.GetFromJsonAsync<JsonElement>($"{Base}/sessions/{key}/history", Ct);
+        Assert.Equal(["a new thread", "Echo: a new thread"], history.GetProperty("messages").EnumerateArray().Select(m => m.GetProperty("content").GetString()));
+    }
+
+    [Fact]
+    public async Task Status_Uptime_CountsFromTheProcessStart_NotFromTheFirstRequest()
+    {
+        // The app's clock is a day and 7.5 s past this process's start; nothing of this surface has run in this app yet.
+        DateTime started;
+        using (var process = System.Diagnostics.Process.GetCurrentProcess())
+        {
+            started = process.StartTime.ToUniversalTime();
+        }
+
+        var clock = new LuluClaw.Tests.ManualTimeProvider(new DateTimeOffset(started, TimeSpan.Zero) + TimeSpan.FromDays(1) + TimeSpan.FromSeconds(7.5));
+        await using var app = await LuluClawApp.StartAsync(Provider.Sqlite, services: s => s.Replace(ServiceDescriptor.Singleton<TimeProvider>(clock)));
+        var workspace = await app.CreateWorkspaceAsync(scopes: ["sessions"]);
+        using var client = workspace.Client();
+
+        var first = await client.GetFromJsonAsync<JsonElement>($"{Base}/status", Ct);
+        clock.Advance(TimeSpan.FromSeconds(60));
+        var later = await client.GetFromJsonAsync<JsonElement>($"{Base}/status", Ct);
+
+        Assert.Equal(86_407, first.GetProperty("uptime").GetInt64());
+        Assert.Equal(86_467, later.GetProperty("uptime").GetInt64());
     }
 
     [Fact]
