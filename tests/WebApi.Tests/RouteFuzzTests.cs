@@ -164,8 +164,10 @@ public abstract partial class RouteFuzzTests(Provider provider) : IAsyncLifetime
         var inMemory = watch.Elapsed;
         var kestrelSent = node is null ? 0 : await WalkKestrelAsync(await node, walked, failures);
 
+        var report = Report(failures, sent, kestrelSent, walked.Length, inMemory, watch.Elapsed);
+        TestContext.Current.TestOutputHelper?.WriteLine(report); // the answers by class, on a pass too
         Assert.True(routes.Count >= 20, $"only {routes.Count} routes found in the endpoint data source");
-        Assert.True(failures.Count == 0, Report(failures, sent, kestrelSent, walked.Length, inMemory, watch.Elapsed));
+        Assert.True(failures.Count == 0, report);
     }
 
     /// <summary>Kills the node when the test ends, however it ends.</summary>
@@ -381,7 +383,7 @@ public abstract partial class RouteFuzzTests(Provider provider) : IAsyncLifetime
 
         if (status is >= 400 and < 500)
         {
-            return ShapeProblem(pattern, answer) is { } wrong ? ("error shape", $"{wrong}: {Excerpt(answer)}") : null;
+            return ShapeProblem(pattern, status, answer) is { } wrong ? ("error shape", $"{wrong}: {Excerpt(answer)}") : null;
         }
 
         return ("unexpected status", Excerpt(answer));
@@ -390,9 +392,10 @@ public abstract partial class RouteFuzzTests(Provider provider) : IAsyncLifetime
     /// <summary>
     /// Why <paramref name="answer"/> is not the error shape of the surface the path belongs to, or null:
     /// <c>/v1/</c> OpenAI's <c>{"error": {"message", "type", ...}}</c>; <c>/openclaw/</c> OpenClaw's
-    /// <c>{"error": {"code", "message"}}</c>; every other surface <c>{"error": "..."}</c>.
+    /// <c>{"error": {"code", "message"}}</c>; every other surface <c>{"error": "..."}</c>. A 4xx must not
+    /// call itself a server error in OpenAI's <c>type</c> or OpenClaw's <c>code</c>.
     /// </summary>
-    private static string? ShapeProblem(string pattern, string answer)
+    private static string? ShapeProblem(string pattern, int status, string answer)
     {
         var newline = answer.IndexOf('\n', StringComparison.Ordinal);
         var (type, body) = (answer[..newline], answer[(newline + 1)..]);
@@ -420,17 +423,20 @@ public abstract partial class RouteFuzzTests(Provider provider) : IAsyncLifetime
         if (pattern.StartsWith("/v1/", StringComparison.Ordinal))
         {
             return error.ValueKind != JsonValueKind.Object ? "'error' is not OpenAI's object"
-                : Text(error, "message") ?? Text(error, "type");
+                : Text(error, "message") ?? Text(error, "type") ?? ClientSide(error, "type", "server_error");
         }
 
         if (pattern.StartsWith("/openclaw/", StringComparison.Ordinal))
         {
             return error.ValueKind != JsonValueKind.Object ? "'error' is not OpenClaw's object"
-                : Text(error, "code") ?? Text(error, "message");
+                : Text(error, "code") ?? Text(error, "message") ?? ClientSide(error, "code", "INTERNAL_ERROR");
         }
 
         return error.ValueKind != JsonValueKind.String ? "'error' is not a string"
             : string.IsNullOrWhiteSpace(error.GetString()) ? "'error' is empty" : null;
+
+        string? ClientSide(JsonElement error, string field, string serverError) =>
+            status < 500 && error.GetProperty(field).GetString() == serverError ? $"a {status} calls itself '{serverError}' in 'error.{field}'" : null;
 
         static string? Text(JsonElement error, string field) =>
             error.TryGetProperty(field, out var value) && value.ValueKind == JsonValueKind.String && !string.IsNullOrWhiteSpace(value.GetString())
