@@ -18,10 +18,11 @@ public static class WebApiEndpoints
     public static string? AdminToken(IConfiguration configuration) =>
         configuration["Admin:Token"] is { Length: > 0 } token ? token : configuration["LULUCLAW_ADMIN_TOKEN"];
 
-    /// <summary>Adds what the front end needs: the OpenAPI 3.1 document of the public surfaces.</summary>
+    /// <summary>Adds what the front end needs: the OpenAPI 3.1 document of the public surfaces, Kestrel's limits (<see cref="RequestChecks"/>).</summary>
     public static IServiceCollection AddLuluWebApi(this IServiceCollection services)
     {
         services.AddSingleton<Http.ResolvedApiKeys>();
+        services.AddLuluRequestLimits();
         // Schemas in the document use the LuluClaw surfaces' snake_case; responses are written through
         // source-generated contexts, never through these options.
         services.ConfigureHttpJsonOptions(o =>
@@ -57,10 +58,11 @@ public static class WebApiEndpoints
         return services;
     }
 
-    /// <summary>Adds error handling and maps every surface, the OpenAPI document (<c>/openapi/v1.json</c>) and <c>/healthz</c>.</summary>
+    /// <summary>Adds error handling and the checks every request passes, and maps every surface, the OpenAPI document (<c>/openapi/v1.json</c>) and <c>/healthz</c>.</summary>
     public static WebApplication MapLuluClaw(this WebApplication app)
     {
         app.UseLuluErrors();
+        app.UseLuluRequestChecks();
         app.MapOpenApi();
         app.MapGatewayApi();
         app.MapDeveloperApi();

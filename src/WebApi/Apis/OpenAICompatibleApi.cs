@@ -226,6 +226,7 @@ public static class OpenAICompatibleApi
         403 => "permission_error",
         402 => "insufficient_quota",
         429 => "rate_limit_exceeded",
+        < 500 => "invalid_request_error",
         _ => "server_error",
     };
 

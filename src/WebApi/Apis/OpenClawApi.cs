@@ -211,6 +211,7 @@ public static class OpenClawApi
         429 => "RATE_LIMITED",
         502 => "MODEL_ERROR",
         503 => "SERVICE_UNAVAILABLE",
+        < 500 => "INVALID_REQUEST",
         _ => "INTERNAL_ERROR",
     };
 }
