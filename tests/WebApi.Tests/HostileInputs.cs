@@ -206,9 +206,9 @@ internal static class HostileInputs
         yield return ("not JSON", "a trailing comma", Encoding.UTF8.GetBytes(valid[..^1] + ",}"), Json);
         yield return ("not JSON", "single quotes", Encoding.UTF8.GetBytes(valid.Replace('"', '\'')), Json);
 
-        // :: Fields of the wrong type: every field once, and three more picked at random (nested ones too).
+        // :: Values of the wrong type: every value once, nested ones too, and three more picked at random.
         var typed = nodes.Where(n => n.Index != 0).ToList();
-        var picked = typed.Where(n => n.Depth == 1).Concat(typed.OrderBy(_ => random.Next()).Take(3)).ToArray();
+        var picked = typed.Concat(typed.OrderBy(_ => random.Next()).Take(3)).ToArray();
         foreach (var node in picked)
         {
             var wrong = WrongTypes(node.Element.ValueKind);
