@@ -36,11 +36,13 @@ public static class WebApiEndpoints
         ["OpenClaw-compatible"] = "OpenClaw's chat, sessions and status routes with per-token request limits, camelCase JSON and OpenClaw's errors.",
     };
 
-    /// <summary>Adds what the front end needs: the OpenAPI 3.1 document of the public surfaces.</summary>
+    /// <summary>Adds what the front end needs: authentication, the request checks and Kestrel's limits (<see cref="RequestChecks"/>), the OpenAPI 3.1 document of the public surfaces.</summary>
     public static IServiceCollection AddLuluWebApi(this IServiceCollection services)
     {
         services.AddSingleton<Http.ResolvedApiKeys>();
         services.AddLuluAuthentication();
+        services.AddLuluRequestLimits();
+        services.AddSingleton<SurfacePrefixes>();
         // Request records are bound with these strict options (JsonRequests); typed results of the
         // snake_case surfaces are written with them too, and the document's schemas follow them.
         services.ConfigureHttpJsonOptions(o =>
@@ -93,10 +95,11 @@ public static class WebApiEndpoints
         return services;
     }
 
-    /// <summary>Adds error handling and maps every surface, the OpenAPI document (<c>/openapi/v1.json</c>), its reference page (<c>/docs</c>) and <c>/healthz</c>.</summary>
+    /// <summary>Adds error handling and maps every surface, the OpenAPI document (<c>/openapi/v1.json</c>), its reference page (<c>/docs</c>) and <c>/healthz</c>, behind error handling and the checks every request passes.</summary>
     public static WebApplication MapLuluClaw(this WebApplication app)
     {
         app.UseLuluErrors();
+        app.UseLuluRequestChecks();
         app.UseAuthentication();
         app.UseAuthorization();
         app.UseJsonBodyChecks();

@@ -36,7 +36,7 @@ internal static partial class DeveloperApi
     /// <summary>Maps <c>/api/v1/chat</c>, <c>/api/v1/bots…</c> and <c>/api/v1/provider-keys…</c>.</summary>
     public static IEndpointRouteBuilder MapDeveloperApi(this IEndpointRouteBuilder app)
     {
-        var api = app.MapGroup("/api/v1").WithErrorShape(ErrorShapes.Lulu).ValidatesRequests();
+        var api = app.MapSurface("/api/v1", ErrorShapes.Lulu).ValidatesRequests();
 
         api.MapPost("/chat", ChatAsync).WithName("DeveloperChat")
             .WithSummary("Send a message to a bot (the workspace's primary bot unless bot_id names another)")

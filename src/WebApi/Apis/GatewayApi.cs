@@ -12,7 +12,7 @@ internal static class GatewayApi
     /// <summary>Maps <c>POST /api/gateway/chat</c>.</summary>
     public static IEndpointRouteBuilder MapGatewayApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/api/gateway").WithTags("Gateway").WithErrorShape(ErrorShapes.Lulu).ValidatesRequests();
+        var group = app.MapSurface("/api/gateway", ErrorShapes.Lulu).WithTags("Gateway").ValidatesRequests();
         group.MapPost("/chat", ChatAsync).WithName("GatewayChat").WithSummary("Send a message in a thread of the workspace's primary bot")
             .WithDescription(LuluChat.StreamingNote).RequireApiKey(ApiScopes.Chat).RunsChatTurn()
             .Produces<ChatResponse>(StatusCodes.Status200OK, "application/json", "text/event-stream");

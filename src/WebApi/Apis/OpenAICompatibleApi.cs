@@ -24,7 +24,7 @@ internal static class OpenAICompatibleApi
     /// <summary>Maps <c>/v1/chat/completions</c> and <c>/v1/models</c>.</summary>
     public static IEndpointRouteBuilder MapOpenAICompatibleApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1").WithTags("OpenAI-compatible").WithErrorShape(Errors).ValidatesRequests();
+        var group = app.MapSurface("/v1", Errors).WithTags("OpenAI-compatible").ValidatesRequests();
         group.MapPost("/chat/completions", CompleteAsync).WithName("OpenAIChatCompletions")
             .WithSummary("Create a chat completion with a bot as the model (streamed as chat.completion.chunk events with \"stream\": true)")
             .RequireApiKey(ApiScopes.Chat).RunsChatTurn()
@@ -68,7 +68,13 @@ internal static class OpenAICompatibleApi
 
             var model = body.String("model", required: true, 1, 200);
             var stream = body.Boolean("stream", required: false) ?? false;
-            var includeUsage = body.Object("stream_options")?.TryGetProperty("include_usage", out var include) == true && include.ValueKind == JsonValueKind.True;
+            var include = body.Object("stream_options") is { } options && options.TryGetProperty("include_usage", out var given) ? given : default;
+            if (include.ValueKind is not (JsonValueKind.Undefined or JsonValueKind.Null or JsonValueKind.True or JsonValueKind.False))
+            {
+                return Error(StatusCodes.Status400BadRequest, "'stream_options.include_usage' must be true or false");
+            }
+
+            var includeUsage = include.ValueKind == JsonValueKind.True;
             var messages = body.Error is null ? ReadMessages(body, out error) : null;
             if ((body.Error ?? error) is { } invalid)
             {
@@ -235,6 +241,7 @@ internal static class OpenAICompatibleApi
         403 => "permission_error",
         402 => "insufficient_quota",
         429 => "rate_limit_exceeded",
+        < 500 => "invalid_request_error",
         _ => "server_error",
     };
 

@@ -37,7 +37,7 @@ internal static class OpenClawApi
         var chatLimit = limits?.GetValue("OpenClaw:ChatRequestsPerMinute", 100) ?? 100;
         var readLimit = limits?.GetValue("OpenClaw:ReadRequestsPerMinute", 1000) ?? 1000;
 
-        var api = app.MapGroup(BasePath).WithTags("OpenClaw-compatible").WithErrorShape(Errors).ValidatesRequests()
+        var api = app.MapSurface(BasePath, Errors).WithTags("OpenClaw-compatible").ValidatesRequests()
             .WithMetadata(OpenApiMetadata.CountsRequests.Instance).ProducesErrors(StatusCodes.Status429TooManyRequests);
         api.MapPost("/chat", ChatAsync).WithName("OpenClawChat").WithSummary("Send a message (streamed as server-sent events with \"stream\": true)")
             .Produces<OpenClawChatResponse>(StatusCodes.Status200OK, "application/json", "text/event-stream").RequireApiKey(ApiScopes.Chat).RunsChatTurn().AddEndpointFilter(Quota(ChatBucket, chatLimit));
@@ -213,6 +213,7 @@ internal static class OpenClawApi
         429 => "RATE_LIMITED",
         502 => "MODEL_ERROR",
         503 => "SERVICE_UNAVAILABLE",
+        < 500 => "INVALID_REQUEST",
         _ => "INTERNAL_ERROR",
     };
 }

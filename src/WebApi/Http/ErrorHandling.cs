@@ -3,6 +3,7 @@ using Orleans.Runtime;
 using Orleans.Runtime.Messaging;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -10,7 +11,8 @@ namespace LuluClaw.WebApi.Http;
 
 /// <summary>
 /// The last line of defence: an exception no endpoint expected becomes a JSON error, never an HTML
-/// page or an empty 500. A failing database is a 503 (retry later), not a 500.
+/// page or an empty 500. A failing database is a 503 (retry later), not a 500. An error status
+/// answered without a body (no route matches, the method is not the route's) gets one too.
 /// </summary>
 internal static partial class ErrorHandling
 {
@@ -72,7 +74,28 @@ internal static partial class ErrorHandling
             // Each surface answers in its own error shape, which its endpoints carry.
             await ErrorShapes.Of(context).Result(status, message, retryAfter).ExecuteAsync(context);
         }
-    });
+    }).UseStatusCodePages(context => EmptyErrorAsync(context.HttpContext));
+
+    /// <summary>
+    /// A body for an error status that has none: routing's own 404 (no route) and 405 (not the route's
+    /// method), and 415 (a route that declares its Content-Type, sent another). Issue 16.
+    /// </summary>
+    private static Task EmptyErrorAsync(HttpContext context)
+    {
+        var (request, response) = (context.Request, context.Response);
+        var message = response.StatusCode switch
+        {
+            StatusCodes.Status404NotFound => $"no route matches {request.Method} {Shown(request.Path.Value ?? "")}",
+            StatusCodes.Status405MethodNotAllowed => $"{request.Method} is not allowed on {Shown(request.Path.Value ?? "")}" +
+                (response.Headers.Allow is { Count: > 0 } allow ? $"; it takes {allow}" : ""),
+            StatusCodes.Status415UnsupportedMediaType => $"Content-Type {(request.ContentType is { } type ? $"'{Shown(type)}'" : "(none)")} is not accepted here; send application/json",
+            var other => ReasonPhrases.GetReasonPhrase(other) is { Length: > 0 } phrase ? phrase : $"error {other}",
+        };
+        return ErrorShapes.Of(context).Result(response.StatusCode, message).ExecuteAsync(context);
+    }
+
+    /// <summary>Text from the request as an error message may repeat it: at most 100 characters.</summary>
+    public static string Shown(string text) => text.Length <= 100 ? text : $"{text[..100]}… ({text.Length:N0} characters)";
 
     private static partial class Log
     {

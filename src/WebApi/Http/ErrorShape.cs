@@ -1,6 +1,8 @@
 using LuluClaw.WebApi.Apis;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace LuluClaw.WebApi.Http;
 
@@ -38,8 +40,24 @@ internal static class ErrorShapes
     public static TBuilder WithErrorShape<TBuilder>(this TBuilder builder, ErrorShape shape)
         where TBuilder : IEndpointConventionBuilder => builder.WithMetadata(shape);
 
-    /// <summary>The error shape of the request's endpoint (<see cref="Lulu"/> when it has none or no endpoint matched).</summary>
-    public static ErrorShape Of(HttpContext context) => context.GetEndpoint()?.Metadata.GetMetadata<ErrorShape>() ?? Lulu;
+    /// <summary>
+    /// Maps the route group of a surface at <paramref name="prefix"/> with its error shape; requests under the
+    /// prefix that match no endpoint of it (routing's 404 and 405) are answered in that shape too.
+    /// </summary>
+    public static RouteGroupBuilder MapSurface(this IEndpointRouteBuilder app, string prefix, ErrorShape shape)
+    {
+        app.ServiceProvider.GetRequiredService<SurfacePrefixes>().Add(prefix, shape);
+        return app.MapGroup(prefix).WithErrorShape(shape);
+    }
+
+    /// <summary>
+    /// The error shape of the request's endpoint; where routing found none of a surface's, the shape of the
+    /// surface whose prefix the path is under; else <see cref="Lulu"/>.
+    /// </summary>
+    public static ErrorShape Of(HttpContext context) =>
+        context.GetEndpoint()?.Metadata.GetMetadata<ErrorShape>()
+        ?? context.RequestServices.GetService<SurfacePrefixes>()?.Find(context.Request.Path)
+        ?? Lulu;
 
     private sealed class LuluErrorShape : ErrorShape
     {
@@ -47,5 +65,35 @@ internal static class ErrorShapes
 
         public override IResult Result(int statusCode, string message, long? retryAfter = null, string? field = null) =>
             TypedResults.Json(new ErrorBody(message), LuluJsonContext.Web.ErrorBody, statusCode: statusCode);
+    }
+}
+
+/// <summary>The path prefixes of the surfaces this app maps, longest first, and their error shapes.</summary>
+internal sealed class SurfacePrefixes
+{
+    private readonly List<(PathString Prefix, ErrorShape Shape)> _surfaces = [];
+
+    /// <summary>Registers a surface (at startup, while endpoints are mapped).</summary>
+    public void Add(PathString prefix, ErrorShape shape)
+    {
+        lock (_surfaces)
+        {
+            _surfaces.Add((prefix, shape));
+            _surfaces.Sort((a, b) => (b.Prefix.Value?.Length ?? 0).CompareTo(a.Prefix.Value?.Length ?? 0));
+        }
+    }
+
+    /// <summary>The shape of the surface <paramref name="path"/> is under, or null.</summary>
+    public ErrorShape? Find(PathString path)
+    {
+        foreach (var (prefix, shape) in _surfaces)
+        {
+            if (path.StartsWithSegments(prefix))
+            {
+                return shape;
+            }
+        }
+
+        return null;
     }
 }

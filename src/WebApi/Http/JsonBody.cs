@@ -45,7 +45,13 @@ internal sealed class JsonBody : IDisposable
                 return (null, optional ? null : "request body is empty; send a JSON object");
             }
 
-            var document = JsonDocument.Parse(buffer.GetBuffer().AsMemory(0, (int)buffer.Length));
+            var bytes = buffer.GetBuffer().AsMemory(0, (int)buffer.Length);
+            if (bytes.Span.StartsWith("\uFEFF"u8) || bytes.Span.StartsWith((ReadOnlySpan<byte>)[0xFF, 0xFE]) || bytes.Span.StartsWith((ReadOnlySpan<byte>)[0xFE, 0xFF]))
+            {
+                return (null, "request body starts with a byte-order mark; send UTF-8 JSON without one");
+            }
+
+            var document = JsonDocument.Parse(bytes);
             if (document.RootElement.ValueKind != JsonValueKind.Object)
             {
                 document.Dispose();
@@ -69,16 +75,20 @@ internal sealed class JsonBody : IDisposable
     /// <summary>
     /// What makes the body unreadable as its sender meant it, or null: a string or field name that is
     /// not valid Unicode text (invalid UTF-8, or an unpaired surrogate, escaped or raw: the parser
-    /// accepts both and only reading the string would fail), or a field named twice in one object
-    /// (which of its values counts is not the sender's choice to leave open). The whole body is
-    /// checked once here, before any field of it is read or stored.
+    /// accepts both and only reading the string would fail) or has a control character other than tab,
+    /// CR and LF (escaped or raw; a field a route passes on as it is, such as an OpenAI message's
+    /// content, is checked too), or a field named twice in one object (which of its values counts is
+    /// not the sender's choice to leave open). The whole body is checked once here, before any field
+    /// of it is read or stored.
     /// </summary>
     private static string? Unreadable(JsonElement element, string path)
     {
         switch (element.ValueKind)
         {
             case JsonValueKind.String:
-                return IsText(element) ? null : $"{Named(path)} is not valid Unicode text (invalid UTF-8, or an unpaired surrogate such as \\ud800)";
+                return TextOf(element) is not { } text ? $"{Named(path)} is not valid Unicode text (invalid UTF-8, or an unpaired surrogate such as \\ud800)"
+                    : HasControl(text) ? $"{Named(path)} must not contain control characters"
+                    : null;
             case JsonValueKind.Object:
                 var names = new HashSet<string>(StringComparer.Ordinal);
                 foreach (var property in element.EnumerateObject())
@@ -87,6 +97,11 @@ internal sealed class JsonBody : IDisposable
                     if (name is null)
                     {
                         return $"a field name{(path.Length == 0 ? "" : $" in {Named(path)}")} is not valid Unicode text (invalid UTF-8, or an unpaired surrogate such as \\ud800)";
+                    }
+
+                    if (HasControl(name))
+                    {
+                        return $"a field name{(path.Length == 0 ? "" : $" in {Named(path)}")} contains a control character";
                     }
 
                     var field = path.Length == 0 ? name : $"{path}.{name}";
@@ -134,16 +149,32 @@ internal sealed class JsonBody : IDisposable
         }
     }
 
-    private static bool IsText(JsonElement value)
+    /// <summary>The string's text, or null if it is not valid Unicode text.</summary>
+    private static string? TextOf(JsonElement value)
     {
         try
         {
-            return IsWellFormed(value.GetString()!);
+            var text = value.GetString()!;
+            return IsWellFormed(text) ? text : null;
         }
         catch (InvalidOperationException)
         {
-            return false; // System.Text.Json could not transcode it
+            return null; // System.Text.Json could not transcode it
         }
+    }
+
+    /// <summary>Whether <paramref name="text"/> has a control character other than tab, CR and LF (C0, DEL, C1).</summary>
+    private static bool HasControl(string text)
+    {
+        foreach (var c in text)
+        {
+            if (char.IsControl(c) && c is not ('\t' or '\n' or '\r'))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>No surrogate without its pair.</summary>
@@ -180,16 +211,9 @@ internal sealed class JsonBody : IDisposable
             return Fail($"'{name}' must be a string");
         }
 
+        // Control characters were refused with the whole body (Unreadable).
         var text = value.GetString()!;
-        var length = 0;
-        foreach (var rune in text.EnumerateRunes())
-        {
-            length++;
-            if (Rune.IsControl(rune) && rune.Value is not ('\n' or '\r' or '\t'))
-            {
-                return Fail($"'{name}' must not contain control characters");
-            }
-        }
+        var length = text.EnumerateRunes().Count();
 
         if (length < minLength || string.IsNullOrWhiteSpace(text) && minLength > 0)
         {
@@ -207,7 +231,8 @@ internal sealed class JsonBody : IDisposable
             return null;
         }
 
-        if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt64(out var number))
+        // -0 is zero to the parser, but no sender of a count means it.
+        if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt64(out var number) || value.GetRawText() == "-0")
         {
             Fail($"'{name}' must be a whole number");
             return null;

@@ -35,6 +35,8 @@ internal static class JsonRequests
 
     private const string NotText = "is not valid Unicode text (invalid UTF-8, or an unpaired surrogate such as \\ud800)";
 
+    private const string Controls = "must not contain control characters";
+
     /// <summary>The binding options: snake_case, no duplicate fields, numbers only as numbers, <see cref="MaxDepth"/>.</summary>
     public static void Configure(JsonSerializerOptions options)
     {
@@ -45,8 +47,8 @@ internal static class JsonRequests
     }
 
     /// <summary>
-    /// Checks the body of every request whose endpoint binds a JSON body, before binding: a wrong
-    /// <c>Content-Type</c> is a 415, a body over <see cref="MaxBytes"/> a 413, and an empty body, bytes
+    /// Checks the body of every request whose endpoint binds a JSON body, before binding (its
+    /// <c>Content-Type</c> was checked by <see cref="RequestChecks"/>): a body over <see cref="MaxBytes"/> a 413, and an empty body, bytes
     /// that are not JSON, a body that is not an object, nesting past <see cref="MaxDepth"/>, strings that
     /// are not Unicode text and a field named twice are each a 400 naming the problem, in the endpoint's
     /// error shape. The body the binder then reads is the checked copy.
@@ -178,16 +180,10 @@ internal static class JsonRequests
             return (StatusCodes.Status200OK, null);
         }
 
-        var contentType = request.ContentType;
-        if (contentType is null || !IsJson(contentType))
+        if (body.Span.StartsWith("\uFEFF"u8) || body.Span.StartsWith((ReadOnlySpan<byte>)[0xFF, 0xFE]) || body.Span.StartsWith((ReadOnlySpan<byte>)[0xFE, 0xFF]))
         {
-            return (StatusCodes.Status415UnsupportedMediaType,
-                $"send the body as JSON with 'Content-Type: application/json'{(contentType is null ? "" : $" (got '{contentType}')")}");
-        }
-
-        if (body.Span.StartsWith("\uFEFF"u8))
-        {
-            body = body[3..]; // a byte-order mark some editors and Windows tools write: harmless, so dropped
+            // JSON text has no byte-order mark (RFC 8259 8.1); one means an editor's or a UTF-16 encoder's output.
+            return (StatusCodes.Status400BadRequest, "request body starts with a byte-order mark; send UTF-8 JSON without one");
         }
 
         if (Problem(body.Span) is { } problem)
@@ -243,9 +239,9 @@ internal static class JsonRequests
                     case JsonTokenType.PropertyName:
                         var owner = open[^1];
                         var name = Name(ref reader);
-                        if (name is null)
+                        if (name is null || HasControl(name))
                         {
-                            return $"a field name{(owner.Path.Length == 0 ? "" : $" in '{owner.Path}'")} {NotText}";
+                            return $"a field name{(owner.Path.Length == 0 ? "" : $" in '{owner.Path}'")} {(name is null ? NotText : "holds control characters")}";
                         }
 
                         pending = owner.Path.Length == 0 ? name : $"{owner.Path}.{name}";
@@ -261,12 +257,14 @@ internal static class JsonRequests
                             return "request body must be a JSON object";
                         }
 
-                        if (!IsText(ref reader))
+                        if (Unreadable(ref reader) is { } problem)
                         {
-                            return $"'{pending}' {NotText}";
+                            return $"'{pending}' {problem}";
                         }
 
                         break;
+                    case JsonTokenType.Number when reader.ValueSpan.Length >= 2 && reader.ValueSpan[0] == '-' && IsZero(reader.ValueSpan[1..]):
+                        return $"'{pending}' is -0; send 0";
                     default:
                         if (open.Count == 0)
                         {
@@ -293,9 +291,66 @@ internal static class JsonRequests
             : "at the end";
     }
 
-    /// <summary>Whether the string under the reader is Unicode text; only an escaped one is decoded to tell.</summary>
-    private static bool IsText(ref Utf8JsonReader reader) =>
-        reader.ValueIsEscaped ? Name(ref reader) is not null : Utf8.IsValid(reader.HasValueSequence ? reader.ValueSequence.ToArray() : reader.ValueSpan);
+    /// <summary>
+    /// What makes the string under the reader unfit as text, or null: not Unicode text, or control characters
+    /// other than tab and line breaks (raw ones JSON forbids below U+0020; DEL, the C1 range and escaped ones it
+    /// lets through). Only an escaped string is decoded to tell.
+    /// </summary>
+    private static string? Unreadable(ref Utf8JsonReader reader)
+    {
+        if (reader.ValueIsEscaped)
+        {
+            return Name(ref reader) is not { } text ? NotText : HasControl(text) ? Controls : null;
+        }
+
+        var raw = reader.HasValueSequence ? reader.ValueSequence.ToArray() : reader.ValueSpan;
+        if (!Utf8.IsValid(raw))
+        {
+            return NotText;
+        }
+
+        for (var i = 0; i < raw.Length; i++)
+        {
+            if (raw[i] == 0x7F || raw[i] == 0xC2 && i + 1 < raw.Length && raw[i + 1] is >= 0x80 and <= 0x9F)
+            {
+                return Controls;
+            }
+        }
+
+        return null;
+    }
+
+    private static bool HasControl(string text)
+    {
+        foreach (var rune in text.EnumerateRunes())
+        {
+            if (Rune.IsControl(rune) && rune.Value is not ('\n' or '\r' or '\t'))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Whether a number's digits (after its sign) are zero: <c>0</c>, <c>0.0</c>, <c>0e5</c>.</summary>
+    private static bool IsZero(ReadOnlySpan<byte> digits)
+    {
+        foreach (var b in digits)
+        {
+            if (b is (byte)'e' or (byte)'E')
+            {
+                break;
+            }
+
+            if (b is not ((byte)'0' or (byte)'.'))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
 
     /// <summary>The string or field name under the reader, or null if it is not Unicode text.</summary>
     private static string? Name(ref Utf8JsonReader reader)

@@ -3,7 +3,6 @@ using System.Collections.Concurrent;
 using System.ComponentModel.DataAnnotations;
 using System.Globalization;
 using System.Reflection;
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
@@ -18,8 +17,8 @@ namespace LuluClaw.WebApi.Http;
 /// <summary>
 /// A request record whose data annotations (<see cref="RequiredAttribute"/>, <see cref="StringLengthAttribute"/>,
 /// <see cref="RangeAttribute"/>, <see cref="MaxLengthAttribute"/>) are checked by <see cref="RequestValidation"/>
-/// before the handler runs, and describe it in the OpenAPI document too. Every string field is also refused
-/// when it holds control characters other than tab and line breaks. A record with a
+/// before the handler runs, and describe it in the OpenAPI document too. (Control characters and text
+/// that is not Unicode were refused before binding, by <see cref="JsonRequests"/>.) A record with a
 /// <see cref="JsonExtensionDataAttribute"/> property refuses fields it does not know.
 /// </summary>
 internal interface IRequestBody
@@ -158,13 +157,9 @@ internal static class RequestValidation
         private string? CheckText(string text)
         {
             var length = 0;
-            foreach (var rune in text.EnumerateRunes())
+            foreach (var _ in text.EnumerateRunes())
             {
                 length++;
-                if (Rune.IsControl(rune) && rune.Value is not ('\n' or '\r' or '\t'))
-                {
-                    return $"'{Name}' must not contain control characters";
-                }
             }
 
             var (minLength, maxLength) = _rules.OfType<StringLengthAttribute>().Select(s => (s.MinimumLength, s.MaximumLength)).FirstOrDefault((0, int.MaxValue));
