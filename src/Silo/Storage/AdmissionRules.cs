@@ -30,7 +30,8 @@ internal static class AdmissionRules
 {
     /// <summary>
     /// The refusal that needs no window counted (unknown workspace, revoked key, no credits), or
-    /// null, with the windows to count added to <paramref name="windows"/>.
+    /// null, with the windows to count added to <paramref name="windows"/>: an owner's windows next to
+    /// each other (the key's, then the workspace's).
     /// </summary>
     public static AdmissionResult? Check(TurnAdmission admission, LockedWorkspace? locked, long credits, List<WindowCheck> windows)
     {

@@ -260,9 +260,15 @@ public sealed class PostgresAdmissions : IAsyncDisposable
 
             var id = Id(a.WorkspaceId);
             state.Workspaces[id] = (ws.Plan, ws.Credits - a.Cost);
-            foreach (var check in windows)
+            // Once per owner, not per window: an owner with several windows (a key's minute, hour and day) has one
+            // list of turn times, which each of its windows counts.
+            for (var w = 0; w < windows.Count; w++)
             {
-                InsertSorted(times[(check.Owner, check.OwnerId)], Ms(a.Now));
+                var check = windows[w];
+                if (w == 0 || windows[w - 1].Owner != check.Owner || windows[w - 1].OwnerId != check.OwnerId)
+                {
+                    InsertSorted(times[(check.Owner, check.OwnerId)], Ms(a.Now));
+                }
             }
 
             results[i] = AdmissionRules.Admitted(a, ws, ws.Credits - a.Cost);

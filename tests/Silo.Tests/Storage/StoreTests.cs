@@ -194,6 +194,27 @@ public abstract class StoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TryAdmit_ConcurrentWithAKeyOfSeveralWindows_AdmitsExactlyTheKeysLimit()
+    {
+        // A key held to a minute, an hour and a day of 4 turns each: admissions decided together (one
+        // PostgreSQL batch) must count each admitted turn once in the key's times, not once per window.
+        var workspace = await NewWorkspaceAsync(credits: 1000);
+        RateWindow[] keyWindows =
+        [
+            new(TimeSpan.FromMinutes(1), 4, "per-key limit of 4 requests per minute"),
+            new(TimeSpan.FromHours(1), 4, "per-key limit of 4 requests per hour"),
+            new(TimeSpan.FromDays(1), 4, "per-key limit of 4 requests per day"),
+        ];
+        var key = await NewKeyAsync(workspace);
+        var results = await Task.WhenAll(Enumerable.Range(0, 40).Select(_ =>
+            Task.Run(() => Store.Ledger.TryAdmitAsync(Admission(workspace, T0, limit: 100, keyId: key, keyWindows: keyWindows), Ct))));
+
+        Assert.Equal(4, results.Count(r => r.Status == AdmissionStatus.Admitted));
+        Assert.Equal(36, results.Count(r => r.Status == AdmissionStatus.RateLimited));
+        Assert.Equal(996, (await Store.Tenants.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
+    }
+
+    [Fact]
     public async Task TryAdmit_ConcurrentOnSeveralWorkspaces_AdmitsEachLimitExactly_AndLeavesNoQueueBehind()
     {
         var workspaces = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => NewWorkspaceAsync(credits: 1000)));
