@@ -66,13 +66,37 @@ public static class SessionKey
 /// before <paramref name="Message"/>, used instead of the thread's history. Such a turn is admitted
 /// and charged like any other, but its messages are not stored.
 /// </param>
+/// <param name="Options">How the model is to sample and shape its answer; null for the provider's defaults.</param>
 [GenerateSerializer, Immutable, Alias("luluclaw.ChatTurnRequest")]
 public sealed record ChatTurnRequest(
     [property: Id(0)] string Message,
     [property: Id(1)] string? KeyId,
     [property: Id(2)] string Channel,
     [property: Id(3)] string? BotId = null,
-    [property: Id(4)] IReadOnlyList<SessionMessage>? Transcript = null);
+    [property: Id(4)] IReadOnlyList<SessionMessage>? Transcript = null,
+    [property: Id(5)] ChatTurnOptions? Options = null);
+
+/// <summary>
+/// The sampling and output options a caller gave for one turn, passed to the model provider as they
+/// are (a provider that has no such option ignores it; one that refuses a value answers 400).
+/// </summary>
+/// <param name="MaxOutputTokens">The most tokens the answer may have.</param>
+/// <param name="StopSequences">Texts that end the answer where they would begin.</param>
+/// <param name="ResponseFormat"><c>text</c>, <c>json_object</c> or <c>json_schema</c> (with <paramref name="JsonSchema"/>).</param>
+/// <param name="JsonSchema">The JSON schema of a <c>json_schema</c> answer, as JSON text.</param>
+/// <param name="JsonSchemaName">The schema's name.</param>
+[GenerateSerializer, Immutable, Alias("luluclaw.ChatTurnOptions")]
+public sealed record ChatTurnOptions(
+    [property: Id(0)] float? Temperature = null,
+    [property: Id(1)] float? TopP = null,
+    [property: Id(2)] int? MaxOutputTokens = null,
+    [property: Id(3)] IReadOnlyList<string>? StopSequences = null,
+    [property: Id(4)] long? Seed = null,
+    [property: Id(5)] float? FrequencyPenalty = null,
+    [property: Id(6)] float? PresencePenalty = null,
+    [property: Id(7)] string? ResponseFormat = null,
+    [property: Id(8)] string? JsonSchema = null,
+    [property: Id(9)] string? JsonSchemaName = null);
 
 /// <summary>How a chat turn ended.</summary>
 [GenerateSerializer, Alias("luluclaw.ChatTurnStatus")]
@@ -133,6 +157,10 @@ public sealed record ChatTurnResult
     /// <summary>The model that answered (the bot's model).</summary>
     [Id(8)]
     public string? Model { get; init; }
+
+    /// <summary>Why the model stopped: <c>stop</c>, <c>length</c> (its token limit), <c>tool_calls</c> or <c>content_filter</c>.</summary>
+    [Id(9)]
+    public string? FinishReason { get; init; }
 
     /// <summary>A failed turn.</summary>
     public static ChatTurnResult Failed(ChatTurnStatus status, string sessionId, string error, TimeSpan? retryAfter = null) =>

@@ -126,7 +126,7 @@ public sealed partial class SessionGrain(
         {
             try
             {
-                response = await turn.Client.GetResponseAsync(Prompt(turn.Bot, request), new ChatOptions { ModelId = turn.Bot.Model }, deadline.Token);
+                response = await turn.Client.GetResponseAsync(Prompt(turn.Bot, request), Options(turn.Bot, request), deadline.Token);
             }
             catch (Exception e)
             {
@@ -142,7 +142,7 @@ public sealed partial class SessionGrain(
         }
 
         // :: Step 5.
-        return await CommitAsync(turn, request, response.Text, Usage(response.Usage), cutShort: false);
+        return await CommitAsync(turn, request, response.Text, Usage(response.Usage), cutShort: false, Finish(response.FinishReason));
     }
 
     public async IAsyncEnumerable<ChatTurnEvent> StreamAsync(ChatTurnRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
@@ -241,11 +241,12 @@ public sealed partial class SessionGrain(
         // :: Step 3, streamed: each piece goes out as the model yields it. The timeout bounds each wait for the next piece.
         var reply = new StringBuilder();
         TokenUsage? usage = null;
+        ChatFinishReason? finish = null;
         ChatTurnResult? failed = null;
         var settled = false;
         var aliveAt = time.GetUtcNow();
         using var deadline = Deadline(cancellationToken);
-        var updates = turn.Client.GetStreamingResponseAsync(Prompt(turn.Bot, request), new ChatOptions { ModelId = turn.Bot.Model }, deadline.Token)
+        var updates = turn.Client.GetStreamingResponseAsync(Prompt(turn.Bot, request), Options(turn.Bot, request), deadline.Token)
             .GetAsyncEnumerator(deadline.Token);
         try
         {
@@ -274,6 +275,7 @@ public sealed partial class SessionGrain(
                 deadline.CancelAfter(ModelTimeout);
                 aliveAt = await KeepAliveAsync(turn, aliveAt);
                 usage = update.Contents.OfType<UsageContent>().Select(u => Usage(u.Details)).LastOrDefault() ?? usage;
+                finish = update.FinishReason ?? finish;
                 if (update.Text is { Length: > 0 } text)
                 {
                     reply.Append(text);
@@ -290,7 +292,7 @@ public sealed partial class SessionGrain(
                     await RefundAsync(turn);
                 }
 
-                yield return ChatTurnEvent.Done(failed ?? await CommitAsync(turn, request, reply.ToString(), usage, cutShort: false));
+                yield return ChatTurnEvent.Done(failed ?? await CommitAsync(turn, request, reply.ToString(), usage, cutShort: false, Finish(finish)));
             }
         }
         finally
@@ -445,7 +447,7 @@ public sealed partial class SessionGrain(
     }
 
     /// <summary>Step 5: appends both messages and settles the admission in one transaction; only then is the turn answered.</summary>
-    private async Task<ChatTurnResult> CommitAsync(Turn turn, ChatTurnRequest request, string reply, TokenUsage? usage, bool cutShort)
+    private async Task<ChatTurnResult> CommitAsync(Turn turn, ChatTurnRequest request, string reply, TokenUsage? usage, bool cutShort, string? finishReason = null)
     {
         var now = time.GetStoredNow();
         var next = LastSeq + 1;
@@ -490,10 +492,46 @@ public sealed partial class SessionGrain(
             CreditsRemaining = turn.Admission.CreditsRemaining,
             Usage = usage,
             Model = turn.Bot.Model,
+            FinishReason = finishReason ?? "stop",
         };
     }
 
     private Task RefundAsync(Turn turn) => admissions.RefundAsync(turn.Id, CancellationToken.None);
+
+    /// <summary>The model call's options: the bot's model and whatever the caller asked of this turn.</summary>
+    private static ChatOptions Options(BotInfo bot, ChatTurnRequest request)
+    {
+        var options = new ChatOptions { ModelId = bot.Model };
+        if (request.Options is not { } asked)
+        {
+            return options;
+        }
+
+        options.Temperature = asked.Temperature;
+        options.TopP = asked.TopP;
+        options.MaxOutputTokens = asked.MaxOutputTokens;
+        options.StopSequences = asked.StopSequences is { Count: > 0 } stop ? [.. stop] : null;
+        options.Seed = asked.Seed;
+        options.FrequencyPenalty = asked.FrequencyPenalty;
+        options.PresencePenalty = asked.PresencePenalty;
+        options.ResponseFormat = asked.ResponseFormat switch
+        {
+            "json_object" => ChatResponseFormat.Json,
+            "json_schema" when asked.JsonSchema is { } schema =>
+                ChatResponseFormat.ForJsonSchema(System.Text.Json.JsonDocument.Parse(schema).RootElement.Clone(), asked.JsonSchemaName),
+            "text" => ChatResponseFormat.Text,
+            _ => null,
+        };
+        return options;
+    }
+
+    /// <summary>A finish reason in the words the surfaces use.</summary>
+    private static string? Finish(ChatFinishReason? reason) =>
+        reason == ChatFinishReason.Length ? "length"
+        : reason == ChatFinishReason.ToolCalls ? "tool_calls"
+        : reason == ChatFinishReason.ContentFilter ? "content_filter"
+        : reason is null ? null
+        : "stop";
 
     /// <summary>
     /// A streamed reply may run for longer than the model timeout (the timeout bounds each wait for

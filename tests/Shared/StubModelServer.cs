@@ -253,6 +253,7 @@ public sealed class StubModelServer : IAsyncDisposable
             Authorization = HeaderOf(context, "Authorization"),
             ApiKey = HeaderOf(context, "x-api-key"),
             Messages = messages,
+            Body = body.ToJsonString(),
         };
         var (fault, id, hold) = Admit(request, "chatcmpl-stub-");
         if (!await WaitAsync(hold, StubHold.BeforeReply, ct))
@@ -680,6 +681,9 @@ public sealed record StubRequest
 
     /// <summary>The <c>temperature</c> of the body.</summary>
     public double? Temperature { get; init; }
+
+    /// <summary>OpenAI: the whole body as received, for parameters the other members do not name.</summary>
+    public string? Body { get; init; }
 
     /// <summary>The <c>Authorization</c> header (OpenAI: <c>Bearer &lt;key&gt;</c>).</summary>
     public string? Authorization { get; init; }

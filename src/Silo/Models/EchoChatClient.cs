@@ -6,7 +6,10 @@ namespace LuluClaw.Silo.Models;
 /// <summary>
 /// The embedded default model: offline and deterministic. It answers <c>Echo: </c> followed by the
 /// last user message, streams that reply word by word and reports usage in whitespace-separated
-/// words (the input counts every message it was sent, the system prompt included).
+/// words (the input counts every message it was sent, the system prompt included). It honours the
+/// options it can, so that tests see them arrive: <see cref="ChatOptions.MaxOutputTokens"/> cuts the
+/// reply to that many words (finish reason <c>length</c>), and <see cref="ChatOptions.StopSequences"/>
+/// end it just before the first one.
 /// </summary>
 /// <remarks>
 /// <see cref="Delay"/> (<c>Llm:Echo:DelayMilliseconds</c>) makes it wait before answering, to stand in
@@ -26,12 +29,12 @@ public sealed class EchoChatClient(TimeSpan delay = default) : IChatClient
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
     {
         await WaitAsync(cancellationToken).ConfigureAwait(false);
-        var (reply, usage) = Answer(messages);
+        var (reply, usage, finish) = Answer(messages, options);
         return new ChatResponse(new ChatMessage(ChatRole.Assistant, reply))
         {
             ModelId = options?.ModelId ?? "echo",
             Usage = usage,
-            FinishReason = ChatFinishReason.Stop,
+            FinishReason = finish,
         };
     }
 
@@ -40,7 +43,7 @@ public sealed class EchoChatClient(TimeSpan delay = default) : IChatClient
         IEnumerable<ChatMessage> messages, ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         await WaitAsync(cancellationToken).ConfigureAwait(false);
-        var (reply, usage) = Answer(messages);
+        var (reply, usage, finish) = Answer(messages, options);
         var start = 0;
         while (start < reply.Length)
         {
@@ -55,7 +58,7 @@ public sealed class EchoChatClient(TimeSpan delay = default) : IChatClient
         yield return new ChatResponseUpdate
         {
             Role = ChatRole.Assistant,
-            FinishReason = ChatFinishReason.Stop,
+            FinishReason = finish,
             Contents = [new UsageContent(usage)],
         };
     }
@@ -77,7 +80,7 @@ public sealed class EchoChatClient(TimeSpan delay = default) : IChatClient
         return Delay > TimeSpan.Zero ? Task.Delay(Delay, cancellationToken) : Task.CompletedTask;
     }
 
-    private static (string Reply, UsageDetails Usage) Answer(IEnumerable<ChatMessage> messages)
+    private static (string Reply, UsageDetails Usage, ChatFinishReason Finish) Answer(IEnumerable<ChatMessage> messages, ChatOptions? options)
     {
         long input = 0;
         string last = "";
@@ -91,8 +94,23 @@ public sealed class EchoChatClient(TimeSpan delay = default) : IChatClient
         }
 
         var reply = $"Echo: {last}";
+        var finish = ChatFinishReason.Stop;
+        foreach (var stop in options?.StopSequences ?? [])
+        {
+            if (stop.Length > 0 && reply.IndexOf(stop, StringComparison.Ordinal) is >= 0 and var at)
+            {
+                reply = reply[..at];
+            }
+        }
+
+        if (options?.MaxOutputTokens is { } most && Words(reply) > most)
+        {
+            reply = string.Join(' ', reply.Split(' ', StringSplitOptions.RemoveEmptyEntries).Take(Math.Max(0, most)));
+            finish = ChatFinishReason.Length;
+        }
+
         var output = Words(reply);
-        return (reply, new UsageDetails { InputTokenCount = input, OutputTokenCount = output, TotalTokenCount = input + output });
+        return (reply, new UsageDetails { InputTokenCount = input, OutputTokenCount = output, TotalTokenCount = input + output }, finish);
     }
 
     /// <summary>Whitespace-separated words, counted without splitting the text (this runs on every turn).</summary>

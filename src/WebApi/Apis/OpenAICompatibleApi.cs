@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Orleans;
+using System.ComponentModel.DataAnnotations;
 using LuluClaw.WebApi.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -28,9 +29,11 @@ internal static class OpenAICompatibleApi
         group.MapPost("/chat/completions", CompleteAsync).WithName("OpenAIChatCompletions")
             .WithSummary("Create a chat completion with a bot as the model (streamed as chat.completion.chunk events with \"stream\": true)")
             .RequireApiKey(ApiScopes.Chat).RunsChatTurn()
-            .Produces<OpenAICompletion>(StatusCodes.Status200OK, "application/json", "text/event-stream").ProducesErrors(StatusCodes.Status400BadRequest);
+            .Produces<OpenAICompletion>(StatusCodes.Status200OK, "application/json", "text/event-stream");
         group.MapGet("/models", ListModelsAsync).WithName("OpenAIModels").WithSummary("List the workspace's bots as models").RequireApiKey(ApiScopes.Chat)
             .Produces<OpenAIModelList>();
+        group.MapGet("/models/{model}", ModelAsync).WithName("OpenAIModel").WithSummary("One of the workspace's bots as a model, by id or name")
+            .RequireApiKey(ApiScopes.Chat).Produces<OpenAIModel>().ProducesErrors(StatusCodes.Status404NotFound);
         return app;
     }
 
@@ -43,9 +46,29 @@ internal static class OpenAICompatibleApi
     {
         public override Type BodyType => typeof(OpenAIErrorBody);
 
-        public override IResult Result(int statusCode, string message, long? retryAfter = null, string? field = null) =>
-            TypedResults.Json(new OpenAIErrorBody(new OpenAIError(message, ErrorType(statusCode), field is { Length: > 0 } ? field : null, ErrorCode(statusCode))),
+        /// <summary>
+        /// The longest wait OpenAI's SDKs sleep through before retrying a 429 by themselves: past it (or where waiting
+        /// cannot help, 402) the answer says <c>x-should-retry: false</c>, so that they do not retry into a closed window.
+        /// </summary>
+        private const long LongestRetryWait = 60;
+
+        public override IResult Result(int statusCode, string message, long? retryAfter = null, string? field = null)
+        {
+            var body = TypedResults.Json(new OpenAIErrorBody(new OpenAIError(message, ErrorType(statusCode), field is { Length: > 0 } ? field : null, ErrorCode(statusCode))),
                 OpenAIJsonContext.Web.OpenAIErrorBody, statusCode: statusCode);
+            return statusCode == StatusCodes.Status402PaymentRequired || statusCode == StatusCodes.Status429TooManyRequests && retryAfter > LongestRetryWait
+                ? new NoRetry(body)
+                : body;
+        }
+
+        private sealed class NoRetry(IResult inner) : IResult
+        {
+            public Task ExecuteAsync(HttpContext httpContext)
+            {
+                httpContext.Response.Headers["x-should-retry"] = "false";
+                return inner.ExecuteAsync(httpContext);
+            }
+        }
     }
 
     private static async Task<IResult> ListModelsAsync(HttpContext http, IGrainFactory grains)
@@ -55,56 +78,43 @@ internal static class OpenAICompatibleApi
         return TypedResults.Json(new OpenAIModelList("list", models), OpenAIJsonContext.Web.OpenAIModelList);
     }
 
-    private static async Task<IResult> CompleteAsync(HttpContext http, IGrainFactory grains)
+    private static async Task<IResult> ModelAsync(string model, HttpContext http, IGrainFactory grains) =>
+        await ResolveBotAsync(grains, http.GetCaller().WorkspaceId, model, http.RequestAborted) is { } bot
+            ? TypedResults.Json(new OpenAIModel(bot.Id, "model", bot.CreatedAt.ToUnixTimeSeconds(), "luluclaw", bot.Name), OpenAIJsonContext.Web.OpenAIModel)
+            : ModelNotFound(model);
+
+    private static async Task<IResult> CompleteAsync(OpenAIChatRequest body, HttpContext http, IGrainFactory grains)
     {
         var caller = http.GetCaller();
-        var (body, error) = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
-        using (body)
+        var sessionId = http.Request.Headers[SessionHeader].ToString();
+        if (sessionId.Length > ChatTurns.MaxSessionIdLength || sessionId.Any(char.IsControl))
         {
-            if (body is null)
-            {
-                return Error(StatusCodes.Status400BadRequest, error!);
-            }
-
-            var model = body.String("model", required: true, 1, 200);
-            var stream = body.Boolean("stream", required: false) ?? false;
-            var include = body.Object("stream_options") is { } options && options.TryGetProperty("include_usage", out var given) ? given : default;
-            if (include.ValueKind is not (JsonValueKind.Undefined or JsonValueKind.Null or JsonValueKind.True or JsonValueKind.False))
-            {
-                return Error(StatusCodes.Status400BadRequest, "'stream_options.include_usage' must be true or false");
-            }
-
-            var includeUsage = include.ValueKind == JsonValueKind.True;
-            var messages = body.Error is null ? ReadMessages(body, out error) : null;
-            if ((body.Error ?? error) is { } invalid)
-            {
-                return Error(StatusCodes.Status400BadRequest, invalid);
-            }
-
-            var sessionId = http.Request.Headers[SessionHeader].ToString();
-            if (sessionId.Length > ChatTurns.MaxSessionIdLength || sessionId.Any(char.IsControl))
-            {
-                return Error(StatusCodes.Status400BadRequest, $"'{SessionHeader}' must be at most {ChatTurns.MaxSessionIdLength} characters without control characters");
-            }
-
-            var bot = await ResolveBotAsync(grains, caller.WorkspaceId, model!, http.RequestAborted);
-            if (bot is null)
-            {
-                return Error(StatusCodes.Status404NotFound, $"The model '{model}' does not exist: name one of this workspace's bots by id or name (GET /v1/models)");
-            }
-
-            // Stateless: the request's messages are the conversation, in a one-off session. With a session id: the session's history is.
-            var last = messages![^1];
-            var stateful = sessionId.Length > 0;
-            var request = new ChatTurnRequest(last.Content, caller.Key.Id, "openai", bot.Id, stateful ? null : messages[..^1]);
-            var session = grains.GetGrain<ISessionGrain>(SessionKey.Of(caller.WorkspaceId, stateful ? sessionId : $"oai_{Guid.CreateVersion7():N}"));
-            var id = $"chatcmpl-{Guid.CreateVersion7():N}";
-            var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-            return stream
-                ? await StreamAsync(http, session.StreamAsync(request, http.RequestAborted), id, created, bot.Id, includeUsage)
-                : Completion(http, await session.SendAsync(request, http.RequestAborted), id, created, bot.Id);
+            return Errors.Result(StatusCodes.Status400BadRequest,
+                $"'{SessionHeader}' must be at most {ChatTurns.MaxSessionIdLength} characters without control characters", field: SessionHeader);
         }
+
+        if (ReadMessages(body.Messages, out var invalid, out var field) is not { } messages)
+        {
+            return Errors.Result(StatusCodes.Status400BadRequest, invalid!, field: field);
+        }
+
+        var bot = await ResolveBotAsync(grains, caller.WorkspaceId, body.Model, http.RequestAborted);
+        if (bot is null)
+        {
+            return ModelNotFound(body.Model);
+        }
+
+        // Stateless: the request's messages are the conversation, in a one-off session. With a session id: the session's history is.
+        var last = messages[^1];
+        var stateful = sessionId.Length > 0;
+        var request = new ChatTurnRequest(last.Content, caller.Key.Id, "openai", bot.Id, stateful ? null : messages[..^1], body.Options());
+        var session = grains.Session(caller, stateful ? sessionId : $"oai_{Guid.CreateVersion7():N}");
+        var answers = new Answers($"chatcmpl-{Guid.CreateVersion7():N}", DateTimeOffset.UtcNow.ToUnixTimeSeconds(), bot.Id, body.StreamOptions?.IncludeUsage == true);
+        return await ChatTurns.RunAsync(http, session, request, body.Stream == true, answers);
     }
+
+    private static IResult ModelNotFound(string model) => Errors.Result(StatusCodes.Status404NotFound,
+        $"The model '{model}' does not exist: name one of this workspace's bots by id or name (GET /v1/models)", field: "model");
 
     /// <summary>
     /// The bot <paramref name="model"/> names: by id straight from its grain (the usual case, one
@@ -121,35 +131,27 @@ internal static class OpenAICompatibleApi
         return bots.FirstOrDefault(b => string.Equals(b.Name, model, StringComparison.OrdinalIgnoreCase));
     }
 
-    private static IResult Completion(HttpContext http, ChatTurnResult result, string id, long created, string model)
+    /// <summary>OpenAI's chat completion, whole or as <c>chat.completion.chunk</c> events ending in <c>[DONE]</c>.</summary>
+    private sealed class Answers(string id, long created, string model, bool includeUsage) : TurnAnswers
     {
-        if (result.Status != ChatTurnStatus.Ok)
-        {
-            return Refusal(http, result);
-        }
-
-        var usage = Usage(result.Usage);
-        return TypedResults.Json(
-            new OpenAICompletion(id, "chat.completion", created, model, [new OpenAIChoice(0, new OpenAIMessage("assistant", result.Reply!), "stop")], usage),
+        public override IResult Whole(ChatTurnResult result) => TypedResults.Json(
+            new OpenAICompletion(id, "chat.completion", created, model,
+                [new OpenAIChoice(0, new OpenAIMessage("assistant", result.Reply!), result.FinishReason ?? "stop")], Usage(result.Usage)),
             OpenAIJsonContext.Web.OpenAICompletion);
-    }
 
-    private static Task<IResult> StreamAsync(
-        HttpContext http, IAsyncEnumerable<ChatTurnEvent> turn, string id, long created, string model, bool includeUsage)
-    {
-        SseEvent Chunk(OpenAIDelta delta, string? finish, OpenAIUsage? usage = null, bool noChoices = false) => new(null, JsonSerializer.Serialize(
-            new OpenAIChunk(id, "chat.completion.chunk", created, model, noChoices ? [] : [new OpenAIChunkChoice(0, delta, finish)], usage),
-            OpenAIJsonContext.Web.OpenAIChunk));
+        public override IEnumerable<SseEvent> Prologue => [Chunk(new OpenAIDelta("assistant", ""), null)];
 
-        IEnumerable<SseEvent> Map(ChatTurnEvent e)
+        public override IEnumerable<SseEvent> Epilogue => [new SseEvent(null, "[DONE]")];
+
+        public override IEnumerable<SseEvent> Events(ChatTurnEvent turnEvent)
         {
-            switch (e)
+            switch (turnEvent)
             {
                 case { Delta: { } text }:
                     yield return Chunk(new OpenAIDelta(null, text), null);
                     break;
                 case { Result: { Status: ChatTurnStatus.Ok } ok }:
-                    yield return Chunk(new OpenAIDelta(null, null), "stop");
+                    yield return Chunk(new OpenAIDelta(null, null), ok.FinishReason ?? "stop");
                     if (includeUsage)
                     {
                         yield return Chunk(new OpenAIDelta(null, null), null, Usage(ok.Usage), noChoices: true);
@@ -163,40 +165,38 @@ internal static class OpenAICompatibleApi
             }
         }
 
-        return TurnStream.RespondAsync(http, turn, refused => Refusal(http, refused), Map,
-            prologue: [Chunk(new OpenAIDelta("assistant", ""), null)], epilogue: [new SseEvent(null, "[DONE]")]);
+        private SseEvent Chunk(OpenAIDelta delta, string? finish, OpenAIUsage? usage = null, bool noChoices = false) => new(null, JsonSerializer.Serialize(
+            new OpenAIChunk(id, "chat.completion.chunk", created, model, noChoices ? [] : [new OpenAIChunkChoice(0, delta, finish)], usage),
+            OpenAIJsonContext.Web.OpenAIChunk));
     }
 
-    private static IResult Refusal(HttpContext http, ChatTurnResult result) => ChatTurns.Refusal(http, result);
-
-    /// <summary>The request's messages; the last must be the user's new message.</summary>
-    private static SessionMessage[]? ReadMessages(JsonBody body, out string? error)
+    /// <summary>The request's messages; the last must be the user's new message. Null with the 400's message and field otherwise.</summary>
+    private static SessionMessage[]? ReadMessages(IReadOnlyList<OpenAIRequestMessage> given, out string? error, out string? field)
     {
-        error = null;
-        if (body.Array("messages") is not { } array || array.GetArrayLength() == 0)
+        (error, field) = (null, "messages");
+        if (given.Count == 0)
         {
             error = "'messages' must be a non-empty array";
             return null;
         }
 
-        var messages = new List<SessionMessage>();
-        var index = 0;
-        foreach (var message in array.EnumerateArray())
+        var messages = new List<SessionMessage>(given.Count);
+        for (var index = 0; index < given.Count; index++)
         {
-            var role = message.ValueKind == JsonValueKind.Object && message.TryGetProperty("role", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString() : null;
-            if (role is not ("system" or "developer" or "user" or "assistant"))
+            var message = given[index];
+            if (message?.Role is not ("system" or "developer" or "user" or "assistant"))
             {
-                error = $"'messages[{index}].role' must be 'system', 'developer', 'user' or 'assistant'";
+                (error, field) = ($"'messages[{index}].role' must be 'system', 'developer', 'user' or 'assistant'", $"messages[{index}].role");
                 return null;
             }
 
-            if (Text(message) is not { } content)
+            if (Text(message.Content) is not { } content)
             {
-                error = $"'messages[{index}].content' must be a string or an array of text parts";
+                (error, field) = ($"'messages[{index}].content' must be a string or an array of text parts", $"messages[{index}].content");
                 return null;
             }
 
-            messages.Add(new SessionMessage(++index, role == "developer" ? "system" : role, content, DateTimeOffset.UnixEpoch));
+            messages.Add(new SessionMessage(index + 1, message.Role == "developer" ? "system" : message.Role, content, DateTimeOffset.UnixEpoch));
         }
 
         if (messages[^1] is not { Role: "user" } last || string.IsNullOrWhiteSpace(last.Content))
@@ -214,22 +214,15 @@ internal static class OpenAICompatibleApi
         return [.. messages];
     }
 
-    private static string? Text(JsonElement message)
+    private static string? Text(JsonElement? content) => content switch
     {
-        if (!message.TryGetProperty("content", out var content))
-        {
-            return null;
-        }
-
-        return content.ValueKind switch
-        {
-            JsonValueKind.String => content.GetString(),
-            JsonValueKind.Null => "",
-            JsonValueKind.Array when content.EnumerateArray().All(p => p.ValueKind == JsonValueKind.Object && p.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String)
-                => string.Concat(content.EnumerateArray().Select(p => p.GetProperty("text").GetString())),
-            _ => null,
-        };
-    }
+        null => "",
+        { ValueKind: JsonValueKind.String } text => text.GetString(),
+        { ValueKind: JsonValueKind.Null } => "",
+        { ValueKind: JsonValueKind.Array } parts when parts.EnumerateArray().All(p => p.ValueKind == JsonValueKind.Object && p.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String)
+            => string.Concat(parts.EnumerateArray().Select(p => p.GetProperty("text").GetString())),
+        _ => null,
+    };
 
     private static OpenAIUsage? Usage(TokenUsage? usage) =>
         usage is null ? null : new OpenAIUsage(usage.InputTokens, usage.OutputTokens, usage.InputTokens + usage.OutputTokens);
@@ -254,6 +247,79 @@ internal static class OpenAICompatibleApi
         _ => null,
     };
 }
+
+/// <summary><c>POST /v1/chat/completions</c>: OpenAI's request, the parameters LuluClaw passes to the model.</summary>
+/// <param name="Model">The bot, by id or name.</param>
+/// <param name="N">How many choices: LuluClaw answers one.</param>
+/// <param name="MaxTokens">The most tokens the answer may have (older name of <paramref name="MaxCompletionTokens"/>).</param>
+/// <param name="Stop">A stop sequence, or up to four.</param>
+/// <param name="User">The caller's end user, accepted and not used.</param>
+internal sealed record OpenAIChatRequest(
+    [property: Required, StringLength(200, MinimumLength = 1)] string Model,
+    [property: Required] IReadOnlyList<OpenAIRequestMessage> Messages,
+    bool? Stream = null,
+    OpenAIStreamOptions? StreamOptions = null,
+    int? N = null,
+    [property: Range(0.0, 2.0)] float? Temperature = null,
+    [property: Range(0.0, 1.0)] float? TopP = null,
+    [property: Range(1, 1_000_000)] int? MaxTokens = null,
+    [property: Range(1, 1_000_000)] int? MaxCompletionTokens = null,
+    JsonElement? Stop = null,
+    long? Seed = null,
+    [property: Range(-2.0, 2.0)] float? FrequencyPenalty = null,
+    [property: Range(-2.0, 2.0)] float? PresencePenalty = null,
+    OpenAIResponseFormat? ResponseFormat = null,
+    JsonElement? Tools = null,
+    JsonElement? ToolChoice = null,
+    [property: StringLength(256)] string? User = null) : IRequestBody
+{
+    /// <summary>Parameters this surface does not know: refused by name rather than dropped.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Unknown { get; init; }
+
+    /// <inheritdoc />
+    public string? Check() =>
+        N is not (null or 1) ? "'n' must be 1: LuluClaw answers with one choice per request"
+        : Tools is { ValueKind: not JsonValueKind.Null } || ToolChoice is { ValueKind: not JsonValueKind.Null }
+            ? "'tools' and 'tool_choice' are not supported yet: tool calling does not reach the model"
+            : StopSequences() is null ? "'stop' must be a string or an array of at most 4 non-empty strings"
+            : ResponseFormat?.Check();
+
+    /// <summary>What the model is asked, in the turn's terms.</summary>
+    public ChatTurnOptions Options() => new(
+        Temperature, TopP, MaxCompletionTokens ?? MaxTokens, StopSequences() is { Count: > 0 } stop ? stop : null, Seed, FrequencyPenalty, PresencePenalty,
+        ResponseFormat?.Type, ResponseFormat?.JsonSchema?.Schema?.GetRawText(), ResponseFormat?.JsonSchema?.Name);
+
+    private IReadOnlyList<string>? StopSequences() => Stop switch
+    {
+        null or { ValueKind: JsonValueKind.Null } => [],
+        { ValueKind: JsonValueKind.String } one when one.GetString() is { Length: > 0 } text => [text],
+        { ValueKind: JsonValueKind.Array } many when many.GetArrayLength() <= 4
+            && many.EnumerateArray().All(s => s.ValueKind == JsonValueKind.String && s.GetString()!.Length > 0)
+            => many.EnumerateArray().Select(s => s.GetString()!).ToArray(),
+        _ => null,
+    };
+}
+
+/// <summary>One message of the request.</summary>
+/// <param name="Content">A string, an array of text parts, or null.</param>
+internal sealed record OpenAIRequestMessage(string Role, JsonElement? Content = null, string? Name = null);
+
+/// <summary><c>stream_options</c>.</summary>
+internal sealed record OpenAIStreamOptions(bool? IncludeUsage = null);
+
+/// <summary><c>response_format</c>: <c>text</c>, <c>json_object</c> or <c>json_schema</c>.</summary>
+internal sealed record OpenAIResponseFormat([property: Required, AllowedValues("text", "json_object", "json_schema")] string Type, OpenAIJsonSchema? JsonSchema = null)
+{
+    /// <summary>The 400 message for a format that cannot be passed on, or null.</summary>
+    public string? Check() =>
+        Type is not ("text" or "json_object" or "json_schema") ? "'response_format.type' must be 'text', 'json_object' or 'json_schema'"
+        : Type == "json_schema" && JsonSchema?.Schema is not { ValueKind: JsonValueKind.Object } ? "'response_format.json_schema.schema' must be a JSON schema object"
+        : null;
+}
+
+/// <summary><c>response_format.json_schema</c>.</summary>
+internal sealed record OpenAIJsonSchema(string? Name = null, JsonElement? Schema = null, bool? Strict = null);
 
 /// <summary>OpenAI's error body.</summary>
 internal sealed record OpenAIErrorBody(OpenAIError Error);
@@ -297,6 +363,7 @@ internal sealed record OpenAIModel(string Id, string Object, long Created, strin
 [JsonSerializable(typeof(OpenAICompletion))]
 [JsonSerializable(typeof(OpenAIChunk))]
 [JsonSerializable(typeof(OpenAIModelList))]
+[JsonSerializable(typeof(OpenAIModel))]
 internal sealed partial class OpenAIJsonContext : JsonSerializerContext
 {
     /// <summary>The context every response of this surface uses.</summary>

@@ -158,6 +158,125 @@ public sealed class OpenAICompatibleApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Sdk_SamplingAndOutputParameters_ReachTheProvider()
+    {
+        await using var app = await LuluClawApp.StartAsync(Provider.Sqlite, new Dictionary<string, string?> { ["Llm:OpenAI:BaseUrl"] = _stub.OpenAIBaseUrl.ToString() });
+        var workspace = await app.CreateWorkspaceAsync(credits: 10);
+        var chat = Sdk(app, workspace.Key).GetChatClient("Acme assistant");
+        var options = new ChatCompletionOptions
+        {
+            Temperature = 0.25f,
+            TopP = 0.5f,
+            MaxOutputTokenCount = 42,
+#pragma warning disable OPENAI001 // seed is marked for evaluation in the SDK; the wire field is stable
+            Seed = 7,
+#pragma warning restore OPENAI001
+            FrequencyPenalty = 0.5f,
+            PresencePenalty = -0.5f,
+            ResponseFormat = ChatResponseFormat.CreateJsonObjectFormat(),
+        };
+        options.StopSequences.Add("END");
+
+        await chat.CompleteChatAsync([new UserChatMessage("hi")], options, Ct);
+
+        var sent = JsonDocument.Parse(_stub.Requests[^1].Body!).RootElement;
+        Assert.Equal(0.25, sent.GetProperty("temperature").GetDouble(), 3);
+        Assert.Equal(0.5, sent.GetProperty("top_p").GetDouble(), 3);
+        Assert.Equal(42, _stub.Requests[^1].MaxTokens);
+        Assert.Equal(7, sent.GetProperty("seed").GetInt64());
+        Assert.Equal(0.5, sent.GetProperty("frequency_penalty").GetDouble(), 3);
+        Assert.Equal(-0.5, sent.GetProperty("presence_penalty").GetDouble(), 3);
+        Assert.Equal("END", sent.GetProperty("stop")[0].GetString());
+        Assert.Equal("json_object", sent.GetProperty("response_format").GetProperty("type").GetString());
+    }
+
+    [Fact]
+    public async Task Sdk_EchoHonoursMaxTokensAndStop_WholeAndStreamed()
+    {
+        var workspace = await _app.CreateWorkspaceAsync(credits: 10);
+        var chat = Sdk(_app, workspace.Key).GetChatClient(await PrimaryBotAsync(workspace));
+
+        ChatCompletion cut = await chat.CompleteChatAsync([new UserChatMessage("one two three four")], new ChatCompletionOptions { MaxOutputTokenCount = 2 }, Ct);
+        var stop = new ChatCompletionOptions();
+        stop.StopSequences.Add(" three");
+        ChatCompletion stopped = await chat.CompleteChatAsync([new UserChatMessage("one two three four")], stop, Ct);
+        var streamed = new System.Text.StringBuilder();
+        ChatFinishReason? finish = null;
+        await foreach (var update in chat.CompleteChatStreamingAsync([new UserChatMessage("one two three four")], new ChatCompletionOptions { MaxOutputTokenCount = 3 }, Ct))
+        {
+            streamed.Append(string.Concat(update.ContentUpdate.Select(p => p.Text)));
+            finish = update.FinishReason ?? finish;
+        }
+
+        Assert.Equal("Echo: one", cut.Content[0].Text);
+        Assert.Equal(ChatFinishReason.Length, cut.FinishReason);
+        Assert.Equal("Echo: one two", stopped.Content[0].Text);
+        Assert.Equal(ChatFinishReason.Stop, stopped.FinishReason);
+        Assert.Equal("Echo: one two", streamed.ToString());
+        Assert.Equal(ChatFinishReason.Length, finish);
+    }
+
+    [Theory]
+    [InlineData("""{"n": 2}""", "'n' must be 1: LuluClaw answers with one choice per request")]
+    [InlineData("""{"temperature": 3}""", "'temperature' must be between 0 and 2")]
+    [InlineData("""{"logprobs": true}""", "unknown field 'logprobs'")]
+    [InlineData("""{"stop": [1]}""", "'stop' must be a string or an array of at most 4 non-empty strings")]
+    [InlineData("""{"response_format": {"type": "json_schema"}}""", "'response_format.json_schema.schema' must be a JSON schema object")]
+    [InlineData("""{"tools": [{"type": "function", "function": {"name": "f"}}]}""", "'tools' and 'tool_choice' are not supported yet")]
+    public async Task Parameters_ThatCannotBeHonoured_Are400NamingThem_AndChargeNothing(string extra, string message)
+    {
+        var workspace = await _app.CreateWorkspaceAsync(credits: 10);
+        var bot = await PrimaryBotAsync(workspace);
+        using var client = workspace.Client();
+        var body = $$"""{"model": "{{bot}}", "messages": [{"role": "user", "content": "hi"}], {{extra[1..]}}""";
+
+        var response = await client.PostAsync("/v1/chat/completions", new StringContent(body, System.Text.Encoding.UTF8, "application/json"), Ct);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var error = (await response.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("error");
+        Assert.StartsWith(message, error.GetProperty("message").GetString());
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        Assert.Equal(10, await workspace.CreditsAsync());
+    }
+
+    [Fact]
+    public async Task Sdk_GetModel_ByIdOrName_AndAnotherWorkspacesBotIsNotFound()
+    {
+        var workspace = await _app.CreateWorkspaceAsync();
+        var other = await _app.CreateWorkspaceAsync();
+        var bot = await PrimaryBotAsync(workspace);
+        var models = Sdk(_app, workspace.Key).GetOpenAIModelClient();
+
+        var byId = (await models.GetModelAsync(bot, Ct)).Value;
+        var foreign = await Assert.ThrowsAsync<ClientResultException>(() => Sdk(_app, other.Key).GetOpenAIModelClient().GetModelAsync(bot, Ct));
+
+        Assert.Equal(bot, byId.Id);
+        Assert.Equal("luluclaw", byId.OwnedBy);
+        Assert.Equal(404, foreign.Status);
+    }
+
+    [Fact]
+    public async Task RateLimited_ForLong_TellsTheSdkNotToRetry()
+    {
+        var workspace = await _app.CreateWorkspaceAsync(plan: "starter", credits: 100);
+        var bot = await PrimaryBotAsync(workspace);
+        using var client = workspace.Client();
+        HttpResponseMessage last;
+        var turns = 0;
+        do
+        {
+            last = await client.PostAsJsonAsync("/v1/chat/completions", new { model = bot, messages = new[] { new { role = "user", content = "hi" } } }, Ct);
+            turns++;
+        }
+        while (last.StatusCode == HttpStatusCode.OK && turns < 20);
+
+        Assert.Equal(16, turns); // Starter: 15 turns an hour
+        Assert.Equal(HttpStatusCode.TooManyRequests, last.StatusCode);
+        Assert.True(last.Headers.RetryAfter!.Delta > TimeSpan.FromMinutes(1));
+        Assert.Equal("false", last.Headers.GetValues("x-should-retry").Single());
+    }
+
+    [Fact]
     public async Task Sdk_ListModels_AreTheWorkspacesBots()
     {
         var workspace = await _app.CreateWorkspaceAsync();
