@@ -54,7 +54,7 @@ internal static class OpenAICompatibleApi
 
         public override IResult Result(int statusCode, string message, long? retryAfter = null, string? field = null)
         {
-            var body = TypedResults.Json(new OpenAIErrorBody(new OpenAIError(message, ErrorType(statusCode), field is { Length: > 0 } ? field : null, ErrorCode(statusCode))),
+            var body = TypedResults.Json(new OpenAIErrorBody(new OpenAIError(message, ErrorType(statusCode), field is { Length: > 0 } ? field : null, ErrorCode(statusCode, field))),
                 OpenAIJsonContext.Web.OpenAIErrorBody, statusCode: statusCode);
             return statusCode == StatusCodes.Status402PaymentRequired || statusCode == StatusCodes.Status429TooManyRequests && retryAfter > LongestRetryWait
                 ? new NoRetry(body)
@@ -238,10 +238,10 @@ internal static class OpenAICompatibleApi
         _ => "server_error",
     };
 
-    private static string? ErrorCode(int status) => status switch
+    private static string? ErrorCode(int status, string? field) => status switch
     {
         401 => "invalid_api_key",
-        404 => "model_not_found",
+        404 => field == "model" ? "model_not_found" : "unknown_url",
         429 => "rate_limit_exceeded",
         402 => "insufficient_quota",
         _ => null,

@@ -308,6 +308,11 @@ public sealed class OpenAICompatibleApiTests : IAsyncLifetime
         var error = (await invalid.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("error");
         Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
         Assert.Equal("the last of 'messages' must be a non-empty 'user' message", error.GetProperty("message").GetString());
+        var noModel = (await (await client.GetAsync("/v1/models/no-such-bot", Ct)).Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("error");
+        var noRoute = (await (await client.GetAsync("/v1/no-such-route", Ct)).Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("error");
+        Assert.Equal("model_not_found", noModel.GetProperty("code").GetString());
+        Assert.Equal("model", noModel.GetProperty("param").GetString());
+        Assert.Equal("unknown_url", noRoute.GetProperty("code").GetString());
     }
 
     private static async Task<long> CountStoredMessagesAsync(LuluClawApp app, TestWorkspace workspace)
