@@ -116,6 +116,8 @@ public enum ChatTurnStatus
     Conflict,
     /// <summary>The key the request came with is no longer valid (revoked, perhaps on another node).</summary>
     Unauthorized,
+    /// <summary>The model provider refused the request as made (a parameter or value it does not take); nothing was charged or stored.</summary>
+    InvalidRequest,
 }
 
 /// <summary>The outcome of <see cref="ISessionGrain.SendAsync"/>.</summary>

@@ -575,7 +575,8 @@ public sealed partial class SessionGrain(
             ?? (deadline.IsCancellationRequested
                 ? $"the model did not answer within {ModelTimeout.TotalSeconds:0.#} s"
                 : "the assistant's model is temporarily unavailable; retry after a short delay");
-        return ChatTurnResult.Failed(ChatTurnStatus.ModelUnavailable, _key.SessionId, message, unavailable?.RetryAfter);
+        return ChatTurnResult.Failed(
+            unavailable?.RequestRefused == true ? ChatTurnStatus.InvalidRequest : ChatTurnStatus.ModelUnavailable, _key.SessionId, message, unavailable?.RetryAfter);
     }
 
     private List<ChatMessage> Prompt(BotInfo bot, ChatTurnRequest request)

@@ -23,11 +23,17 @@ public interface IChatClientProvider
 }
 
 /// <summary>The model cannot answer: not configured, unreachable, failing or too slow.</summary>
-public sealed class ModelUnavailableException(string message, TimeSpan? retryAfter = null, Exception? inner = null)
+public sealed class ModelUnavailableException(string message, TimeSpan? retryAfter = null, Exception? inner = null, bool requestRefused = false)
     : Exception(message, inner)
 {
     /// <summary>When the provider said to try again, if it did.</summary>
     public TimeSpan? RetryAfter { get; } = retryAfter;
+
+    /// <summary>
+    /// The provider refused the request as it was made (its 400 or 422: a parameter it does not take, a value
+    /// out of its range), so the caller's request is what must change: the caller's 400, not a 503.
+    /// </summary>
+    public bool RequestRefused { get; } = requestRefused;
 }
 
 /// <summary>Settings of model calls (<c>Llm</c> section).</summary>

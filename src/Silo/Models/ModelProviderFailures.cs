@@ -76,7 +76,7 @@ internal sealed class ModelProviderFailures
             message.Append(CultureInfo.InvariantCulture, $"; retry after {delay.TotalSeconds:0.###} s");
         }
 
-        return new ModelUnavailableException(Mask(message.ToString()), retryAfter);
+        return new ModelUnavailableException(Mask(message.ToString()), retryAfter, requestRefused: status is 400 or 422);
     }
 
     /// <summary>The provider could not be reached: connection refused, DNS, socket errors, a dropped connection.</summary>

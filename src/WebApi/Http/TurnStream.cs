@@ -96,6 +96,7 @@ internal static class TurnRefusal
         ChatTurnStatus.NotFound => StatusCodes.Status404NotFound,
         ChatTurnStatus.Conflict => StatusCodes.Status409Conflict,
         ChatTurnStatus.Unauthorized => StatusCodes.Status401Unauthorized,
+        ChatTurnStatus.InvalidRequest => StatusCodes.Status400BadRequest,
         _ => StatusCodes.Status500InternalServerError,
     };
 

@@ -240,6 +240,22 @@ public sealed class OpenAICompatibleApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ProviderRefusingTheRequest_IsA400WithItsMessage_NotA503_AndChargesNothing()
+    {
+        await using var app = await LuluClawApp.StartAsync(Provider.Sqlite, new Dictionary<string, string?> { ["Llm:OpenAI:BaseUrl"] = _stub.OpenAIBaseUrl.ToString() });
+        var workspace = await app.CreateWorkspaceAsync(credits: 10);
+        var chat = Sdk(app, workspace.Key).GetChatClient("Acme assistant");
+        _stub.FailNext(400);
+
+        var refused = await Assert.ThrowsAsync<ClientResultException>(() => chat.CompleteChatAsync([new UserChatMessage("hi")], cancellationToken: Ct));
+
+        Assert.Equal(400, refused.Status);
+        Assert.Contains("stub failure 400", refused.Message);
+        Assert.Equal(10, await workspace.CreditsAsync());
+        Assert.Equal("Stub reply to: again", (await chat.CompleteChatAsync([new UserChatMessage("again")], cancellationToken: Ct)).Value.Content[0].Text);
+    }
+
+    [Fact]
     public async Task Sdk_GetModel_ByIdOrName_AndAnotherWorkspacesBotIsNotFound()
     {
         var workspace = await _app.CreateWorkspaceAsync();
