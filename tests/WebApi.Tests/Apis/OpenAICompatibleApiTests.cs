@@ -256,6 +256,31 @@ public sealed class OpenAICompatibleApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Sdk_GetsTypedErrors_For400_401_402_404_And429()
+    {
+        var rich = await _app.CreateWorkspaceAsync(plan: "starter", credits: 100);
+        var broke = await _app.CreateWorkspaceAsync(credits: 0);
+        var bot = await PrimaryBotAsync(rich);
+        var chat = Sdk(_app, rich.Key).GetChatClient(bot);
+        for (var i = 0; i < 15; i++)
+        {
+            await chat.CompleteChatAsync([new UserChatMessage("hi")], cancellationToken: Ct); // Starter: 15 turns an hour
+        }
+
+        async Task<ClientResultException> Refused(Func<Task> call) => await Assert.ThrowsAsync<ClientResultException>(call);
+        var invalid = await Refused(() => chat.CompleteChatAsync([new UserChatMessage("hi")], new ChatCompletionOptions { Temperature = 3 }, Ct));
+        var badKey = await Refused(() => Sdk(_app, "lulu_sk_" + new string('x', 43)).GetChatClient(bot).CompleteChatAsync([new UserChatMessage("hi")], cancellationToken: Ct));
+        var noCredits = await Refused(async () => await Sdk(_app, broke.Key).GetChatClient(await PrimaryBotAsync(broke)).CompleteChatAsync([new UserChatMessage("hi")], cancellationToken: Ct));
+        var noModel = await Refused(() => Sdk(_app, rich.Key).GetChatClient("no-such-bot").CompleteChatAsync([new UserChatMessage("hi")], cancellationToken: Ct));
+        var limited = await Refused(() => chat.CompleteChatAsync([new UserChatMessage("hi")], cancellationToken: Ct));
+
+        Assert.Equal([400, 401, 402, 404, 429], [invalid.Status, badKey.Status, noCredits.Status, noModel.Status, limited.Status]);
+        Assert.Contains("'temperature' must be between 0 and 2", invalid.Message);
+        Assert.Equal("false", limited.GetRawResponse()!.Headers.TryGetValue("x-should-retry", out var retry) ? retry : null);
+        Assert.Equal(85, await rich.CreditsAsync()); // the refused calls charged nothing
+    }
+
+    [Fact]
     public async Task Sdk_GetModel_ByIdOrName_AndAnotherWorkspacesBotIsNotFound()
     {
         var workspace = await _app.CreateWorkspaceAsync();
