@@ -164,9 +164,16 @@ public sealed record ChatTurnResult
     [Id(9)]
     public string? FinishReason { get; init; }
 
+    /// <summary>
+    /// Where the caller's tightest rolling window stands after this turn (for a rate-limited turn, the
+    /// full window it waits for); null when no window counts the turn.
+    /// </summary>
+    [Id(12)]
+    public WindowStanding? Window { get; init; }
+
     /// <summary>A failed turn.</summary>
-    public static ChatTurnResult Failed(ChatTurnStatus status, string sessionId, string error, TimeSpan? retryAfter = null) =>
-        new() { Status = status, SessionId = sessionId, Error = error, RetryAfter = retryAfter };
+    public static ChatTurnResult Failed(ChatTurnStatus status, string sessionId, string error, TimeSpan? retryAfter = null, WindowStanding? window = null) =>
+        new() { Status = status, SessionId = sessionId, Error = error, RetryAfter = retryAfter, Window = window };
 }
 
 /// <summary>A thread as a list shows it.</summary>
@@ -195,9 +202,16 @@ public sealed record ChatTurnEvent([property: Id(0)] string? Delta, [property: I
     /// </summary>
     public static ChatTurnEvent Admitted { get; } = new(null, null) { IsAdmission = true };
 
-    /// <summary>Whether this is <see cref="Admitted"/>: it carries neither text nor an outcome.</summary>
+    /// <summary>Whether this is an admission (<see cref="Admitted"/>, <see cref="AdmittedIn"/>): it carries neither text nor an outcome.</summary>
     [Id(2)]
     public bool IsAdmission { get; init; }
+
+    /// <summary>For an admission: where the caller's tightest rolling window stands with this turn in it.</summary>
+    [Id(4)]
+    public WindowStanding? Window { get; init; }
+
+    /// <summary>The admission of a turn that <paramref name="window"/> counts (<see cref="Admitted"/> if none does).</summary>
+    public static ChatTurnEvent AdmittedIn(WindowStanding? window) => window is null ? Admitted : new(null, null) { IsAdmission = true, Window = window };
 
     /// <summary>A piece of the reply.</summary>
     public static ChatTurnEvent Text(string delta) => new(delta, null);

@@ -133,6 +133,10 @@ public enum AdmissionStatus
 /// <see cref="AdmitTurnRequest.BotId"/> as the admission's transaction saw it (0 if there is none), so
 /// a session can tell whether the bot it remembers is still the bot.
 /// </param>
+/// <param name="Window">
+/// Where the tightest rolling window stands after this admission (for a refusal, the full window
+/// that frees up last); null when no window counts the turn (an unlimited plan, or no window checked).
+/// </param>
 [GenerateSerializer, Immutable, Alias("luluclaw.AdmissionResult")]
 public sealed record AdmissionResult(
     [property: Id(0)] AdmissionStatus Status,
@@ -141,7 +145,18 @@ public sealed record AdmissionResult(
     [property: Id(3)] TimeSpan? RetryAfter = null,
     [property: Id(4)] string? Detail = null,
     [property: Id(5)] long SessionLastSeq = 0,
-    [property: Id(6)] long BotVersion = 0);
+    [property: Id(6)] long BotVersion = 0,
+    [property: Id(7)] WindowStanding? Window = null);
+
+/// <summary>
+/// Where one rolling window stands for a caller, as rate-limit headers report it: the window of the
+/// workspace's and key's plans with the fewest turns left.
+/// </summary>
+/// <param name="Limit">Turns the window allows.</param>
+/// <param name="Remaining">Turns left in it now.</param>
+/// <param name="ResetAfter">How long until it has a turn more than now (its oldest turn ages out).</param>
+[GenerateSerializer, Immutable, Alias("luluclaw.WindowStanding")]
+public sealed record WindowStanding([property: Id(0)] int Limit, [property: Id(1)] int Remaining, [property: Id(2)] TimeSpan ResetAfter);
 
 /// <summary>
 /// What to mint a key with. Null or empty scopes mean the defaults (<c>chat</c> and <c>bots</c>); a

@@ -236,7 +236,7 @@ public sealed partial class SessionGrain(
 
         // Admitted: the caller may send its status line and headers now rather than with the model's first token,
         // which a slow model can take seconds to write. Anything that goes wrong from here is the stream's last event.
-        yield return ChatTurnEvent.Admitted;
+        yield return ChatTurnEvent.AdmittedIn(turn.Admission.Window);
 
         // :: Step 3, streamed: each piece goes out as the model yields it. The timeout bounds each wait for the next piece.
         var reply = new StringBuilder();
@@ -372,7 +372,7 @@ public sealed partial class SessionGrain(
         {
             return (null, admission.Status switch
             {
-                AdmissionStatus.RateLimited => ChatTurnResult.Failed(ChatTurnStatus.RateLimited, _key.SessionId, admission.Detail ?? "rate limit reached", admission.RetryAfter),
+                AdmissionStatus.RateLimited => ChatTurnResult.Failed(ChatTurnStatus.RateLimited, _key.SessionId, admission.Detail ?? "rate limit reached", admission.RetryAfter, admission.Window),
                 AdmissionStatus.InsufficientCredits => ChatTurnResult.Failed(ChatTurnStatus.InsufficientCredits, _key.SessionId, "credit balance exhausted; top up or upgrade the plan"),
                 AdmissionStatus.KeyRevoked => ChatTurnResult.Failed(ChatTurnStatus.Unauthorized, _key.SessionId, "invalid API key"),
                 _ => ChatTurnResult.Failed(ChatTurnStatus.NotFound, _key.SessionId, "workspace not found"),
@@ -493,6 +493,7 @@ public sealed partial class SessionGrain(
             Usage = usage,
             Model = turn.Bot.Model,
             FinishReason = finishReason ?? "stop",
+            Window = turn.Admission.Window,
         };
     }
 

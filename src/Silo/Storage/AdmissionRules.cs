@@ -71,24 +71,38 @@ internal static class AdmissionRules
     /// Null if <paramref name="window"/> has room for one more turn, given the admission times
     /// (Unix ms, oldest first) of the owner's turns, at least those since the window's start;
     /// otherwise how long until it has: until the turn that must leave for the count to drop below
-    /// the limit has aged out.
+    /// the limit has aged out. A window with room is weighed against <paramref name="tightest"/>,
+    /// the standing of the windows with room measured so far, as it would be once this turn is in it.
     /// </summary>
-    public static TimeSpan? RetryAfter(RateWindow window, IReadOnlyList<long> admittedTimes, DateTimeOffset now)
+    public static TimeSpan? RetryAfter(RateWindow window, IReadOnlyList<long> admittedTimes, DateTimeOffset now, ref WindowStanding? tightest)
     {
         var cutoff = Columns.Ms(now - window.Length);
         var first = FirstAfter(admittedTimes, cutoff);
         var count = admittedTimes.Count - first;
-        if (count < window.Limit)
+        if (window.Limit <= 0)
         {
-            return null;
+            return window.Length; // a closed window (its plan is not configured) admits nothing, however long one waits
         }
 
-        var freedBy = admittedTimes[first + count - window.Limit];
-        return DateTimeOffset.FromUnixTimeMilliseconds(freedBy) + window.Length - now;
+        if (count >= window.Limit)
+        {
+            var freedBy = admittedTimes[first + count - window.Limit];
+            return DateTimeOffset.FromUnixTimeMilliseconds(freedBy) + window.Length - now;
+        }
+
+        // With this turn in it, the window has one turn less left; its oldest turn (this one, if it was empty) ages out first.
+        var reset = count == 0 ? window.Length : DateTimeOffset.FromUnixTimeMilliseconds(admittedTimes[first]) + window.Length - now;
+        var standing = new WindowStanding(window.Limit, window.Limit - count - 1, reset);
+        if (tightest is not { } known || standing.Remaining < known.Remaining || standing.Remaining == known.Remaining && standing.ResetAfter > known.ResetAfter)
+        {
+            tightest = standing;
+        }
+
+        return null;
     }
 
-    /// <summary>The refusal of the windows that are full (their retry times and descriptions), or null if none is.</summary>
-    public static AdmissionResult? Refusal(List<(TimeSpan RetryAfter, string Description)> full, long credits)
+    /// <summary>The refusal of the windows that are full (their retry times and windows), or null if none is: the client waits for the one that frees up last.</summary>
+    public static AdmissionResult? Refusal(List<(TimeSpan RetryAfter, RateWindow Window)> full, long credits)
     {
         if (full.Count == 0)
         {
@@ -96,12 +110,13 @@ internal static class AdmissionRules
         }
 
         var longest = full.MaxBy(r => r.RetryAfter);
-        return new AdmissionResult(AdmissionStatus.RateLimited, 0, credits, longest.RetryAfter, $"{longest.Description} reached");
+        return new AdmissionResult(AdmissionStatus.RateLimited, 0, credits, longest.RetryAfter, $"{longest.Window.Description} reached",
+            Window: new WindowStanding(longest.Window.Limit, 0, longest.RetryAfter));
     }
 
-    /// <summary>The answer for an admitted turn.</summary>
-    public static AdmissionResult Admitted(TurnAdmission admission, LockedWorkspace ws, long remaining) =>
-        new(AdmissionStatus.Admitted, admission.Cost, remaining, SessionLastSeq: ws.LastSeq, BotVersion: ws.BotVersion);
+    /// <summary>The answer for an admitted turn, with where its tightest window stands.</summary>
+    public static AdmissionResult Admitted(TurnAdmission admission, LockedWorkspace ws, long remaining, WindowStanding? tightest) =>
+        new(AdmissionStatus.Admitted, admission.Cost, remaining, SessionLastSeq: ws.LastSeq, BotVersion: ws.BotVersion, Window: tightest);
 
     /// <summary>The index of the first time after <paramref name="cutoff"/> in ascending <paramref name="times"/>.</summary>
     private static int FirstAfter(IReadOnlyList<long> times, long cutoff)

@@ -1,3 +1,4 @@
+using LuluClaw.Grains;
 using LuluClaw.Grains.Storage;
 using Npgsql;
 using static LuluClaw.Silo.Storage.Columns;
@@ -231,7 +232,7 @@ public sealed class PostgresAdmissions : IAsyncDisposable
     {
         var admitted = new List<TurnAdmission>(batch.Count);
         var windows = new List<WindowCheck>();
-        var full = new List<(TimeSpan, string)>();
+        var full = new List<(TimeSpan, RateWindow)>();
         for (var i = 0; i < batch.Count; i++)
         {
             var a = batch[i].Item;
@@ -243,11 +244,12 @@ public sealed class PostgresAdmissions : IAsyncDisposable
             }
 
             full.Clear();
+            WindowStanding? tightest = null;
             foreach (var check in windows)
             {
-                if (AdmissionRules.RetryAfter(check.Window, times[(check.Owner, check.OwnerId)], a.Now) is { } retryAfter)
+                if (AdmissionRules.RetryAfter(check.Window, times[(check.Owner, check.OwnerId)], a.Now, ref tightest) is { } retryAfter)
                 {
-                    full.Add((retryAfter, check.Window.Description));
+                    full.Add((retryAfter, check.Window));
                 }
             }
 
@@ -271,7 +273,7 @@ public sealed class PostgresAdmissions : IAsyncDisposable
                 }
             }
 
-            results[i] = AdmissionRules.Admitted(a, ws, ws.Credits - a.Cost);
+            results[i] = AdmissionRules.Admitted(a, ws, ws.Credits - a.Cost, tightest);
             admitted.Add(a);
         }
 

@@ -1,4 +1,5 @@
 using System.Data.Common;
+using LuluClaw.Grains;
 using LuluClaw.Grains.Storage;
 using static LuluClaw.Silo.Storage.Columns;
 
@@ -57,14 +58,15 @@ public sealed class TurnLedger(Database database, PostgresAdmissions? batches = 
         }
 
         var ws = locked!.Value;
-        var full = new List<(TimeSpan, string)>();
+        var full = new List<(TimeSpan, RateWindow)>();
+        WindowStanding? tightest = null;
         foreach (var check in windows)
         {
             var times = await Statements.RowsAsync(c, tx, TimesSql(check.Owner), r => r.GetInt64(0), cancellationToken,
                 ("Value", check.OwnerId), ("Cutoff", Ms(admission.Now - check.Window.Length)));
-            if (AdmissionRules.RetryAfter(check.Window, times, admission.Now) is { } retryAfter)
+            if (AdmissionRules.RetryAfter(check.Window, times, admission.Now, ref tightest) is { } retryAfter)
             {
-                full.Add((retryAfter, check.Window.Description));
+                full.Add((retryAfter, check.Window));
             }
         }
 
@@ -87,7 +89,7 @@ public sealed class TurnLedger(Database database, PostgresAdmissions? batches = 
         var remaining = await Statements.ScalarAsync(c, tx,
             "UPDATE workspaces SET credits = credits - @Cost WHERE id = @Id RETURNING credits", cancellationToken,
             ("Cost", admission.Cost), ("Id", workspaceId)) ?? throw new InvalidOperationException($"workspace {workspaceId} vanished under its lock");
-        return AdmissionRules.Admitted(admission, ws, remaining);
+        return AdmissionRules.Admitted(admission, ws, remaining, tightest);
     }
 
     public Task RefundAsync(string turnId, CancellationToken cancellationToken) =>

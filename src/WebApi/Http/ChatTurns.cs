@@ -67,7 +67,13 @@ internal static class ChatTurns
         if (!stream)
         {
             var result = await session.SendAsync(request, http.RequestAborted);
-            return result.Status == ChatTurnStatus.Ok ? answers.Whole(result) : Refusal(http, result);
+            if (result.Status != ChatTurnStatus.Ok)
+            {
+                return Refusal(http, result);
+            }
+
+            TurnWindowHeaders.Describe(http, result.Window);
+            return answers.Whole(result);
         }
 
         return await TurnStream.RespondAsync(
@@ -79,6 +85,7 @@ internal static class ChatTurns
     {
         var shape = ErrorShapes.Of(http);
         var retryAfter = TurnRefusal.SetRetryAfter(http, result);
+        TurnWindowHeaders.Describe(http, result.Window);
         return shape.Result(TurnRefusal.StatusCode(result.Status, shape.ModelFailureStatus), result.Error ?? "unexpected turn outcome", retryAfter);
     }
 }

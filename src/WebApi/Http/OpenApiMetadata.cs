@@ -33,10 +33,14 @@ internal static class OpenApiMetadata
         return builder;
     }
 
-    /// <summary>Adds the <c>Retry-After</c> header to every 429 and 503 answer, and the <c>X-RateLimit-*</c> headers where the endpoint counts requests.</summary>
+    /// <summary>
+    /// Adds the <c>Retry-After</c> header to every 429 and 503 answer, the <c>X-RateLimit-*</c> headers where the endpoint counts requests,
+    /// and a turn route's window headers (<see cref="TurnWindowHeaders"/>) to its 200 and 429.
+    /// </summary>
     public static Task DescribeHeadersAsync(OpenApiOperation operation, OpenApiOperationTransformerContext context, CancellationToken cancellationToken)
     {
         var counted = context.Description.ActionDescriptor.EndpointMetadata.OfType<CountsRequests>().Any();
+        var windows = context.Description.ActionDescriptor.EndpointMetadata.OfType<TurnWindowHeaders>().LastOrDefault();
         foreach (var (status, response) in operation.Responses ?? [])
         {
             if (response is not OpenApiResponse answer)
@@ -56,12 +60,20 @@ internal static class OpenApiMetadata
                 answer.Headers["X-RateLimit-Remaining"] = Header("Requests left in the current minute.");
                 answer.Headers["X-RateLimit-Reset"] = Header("When the minute ends (Unix seconds).");
             }
+
+            if (windows is not null && status is "200" or "429")
+            {
+                foreach (var (name, description, isInteger) in windows.Described)
+                {
+                    answer.Headers[name] = Header(description, isInteger);
+                }
+            }
         }
 
         return Task.CompletedTask;
 
-        static OpenApiHeader Header(string description) =>
-            new() { Description = description, Schema = new OpenApiSchema { Type = JsonSchemaType.Integer } };
+        static OpenApiHeader Header(string description, bool isInteger = true) =>
+            new() { Description = description, Schema = new OpenApiSchema { Type = isInteger ? JsonSchemaType.Integer : JsonSchemaType.String } };
     }
 
     /// <summary>Turns <see cref="AllowedValuesAttribute"/> on a property (or on a list's items) into the schema's <c>enum</c>.</summary>

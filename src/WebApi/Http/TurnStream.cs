@@ -37,6 +37,7 @@ internal static class TurnStream
             return refusal(refused);
         }
 
+        TurnWindowHeaders.Describe(http, events.Current.Window);
         await using var sse = await SseResponse.StartAsync(http);
         try
         {

@@ -262,6 +262,33 @@ public abstract class StoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TryAdmit_ReportsTheWindowWithFewestTurnsLeft_AndTheFullOneWhenRefused()
+    {
+        // A key of 2 a minute in a workspace of 3 an hour: the minute binds first, then the hour.
+        var workspace = await NewWorkspaceAsync(credits: 100);
+        var key = await NewKeyAsync(workspace);
+        RateWindow[] windows = [new(TimeSpan.FromMinutes(1), 2, "per minute")];
+        Task<AdmissionResult> AdmitAsync(DateTimeOffset at) =>
+            Store.Ledger.TryAdmitAsync(Admission(workspace, at, limit: 3, keyId: key, keyWindows: windows), Ct);
+
+        var first = await AdmitAsync(T0);
+        Assert.Equal(new WindowStanding(2, 1, TimeSpan.FromMinutes(1)), first.Window); // both have a turn in them; the minute has fewer left
+
+        var second = await AdmitAsync(T0.AddSeconds(15));
+        Assert.Equal(new WindowStanding(2, 0, TimeSpan.FromSeconds(45)), second.Window); // the minute is full until the turn at T0 leaves it
+
+        var refused = await AdmitAsync(T0.AddSeconds(30));
+        Assert.Equal(AdmissionStatus.RateLimited, refused.Status);
+        Assert.Equal(new WindowStanding(2, 0, TimeSpan.FromSeconds(30)), refused.Window);
+
+        var third = await AdmitAsync(T0.AddSeconds(90));
+        Assert.Equal(new WindowStanding(3, 0, TimeSpan.FromSeconds(3510)), third.Window); // now the hour has fewest left: 0, until T0 + 1 h
+
+        var unlimited = await NewWorkspaceAsync(plan: "byok");
+        Assert.Null((await Store.Ledger.TryAdmitAsync(Admission(unlimited, T0, limit: null), Ct)).Window);
+    }
+
+    [Fact]
     public async Task TryAdmit_KeyAndWorkspaceBothFull_WaitsForTheLaterOne()
     {
         var workspace = await NewWorkspaceAsync(credits: 100);

@@ -297,24 +297,57 @@ public sealed class OpenAICompatibleApiTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task RateLimited_ForLong_TellsTheSdkNotToRetry()
+    public async Task RateLimitHeaders_CountDownEveryTurn_WholeAndStreamed_AndTheLong429TellsTheSdkNotToRetry()
     {
         var workspace = await _app.CreateWorkspaceAsync(plan: "starter", credits: 100);
         var bot = await PrimaryBotAsync(workspace);
         using var client = workspace.Client();
+        var remaining = new List<string>();
         HttpResponseMessage last;
         var turns = 0;
         do
         {
-            last = await client.PostAsJsonAsync("/v1/chat/completions", new { model = bot, messages = new[] { new { role = "user", content = "hi" } } }, Ct);
+            // Every other turn streamed: its headers leave before the reply does, and say the same.
+            var stream = turns % 2 == 1;
+            last = await client.PostAsJsonAsync("/v1/chat/completions",
+                new { model = bot, stream, messages = new[] { new { role = "user", content = "hi" } } }, Ct);
             turns++;
+            if (last.StatusCode == HttpStatusCode.OK)
+            {
+                Assert.Equal("15", last.Headers.GetValues("x-ratelimit-limit-requests").Single()); // Starter's 15 an hour binds before the key's 30 a minute
+                Assert.Matches("^(1h0m0s|59m[0-9]+s)$", last.Headers.GetValues("x-ratelimit-reset-requests").Single());
+                remaining.Add(last.Headers.GetValues("x-ratelimit-remaining-requests").Single());
+            }
         }
         while (last.StatusCode == HttpStatusCode.OK && turns < 20);
 
-        Assert.Equal(16, turns); // Starter: 15 turns an hour
+        Assert.Equal(16, turns);
+        Assert.Equal(Enumerable.Range(0, 15).Select(i => (14 - i).ToString(System.Globalization.CultureInfo.InvariantCulture)), remaining);
         Assert.Equal(HttpStatusCode.TooManyRequests, last.StatusCode);
         Assert.True(last.Headers.RetryAfter!.Delta > TimeSpan.FromMinutes(1));
         Assert.Equal("false", last.Headers.GetValues("x-should-retry").Single());
+        Assert.Equal(["15", "0"], [last.Headers.GetValues("x-ratelimit-limit-requests").Single(), last.Headers.GetValues("x-ratelimit-remaining-requests").Single()]);
+        Assert.Matches("^(1h0m0s|59m[0-9]+s)$", last.Headers.GetValues("x-ratelimit-reset-requests").Single());
+    }
+
+    [Fact]
+    public async Task RateLimitHeaders_ReportTheKeysWindow_WhenTheWorkspacePlanHasNone_AndOnlyOnTheOpenAISurface()
+    {
+        // A byok workspace has no turn window; its standard key has 30 a minute and 30 an hour: as many left in
+        // each, the hour binds (it takes longer to give a turn back).
+        var workspace = await _app.CreateWorkspaceAsync(plan: "byok", credits: 100);
+        var bot = await PrimaryBotAsync(workspace);
+        using var client = workspace.Client();
+
+        using var answer = await client.PostAsJsonAsync("/v1/chat/completions", new { model = bot, messages = new[] { new { role = "user", content = "hi" } } }, Ct);
+        using var gateway = await client.PostAsJsonAsync("/api/gateway/chat", new { message = "hi" }, Ct);
+
+        Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+        Assert.Equal("30", answer.Headers.GetValues("x-ratelimit-limit-requests").Single());
+        Assert.Equal("29", answer.Headers.GetValues("x-ratelimit-remaining-requests").Single());
+        Assert.Equal("1h0m0s", answer.Headers.GetValues("x-ratelimit-reset-requests").Single());
+        Assert.Equal(HttpStatusCode.OK, gateway.StatusCode);
+        Assert.False(gateway.Headers.Contains("x-ratelimit-limit-requests"));
     }
 
     [Fact]

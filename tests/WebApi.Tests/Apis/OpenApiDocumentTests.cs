@@ -65,6 +65,14 @@ public sealed class OpenApiDocumentTests : IAsyncLifetime
         var chat = document.GetProperty("components").GetProperty("schemas").GetProperty("GatewayChatRequest").GetProperty("properties");
         Assert.Equal(4000, chat.GetProperty("message").GetProperty("maxLength").GetInt32());
         Assert.Equal(128, chat.GetProperty("session_id").GetProperty("maxLength").GetInt32());
+        var completions = paths.GetProperty("/v1/chat/completions").GetProperty("post").GetProperty("responses");
+        foreach (var status in new[] { "200", "429" })
+        {
+            var headers = completions.GetProperty(status).GetProperty("headers");
+            Assert.All(new[] { "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests" },
+                name => Assert.True(headers.TryGetProperty(name, out _), $"/v1/chat/completions {status} does not describe {name}"));
+        }
+
         Assert.DoesNotContain(document.GetProperty("servers").EnumerateArray(), s => s.GetProperty("url").GetString()!.EndsWith('/'));
     }
 
