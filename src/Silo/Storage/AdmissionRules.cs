@@ -74,16 +74,16 @@ internal static class AdmissionRules
     /// the limit has aged out. A window with room is weighed against <paramref name="tightest"/>,
     /// the standing of the windows with room measured so far, as it would be once this turn is in it.
     /// </summary>
-    public static TimeSpan? RetryAfter(RateWindow window, IReadOnlyList<long> admittedTimes, DateTimeOffset now, ref WindowStanding? tightest)
+    public static TimeSpan? Measure(RateWindow window, IReadOnlyList<long> admittedTimes, DateTimeOffset now, ref WindowStanding? tightest)
     {
-        var cutoff = Columns.Ms(now - window.Length);
-        var first = FirstAfter(admittedTimes, cutoff);
-        var count = admittedTimes.Count - first;
         if (window.Limit <= 0)
         {
             return window.Length; // a closed window (its plan is not configured) admits nothing, however long one waits
         }
 
+        var cutoff = Columns.Ms(now - window.Length);
+        var first = FirstAfter(admittedTimes, cutoff);
+        var count = admittedTimes.Count - first;
         if (count >= window.Limit)
         {
             var freedBy = admittedTimes[first + count - window.Limit];

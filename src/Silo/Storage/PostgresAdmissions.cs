@@ -247,7 +247,7 @@ public sealed class PostgresAdmissions : IAsyncDisposable
             WindowStanding? tightest = null;
             foreach (var check in windows)
             {
-                if (AdmissionRules.RetryAfter(check.Window, times[(check.Owner, check.OwnerId)], a.Now, ref tightest) is { } retryAfter)
+                if (AdmissionRules.Measure(check.Window, times[(check.Owner, check.OwnerId)], a.Now, ref tightest) is { } retryAfter)
                 {
                     full.Add((retryAfter, check.Window));
                 }

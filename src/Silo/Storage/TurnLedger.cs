@@ -64,7 +64,7 @@ public sealed class TurnLedger(Database database, PostgresAdmissions? batches = 
         {
             var times = await Statements.RowsAsync(c, tx, TimesSql(check.Owner), r => r.GetInt64(0), cancellationToken,
                 ("Value", check.OwnerId), ("Cutoff", Ms(admission.Now - check.Window.Length)));
-            if (AdmissionRules.RetryAfter(check.Window, times, admission.Now, ref tightest) is { } retryAfter)
+            if (AdmissionRules.Measure(check.Window, times, admission.Now, ref tightest) is { } retryAfter)
             {
                 full.Add((retryAfter, check.Window));
             }

@@ -25,7 +25,7 @@ internal static class OpenAICompatibleApi
     /// <summary>Maps <c>/v1/chat/completions</c> and <c>/v1/models</c>.</summary>
     public static IEndpointRouteBuilder MapOpenAICompatibleApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapSurface("/v1", Errors).WithTags("OpenAI-compatible").ValidatesRequests().ReportsTurnWindows(TurnWindowHeaders.OpenAI);
+        var group = app.MapSurface("/v1", Errors).WithTags("OpenAI-compatible").ValidatesRequests().WithMetadata(TurnWindowHeaders.OpenAI);
         group.MapPost("/chat/completions", CompleteAsync).WithName("OpenAIChatCompletions")
             .WithSummary("Create a chat completion with a bot as the model (streamed as chat.completion.chunk events with \"stream\": true)")
             .RequireApiKey(ApiScopes.Chat).RunsChatTurn()

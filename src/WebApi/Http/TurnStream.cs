@@ -109,8 +109,11 @@ internal static class TurnRefusal
             return null;
         }
 
-        var seconds = Math.Max(1, (long)Math.Ceiling(retryAfter.TotalSeconds));
+        var seconds = WholeSeconds(retryAfter);
         http.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         return seconds;
     }
+
+    /// <summary><paramref name="span"/> in whole seconds, rounded up and at least 1: how waits are written in headers.</summary>
+    public static long WholeSeconds(TimeSpan span) => Math.Max(1, (long)Math.Ceiling(span.TotalSeconds));
 }

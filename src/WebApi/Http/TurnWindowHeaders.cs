@@ -1,5 +1,4 @@
 using System.Globalization;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 
 namespace LuluClaw.WebApi.Http;
@@ -45,7 +44,7 @@ internal abstract class TurnWindowHeaders
         public override void Write(IHeaderDictionary headers, WindowStanding window)
         {
             headers["x-ratelimit-limit-requests"] = window.Limit.ToString(CultureInfo.InvariantCulture);
-            headers["x-ratelimit-remaining-requests"] = Math.Max(0, window.Remaining).ToString(CultureInfo.InvariantCulture);
+            headers["x-ratelimit-remaining-requests"] = window.Remaining.ToString(CultureInfo.InvariantCulture);
             headers["x-ratelimit-reset-requests"] = Duration(window.ResetAfter);
         }
     }
@@ -53,16 +52,8 @@ internal abstract class TurnWindowHeaders
     /// <summary>A duration in OpenAI's (and Go's) way of writing one, rounded up to the second: <c>45s</c>, <c>6m0s</c>, <c>1h2m3s</c>.</summary>
     internal static string Duration(TimeSpan span)
     {
-        var seconds = Math.Max(1, (long)Math.Ceiling(span.TotalSeconds));
+        var seconds = TurnRefusal.WholeSeconds(span);
         var (hours, minutes, rest) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
         return hours > 0 ? $"{hours}h{minutes}m{rest}s" : minutes > 0 ? $"{minutes}m{rest}s" : $"{rest}s";
     }
-}
-
-/// <summary>Marks routes as reporting their turns' windows.</summary>
-internal static class TurnWindowHeadersExtensions
-{
-    /// <summary>The chat-turn routes of <paramref name="builder"/> report windows in <paramref name="headers"/>.</summary>
-    public static TBuilder ReportsTurnWindows<TBuilder>(this TBuilder builder, TurnWindowHeaders headers)
-        where TBuilder : IEndpointConventionBuilder => builder.WithMetadata(headers);
 }

@@ -175,6 +175,20 @@ public abstract class StoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TryAdmit_WorkspacePlanNotConfigured_IsRateLimitedByItsClosedWindow_AndDebitsNothing()
+    {
+        var workspace = await NewWorkspaceAsync(plan: "starter", credits: 10);
+        var onlyPro = new TurnAdmission(workspace.Id, "t", null, "s", 1, T0, Limits("pro", 15, []));
+
+        var refused = await Store.Ledger.TryAdmitAsync(onlyPro, Ct);
+
+        Assert.Equal(AdmissionStatus.RateLimited, refused.Status);
+        Assert.Equal("workspace plan 'starter' is not configured reached", refused.Detail);
+        Assert.Equal(new WindowStanding(0, 0, TimeSpan.FromHours(1)), refused.Window);
+        Assert.Equal(10, (await Store.Tenants.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
+    }
+
+    [Fact]
     public async Task TryAdmit_UnknownWorkspace_IsNotFound()
     {
         var result = await Store.Ledger.TryAdmitAsync(new TurnAdmission(Guid.NewGuid(), "t", null, "s", 1, T0, Limits("starter", 15, [])), Ct);
