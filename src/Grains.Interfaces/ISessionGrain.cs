@@ -57,7 +57,10 @@ public static class SessionKey
 }
 
 /// <summary>One user message to send in a thread.</summary>
-/// <param name="Message">The user's text.</param>
+/// <param name="Message">
+/// The user's text. Empty only for a stateless turn whose <paramref name="Transcript"/> ends in
+/// <c>tool</c> results: the model then answers those.
+/// </param>
 /// <param name="KeyId">The API key the request came with (per-key limits and audit).</param>
 /// <param name="Channel">The surface that started the thread: <c>gateway</c>, <c>api</c>, …</param>
 /// <param name="BotId">The bot to answer; null for the thread's bot, or the workspace's primary bot for a new thread.</param>
@@ -85,6 +88,9 @@ public sealed record ChatTurnRequest(
 /// <param name="ResponseFormat"><c>text</c>, <c>json_object</c> or <c>json_schema</c> (with <paramref name="JsonSchema"/>).</param>
 /// <param name="JsonSchema">The JSON schema of a <c>json_schema</c> answer, as JSON text.</param>
 /// <param name="JsonSchemaName">The schema's name.</param>
+/// <param name="Tools">Functions the model may call; LuluClaw declares them and never runs them: a call comes back to the caller.</param>
+/// <param name="ToolChoice">Whether and which of <paramref name="Tools"/> the model must call; null for the provider's default.</param>
+/// <param name="ParallelToolCalls">Whether the model may call more than one tool in one answer; null for the provider's default.</param>
 [GenerateSerializer, Immutable, Alias("luluclaw.ChatTurnOptions")]
 public sealed record ChatTurnOptions(
     [property: Id(0)] float? Temperature = null,
@@ -96,7 +102,30 @@ public sealed record ChatTurnOptions(
     [property: Id(6)] float? PresencePenalty = null,
     [property: Id(7)] string? ResponseFormat = null,
     [property: Id(8)] string? JsonSchema = null,
-    [property: Id(9)] string? JsonSchemaName = null);
+    [property: Id(9)] string? JsonSchemaName = null,
+    [property: Id(10)] IReadOnlyList<ChatTurnTool>? Tools = null,
+    [property: Id(11)] ChatTurnToolChoice? ToolChoice = null,
+    [property: Id(12)] bool? ParallelToolCalls = null);
+
+/// <summary>A function the model may call, declared by the caller.</summary>
+/// <param name="Parameters">The JSON schema of its arguments, as JSON text; null for none.</param>
+/// <param name="Strict">Whether the provider is to hold the arguments to the schema exactly (where it can).</param>
+[GenerateSerializer, Immutable, Alias("luluclaw.ChatTurnTool")]
+public sealed record ChatTurnTool(
+    [property: Id(0)] string Name,
+    [property: Id(1)] string? Description = null,
+    [property: Id(2)] string? Parameters = null,
+    [property: Id(3)] bool? Strict = null);
+
+/// <summary>Whether the model must call a tool: <see cref="Mode"/> <c>none</c>, <c>auto</c> or <c>required</c>, or the one function named.</summary>
+/// <param name="FunctionName">With <see cref="Mode"/> <c>required</c>, the function the model must call; null for any.</param>
+[GenerateSerializer, Immutable, Alias("luluclaw.ChatTurnToolChoice")]
+public sealed record ChatTurnToolChoice([property: Id(0)] string Mode, [property: Id(1)] string? FunctionName = null);
+
+/// <summary>A function call the model made: the caller runs it and sends back its result (a <c>tool</c> message with <see cref="Id"/>).</summary>
+/// <param name="Arguments">The arguments, as the JSON object text the model wrote.</param>
+[GenerateSerializer, Immutable, Alias("luluclaw.ToolCall")]
+public sealed record ToolCall([property: Id(0)] string Id, [property: Id(1)] string Name, [property: Id(2)] string Arguments);
 
 /// <summary>How a chat turn ended.</summary>
 [GenerateSerializer, Alias("luluclaw.ChatTurnStatus")]
@@ -164,6 +193,10 @@ public sealed record ChatTurnResult
     [Id(9)]
     public string? FinishReason { get; init; }
 
+    /// <summary>The functions the model called instead of (or beside) its reply, for the caller to run; null for none.</summary>
+    [Id(10)]
+    public IReadOnlyList<ToolCall>? ToolCalls { get; init; }
+
     /// <summary>
     /// Where the caller's tightest rolling window stands after this turn (for a rate-limited turn, the
     /// full window it waits for); null when no window counts the turn.
@@ -191,7 +224,7 @@ public sealed record SessionSummary(
 [GenerateSerializer, Immutable, Alias("luluclaw.TokenUsage")]
 public sealed record TokenUsage([property: Id(0)] long InputTokens, [property: Id(1)] long OutputTokens);
 
-/// <summary>One step of a streamed turn: the admission (first), a piece of the reply, or the outcome (always last).</summary>
+/// <summary>One step of a streamed turn: the admission (first), a piece of the reply, tool calls, or the outcome (always last).</summary>
 [GenerateSerializer, Immutable, Alias("luluclaw.ChatTurnEvent")]
 public sealed record ChatTurnEvent([property: Id(0)] string? Delta, [property: Id(1)] ChatTurnResult? Result)
 {
@@ -213,8 +246,15 @@ public sealed record ChatTurnEvent([property: Id(0)] string? Delta, [property: I
     /// <summary>The admission of a turn that <paramref name="window"/> counts (<see cref="Admitted"/> if none does).</summary>
     public static ChatTurnEvent AdmittedIn(WindowStanding? window) => window is null ? Admitted : new(null, null) { IsAdmission = true, Window = window };
 
+    /// <summary>Function calls the model made, each whole, as soon as the model has finished writing them.</summary>
+    [Id(3)]
+    public IReadOnlyList<ToolCall>? ToolCalls { get; init; }
+
     /// <summary>A piece of the reply.</summary>
     public static ChatTurnEvent Text(string delta) => new(delta, null);
+
+    /// <summary>Function calls of the reply.</summary>
+    public static ChatTurnEvent Calls(IReadOnlyList<ToolCall> calls) => new(null, null) { ToolCalls = calls };
 
     /// <summary>The outcome.</summary>
     public static ChatTurnEvent Done(ChatTurnResult result) => new(null, result);
@@ -222,12 +262,16 @@ public sealed record ChatTurnEvent([property: Id(0)] string? Delta, [property: I
 
 /// <summary>One stored message of a thread.</summary>
 /// <param name="Seq">Position in the thread, from 1, without gaps.</param>
-/// <param name="Role"><c>user</c> or <c>assistant</c> (a stateless transcript may also carry <c>system</c>).</param>
+/// <param name="Role"><c>user</c> or <c>assistant</c> (a stateless transcript may also carry <c>system</c>, and <c>tool</c> results).</param>
 /// <param name="CutShort">An assistant reply whose stream the client left before it ended: what the model had produced by then.</param>
+/// <param name="ToolCalls">In a stateless transcript: the function calls of an assistant message.</param>
+/// <param name="ToolCallId">In a stateless transcript: the call a <c>tool</c> message answers.</param>
 [GenerateSerializer, Immutable, Alias("luluclaw.SessionMessage")]
 public sealed record SessionMessage(
     [property: Id(0)] long Seq,
     [property: Id(1)] string Role,
     [property: Id(2)] string Content,
     [property: Id(3)] DateTimeOffset CreatedAt,
-    [property: Id(4)] bool CutShort = false);
+    [property: Id(4)] bool CutShort = false,
+    [property: Id(5)] IReadOnlyList<ToolCall>? ToolCalls = null,
+    [property: Id(6)] string? ToolCallId = null);

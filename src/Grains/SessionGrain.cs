@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Text;
+using System.Text.Json;
 using System.Threading.Channels;
 using LuluClaw.Grains.Models;
 using LuluClaw.Grains.Storage;
@@ -142,7 +143,8 @@ public sealed partial class SessionGrain(
         }
 
         // :: Step 5.
-        return await CommitAsync(turn, request, response.Text, Usage(response.Usage), cutShort: false, Finish(response.FinishReason));
+        var calls = ToolCalls(response.Messages.SelectMany(m => m.Contents));
+        return await CommitAsync(turn, request, response.Text, Usage(response.Usage), cutShort: false, Finish(response.FinishReason), calls);
     }
 
     public async IAsyncEnumerable<ChatTurnEvent> StreamAsync(ChatTurnRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
@@ -240,6 +242,7 @@ public sealed partial class SessionGrain(
 
         // :: Step 3, streamed: each piece goes out as the model yields it. The timeout bounds each wait for the next piece.
         var reply = new StringBuilder();
+        var calls = new List<ToolCall>();
         TokenUsage? usage = null;
         ChatFinishReason? finish = null;
         ChatTurnResult? failed = null;
@@ -281,6 +284,12 @@ public sealed partial class SessionGrain(
                     reply.Append(text);
                     yield return ChatTurnEvent.Text(text);
                 }
+
+                if (ToolCalls(update.Contents) is { } made)
+                {
+                    calls.AddRange(made);
+                    yield return ChatTurnEvent.Calls(made);
+                }
             }
 
             // :: Steps 4 and 5, as for a whole answer.
@@ -292,7 +301,7 @@ public sealed partial class SessionGrain(
                     await RefundAsync(turn);
                 }
 
-                yield return ChatTurnEvent.Done(failed ?? await CommitAsync(turn, request, reply.ToString(), usage, cutShort: false, Finish(finish)));
+                yield return ChatTurnEvent.Done(failed ?? await CommitAsync(turn, request, reply.ToString(), usage, cutShort: false, Finish(finish), calls is [] ? null : calls));
             }
         }
         finally
@@ -447,7 +456,8 @@ public sealed partial class SessionGrain(
     }
 
     /// <summary>Step 5: appends both messages and settles the admission in one transaction; only then is the turn answered.</summary>
-    private async Task<ChatTurnResult> CommitAsync(Turn turn, ChatTurnRequest request, string reply, TokenUsage? usage, bool cutShort, string? finishReason = null)
+    private async Task<ChatTurnResult> CommitAsync(
+        Turn turn, ChatTurnRequest request, string reply, TokenUsage? usage, bool cutShort, string? finishReason = null, IReadOnlyList<ToolCall>? toolCalls = null)
     {
         var now = time.GetStoredNow();
         var next = LastSeq + 1;
@@ -492,7 +502,8 @@ public sealed partial class SessionGrain(
             CreditsRemaining = turn.Admission.CreditsRemaining,
             Usage = usage,
             Model = turn.Bot.Model,
-            FinishReason = finishReason ?? "stop",
+            FinishReason = finishReason ?? (toolCalls is null ? "stop" : "tool_calls"),
+            ToolCalls = toolCalls,
             Window = turn.Admission.Window,
         };
     }
@@ -523,7 +534,26 @@ public sealed partial class SessionGrain(
             "text" => ChatResponseFormat.Text,
             _ => null,
         };
+        options.Tools = asked.Tools is { Count: > 0 } tools ? [.. tools.Select(ToolDeclaration.Of)] : null;
+        options.ToolMode = asked.ToolChoice switch
+        {
+            { Mode: "none" } => ChatToolMode.None,
+            { Mode: "auto" } => ChatToolMode.Auto,
+            { Mode: "required", FunctionName: { } name } => ChatToolMode.RequireSpecific(name),
+            { Mode: "required" } => ChatToolMode.RequireAny,
+            _ => null,
+        };
+        options.AllowMultipleToolCalls = asked.ParallelToolCalls;
         return options;
+    }
+
+    /// <summary>The function calls among <paramref name="contents"/>, their arguments as JSON text; null for none.</summary>
+    private static List<ToolCall>? ToolCalls(IEnumerable<AIContent> contents)
+    {
+        var calls = contents.OfType<FunctionCallContent>()
+            .Select(call => new ToolCall(call.CallId, call.Name, JsonSerializer.Serialize(call.Arguments ?? new Dictionary<string, object?>(), AIJsonUtilities.DefaultOptions)))
+            .ToList();
+        return calls is [] ? null : calls;
     }
 
     /// <summary>A finish reason in the words the surfaces use.</summary>
@@ -584,10 +614,29 @@ public sealed partial class SessionGrain(
     {
         var before = request.Transcript ?? _history;
         var prompt = new List<ChatMessage>(before.Count + 2) { new(ChatRole.System, bot.SystemPrompt) };
-        prompt.AddRange(before.Select(m => new ChatMessage(
-            m.Role switch { "assistant" => ChatRole.Assistant, "system" => ChatRole.System, _ => ChatRole.User }, m.Content)));
-        prompt.Add(new ChatMessage(ChatRole.User, request.Message));
+        prompt.AddRange(before.Select(PromptMessage));
+        if (request.Transcript is null || request.Message.Length > 0)
+        {
+            prompt.Add(new ChatMessage(ChatRole.User, request.Message)); // a stateless turn that ends in tool results has no new user text
+        }
+
         return prompt;
+    }
+
+    /// <summary>A message of the thread as the model is sent it: tool calls and their results as function contents.</summary>
+    private static ChatMessage PromptMessage(SessionMessage message)
+    {
+        switch (message)
+        {
+            case { Role: "tool" }:
+                return new ChatMessage(ChatRole.Tool, [new FunctionResultContent(message.ToolCallId ?? "", message.Content)]);
+            case { Role: "assistant", ToolCalls: { Count: > 0 } calls }:
+                List<AIContent> contents = message.Content.Length > 0 ? [new TextContent(message.Content)] : [];
+                contents.AddRange(calls.Select(call => new FunctionCallContent(call.Id, call.Name, ToolDeclaration.Arguments(call.Arguments))));
+                return new ChatMessage(ChatRole.Assistant, contents);
+            default:
+                return new ChatMessage(message.Role switch { "assistant" => ChatRole.Assistant, "system" => ChatRole.System, _ => ChatRole.User }, message.Content);
+        }
     }
 
     private static TokenUsage? Usage(UsageDetails? usage) =>

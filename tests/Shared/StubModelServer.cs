@@ -62,6 +62,13 @@ public sealed class StubModelServer : IAsyncDisposable
     /// <summary>What each answer says; called once per successful request.</summary>
     public Func<StubRequest, string> Reply { get; set; } = DefaultReply;
 
+    /// <summary>
+    /// The function calls an OpenAI-format answer makes instead of text, or null for a text answer (the
+    /// default): whole, a message with <c>tool_calls</c>; streamed, each call's id and name in one chunk and
+    /// its arguments in two more, as OpenAI sends them; <c>finish_reason</c> <c>tool_calls</c> either way.
+    /// </summary>
+    public Func<StubRequest, IReadOnlyList<StubToolCall>?> ToolCalls { get; set; } = _ => null;
+
     /// <summary>How long it waits before answering each request (default none).</summary>
     public TimeSpan Delay { get; set; }
 
@@ -281,7 +288,19 @@ public sealed class StubModelServer : IAsyncDisposable
                 return;
             }
 
-            var reply = Reply(request);
+            var calls = ToolCalls(request);
+            var reply = calls is null ? Reply(request) : "";
+            var message = new JsonObject { ["role"] = "assistant", ["content"] = calls is null ? reply : null, ["refusal"] = null };
+            if (calls is not null)
+            {
+                message["tool_calls"] = new JsonArray([.. calls.Select(c => (JsonNode)new JsonObject
+                {
+                    ["id"] = c.Id,
+                    ["type"] = "function",
+                    ["function"] = new JsonObject { ["name"] = c.Name, ["arguments"] = c.Arguments },
+                })]);
+            }
+
             var completion = new JsonObject
             {
                 ["id"] = id,
@@ -291,9 +310,9 @@ public sealed class StubModelServer : IAsyncDisposable
                 ["choices"] = new JsonArray(new JsonObject
                 {
                     ["index"] = 0,
-                    ["message"] = new JsonObject { ["role"] = "assistant", ["content"] = reply, ["refusal"] = null },
+                    ["message"] = message,
                     ["logprobs"] = null,
-                    ["finish_reason"] = "stop",
+                    ["finish_reason"] = calls is null ? "stop" : "tool_calls",
                 }),
                 ["usage"] = OpenAIUsage(request, reply),
             };
@@ -308,7 +327,8 @@ public sealed class StubModelServer : IAsyncDisposable
             return;
         }
 
-        var answer = Reply(request);
+        var toolCalls = ToolCalls(request);
+        var answer = toolCalls is null ? Reply(request) : "";
         JsonObject Chunk(JsonObject delta, string? finishReason) => new()
         {
             ["id"] = id,
@@ -337,7 +357,25 @@ public sealed class StubModelServer : IAsyncDisposable
             first = false;
         }
 
-        await WriteEventAsync(context, null, Chunk(new JsonObject(), "stop"), ct);
+        for (var index = 0; index < (toolCalls?.Count ?? 0); index++)
+        {
+            var call = toolCalls![index];
+            JsonObject Fragment(JsonObject part) => new() { ["tool_calls"] = new JsonArray(part) };
+            await WriteEventAsync(context, null, Chunk(Fragment(new JsonObject
+            {
+                ["index"] = index,
+                ["id"] = call.Id,
+                ["type"] = "function",
+                ["function"] = new JsonObject { ["name"] = call.Name, ["arguments"] = "" },
+            }), null), ct);
+            var half = call.Arguments.Length / 2;
+            foreach (var part in new[] { call.Arguments[..half], call.Arguments[half..] })
+            {
+                await WriteEventAsync(context, null, Chunk(Fragment(new JsonObject { ["index"] = index, ["function"] = new JsonObject { ["arguments"] = part } }), null), ct);
+            }
+        }
+
+        await WriteEventAsync(context, null, Chunk(new JsonObject(), toolCalls is null ? "stop" : "tool_calls"), ct);
         if (request.IncludeUsage)
         {
             var usage = new JsonObject
@@ -703,3 +741,7 @@ public sealed record StubRequest
 
 /// <summary>One message of a <see cref="StubRequest"/>: its role and its text.</summary>
 public sealed record StubMessage(string Role, string Content);
+
+/// <summary>A function call the stub's model makes (<see cref="StubModelServer.ToolCalls"/>).</summary>
+/// <param name="Arguments">JSON object text.</param>
+public sealed record StubToolCall(string Id, string Name, string Arguments);

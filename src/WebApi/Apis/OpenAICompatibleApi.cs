@@ -98,6 +98,15 @@ internal static class OpenAICompatibleApi
             return Errors.Result(StatusCodes.Status400BadRequest, invalid!, field: field);
         }
 
+        var stateful = sessionId.Length > 0;
+        if (stateful && (body.Tools is { Count: > 0 } || messages[^1].Role == "tool"))
+        {
+            // A stored session keeps user and assistant text; a tool call's round trip lives in the caller's transcript.
+            return Errors.Result(StatusCodes.Status400BadRequest,
+                $"tool calling is stateless: send 'tools' and 'tool' messages without '{SessionHeader}', with the whole conversation in 'messages'",
+                field: body.Tools is { Count: > 0 } ? "tools" : "messages");
+        }
+
         var bot = await ResolveBotAsync(grains, caller.WorkspaceId, body.Model, http.RequestAborted);
         if (bot is null)
         {
@@ -105,9 +114,11 @@ internal static class OpenAICompatibleApi
         }
 
         // Stateless: the request's messages are the conversation, in a one-off session. With a session id: the session's history is.
+        // A conversation that ends in tool results has no new user text: the model answers the results.
         var last = messages[^1];
-        var stateful = sessionId.Length > 0;
-        var request = new ChatTurnRequest(last.Content, caller.Key.Id, "openai", bot.Id, stateful ? null : messages[..^1], body.Options());
+        var request = last.Role == "tool"
+            ? new ChatTurnRequest("", caller.Key.Id, "openai", bot.Id, messages, body.Options())
+            : new ChatTurnRequest(last.Content, caller.Key.Id, "openai", bot.Id, stateful ? null : messages[..^1], body.Options());
         var session = grains.Session(caller, stateful ? sessionId : $"oai_{Guid.CreateVersion7():N}");
         var answers = new Answers($"chatcmpl-{Guid.CreateVersion7():N}", DateTimeOffset.UtcNow.ToUnixTimeSeconds(), bot.Id, body.StreamOptions?.IncludeUsage == true);
         return await ChatTurns.RunAsync(http, session, request, body.Stream == true, answers);
@@ -134,9 +145,14 @@ internal static class OpenAICompatibleApi
     /// <summary>OpenAI's chat completion, whole or as <c>chat.completion.chunk</c> events ending in <c>[DONE]</c>.</summary>
     private sealed class Answers(string id, long created, string model, bool includeUsage) : TurnAnswers
     {
+        /// <summary>How many tool calls the stream has sent: each call's <c>index</c> counts across chunks.</summary>
+        private int _calls;
+
         public override IResult Whole(ChatTurnResult result) => TypedResults.Json(
             new OpenAICompletion(id, "chat.completion", created, model,
-                [new OpenAIChoice(0, new OpenAIMessage("assistant", result.Reply!), result.FinishReason ?? "stop")], Usage(result.Usage)),
+                [new OpenAIChoice(0, new OpenAIMessage("assistant", result is { Reply: "", ToolCalls: not null } ? null : result.Reply!, Calls(result.ToolCalls)),
+                    result.FinishReason ?? "stop")],
+                Usage(result.Usage)),
             OpenAIJsonContext.Web.OpenAICompletion);
 
         public override IEnumerable<SseEvent> Prologue => [Chunk(new OpenAIDelta("assistant", ""), null)];
@@ -149,6 +165,10 @@ internal static class OpenAICompatibleApi
             {
                 case { Delta: { } text }:
                     yield return Chunk(new OpenAIDelta(null, text), null);
+                    break;
+                case { ToolCalls: { } calls }:
+                    // Each call whole in one fragment (id, name and all its arguments): a client joins fragments by index, and this is the one.
+                    yield return Chunk(new OpenAIDelta(null, null, [.. calls.Select(c => new OpenAIToolCallDelta(_calls++, c.Id, "function", new OpenAIFunctionCall(c.Name, c.Arguments)))]), null);
                     break;
                 case { Result: { Status: ChatTurnStatus.Ok } ok }:
                     yield return Chunk(new OpenAIDelta(null, null), ok.FinishReason ?? "stop");
@@ -170,7 +190,13 @@ internal static class OpenAICompatibleApi
             OpenAIJsonContext.Web.OpenAIChunk));
     }
 
-    /// <summary>The request's messages; the last must be the user's new message. Null with the 400's message and field otherwise.</summary>
+    private static IReadOnlyList<OpenAIToolCall>? Calls(IReadOnlyList<ToolCall>? calls) =>
+        calls is null ? null : [.. calls.Select(c => new OpenAIToolCall(c.Id, "function", new OpenAIFunctionCall(c.Name, c.Arguments)))];
+
+    /// <summary>
+    /// The request's messages; the last must be the user's new message, or the results of the tool calls
+    /// before it. Null with the 400's message and field otherwise.
+    /// </summary>
     private static SessionMessage[]? ReadMessages(IReadOnlyList<OpenAIRequestMessage> given, out string? error, out string? field)
     {
         (error, field) = (null, "messages");
@@ -181,12 +207,13 @@ internal static class OpenAICompatibleApi
         }
 
         var messages = new List<SessionMessage>(given.Count);
+        var calledIds = new HashSet<string>(StringComparer.Ordinal);
         for (var index = 0; index < given.Count; index++)
         {
             var message = given[index];
-            if (message?.Role is not ("system" or "developer" or "user" or "assistant"))
+            if (message?.Role is not ("system" or "developer" or "user" or "assistant" or "tool"))
             {
-                (error, field) = ($"'messages[{index}].role' must be 'system', 'developer', 'user' or 'assistant'", $"messages[{index}].role");
+                (error, field) = ($"'messages[{index}].role' must be 'system', 'developer', 'user', 'assistant' or 'tool'", $"messages[{index}].role");
                 return null;
             }
 
@@ -196,12 +223,42 @@ internal static class OpenAICompatibleApi
                 return null;
             }
 
-            messages.Add(new SessionMessage(index + 1, message.Role == "developer" ? "system" : message.Role, content, DateTimeOffset.UnixEpoch));
+            IReadOnlyList<ToolCall>? calls = null;
+            if (message.ToolCalls is { Count: > 0 })
+            {
+                if (message.Role != "assistant")
+                {
+                    (error, field) = ($"'messages[{index}].tool_calls' belongs to an 'assistant' message", $"messages[{index}].tool_calls");
+                    return null;
+                }
+
+                if (ReadToolCalls(message.ToolCalls, $"messages[{index}].tool_calls", out error, out field) is not { } read)
+                {
+                    return null;
+                }
+
+                calls = read;
+                calledIds.UnionWith(read.Select(c => c.Id));
+            }
+
+            if (message.Role == "tool" && (message.ToolCallId is not { Length: > 0 } callId || !calledIds.Contains(callId)))
+            {
+                (error, field) = ($"'messages[{index}].tool_call_id' must name a call in the 'tool_calls' of an earlier 'assistant' message", $"messages[{index}].tool_call_id");
+                return null;
+            }
+
+            messages.Add(new SessionMessage(index + 1, message.Role == "developer" ? "system" : message.Role, content, DateTimeOffset.UnixEpoch,
+                ToolCalls: calls, ToolCallId: message.Role == "tool" ? message.ToolCallId : null));
+        }
+
+        if (messages[^1] is { Role: "tool" })
+        {
+            return [.. messages];
         }
 
         if (messages[^1] is not { Role: "user" } last || string.IsNullOrWhiteSpace(last.Content))
         {
-            error = "the last of 'messages' must be a non-empty 'user' message";
+            error = "the last of 'messages' must be a non-empty 'user' message, or 'tool' results";
             return null;
         }
 
@@ -212,6 +269,55 @@ internal static class OpenAICompatibleApi
         }
 
         return [.. messages];
+    }
+
+    /// <summary>An assistant message's <c>tool_calls</c>, each a function call with JSON object arguments; null with the 400 otherwise.</summary>
+    private static List<ToolCall>? ReadToolCalls(IReadOnlyList<OpenAIToolCall?> given, string path, out string? error, out string? field)
+    {
+        (error, field) = (null, null);
+        var calls = new List<ToolCall>(given.Count);
+        for (var index = 0; index < given.Count; index++)
+        {
+            var at = $"{path}[{index}]";
+            switch (given[index])
+            {
+                case not { Id.Length: > 0 }:
+                    (error, field) = ($"'{at}.id' is required", $"{at}.id");
+                    return null;
+                case not { Type: "function" }:
+                    (error, field) = ($"'{at}.type' must be 'function'", $"{at}.type");
+                    return null;
+                case not { Function.Name.Length: > 0 }:
+                    (error, field) = ($"'{at}.function.name' is required", $"{at}.function.name");
+                    return null;
+                case { Function: var function } call when IsJsonObject(function.Arguments):
+                    calls.Add(new ToolCall(call.Id, function.Name, function.Arguments));
+                    break;
+                default:
+                    (error, field) = ($"'{at}.function.arguments' must be a JSON object in a string", $"{at}.function.arguments");
+                    return null;
+            }
+        }
+
+        return calls;
+    }
+
+    private static bool IsJsonObject(string? json)
+    {
+        if (string.IsNullOrWhiteSpace(json))
+        {
+            return false;
+        }
+
+        try
+        {
+            using var document = JsonDocument.Parse(json);
+            return document.RootElement.ValueKind == JsonValueKind.Object;
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
     }
 
     private static string? Text(JsonElement? content) => content switch
@@ -254,7 +360,7 @@ internal static class OpenAICompatibleApi
 /// <param name="MaxTokens">The most tokens the answer may have (older name of <paramref name="MaxCompletionTokens"/>).</param>
 /// <param name="Stop">A stop sequence, or up to four.</param>
 /// <param name="User">The caller's end user, accepted and not used.</param>
-internal sealed record OpenAIChatRequest(
+internal sealed partial record OpenAIChatRequest(
     [property: Required, StringLength(200, MinimumLength = 1)] string Model,
     [property: Required] IReadOnlyList<OpenAIRequestMessage> Messages,
     bool? Stream = null,
@@ -269,8 +375,9 @@ internal sealed record OpenAIChatRequest(
     [property: Range(-2.0, 2.0)] float? FrequencyPenalty = null,
     [property: Range(-2.0, 2.0)] float? PresencePenalty = null,
     OpenAIResponseFormat? ResponseFormat = null,
-    JsonElement? Tools = null,
+    [property: MaxLength(128)] IReadOnlyList<OpenAITool?>? Tools = null,
     JsonElement? ToolChoice = null,
+    bool? ParallelToolCalls = null,
     [property: StringLength(256)] string? User = null) : IRequestBody
 {
     /// <summary>Parameters this surface does not know: refused by name rather than dropped.</summary>
@@ -280,15 +387,64 @@ internal sealed record OpenAIChatRequest(
     /// <inheritdoc />
     public string? Check() =>
         N is not (null or 1) ? "'n' must be 1: LuluClaw answers with one choice per request"
-        : Tools is { ValueKind: not JsonValueKind.Null } || ToolChoice is { ValueKind: not JsonValueKind.Null }
-            ? "'tools' and 'tool_choice' are not supported yet: tool calling does not reach the model"
-            : StopSequences() is null ? "'stop' must be a string or an array of at most 4 non-empty strings"
-            : ResponseFormat?.Check();
+        : StopSequences() is null ? "'stop' must be a string or an array of at most 4 non-empty strings"
+        : ResponseFormat?.Check() ?? CheckTools();
 
     /// <summary>What the model is asked, in the turn's terms.</summary>
     public ChatTurnOptions Options() => new(
         Temperature, TopP, MaxCompletionTokens ?? MaxTokens, StopSequences() is { Count: > 0 } stop ? stop : null, Seed, FrequencyPenalty, PresencePenalty,
-        ResponseFormat?.Type, ResponseFormat?.JsonSchema?.Schema?.GetRawText(), ResponseFormat?.JsonSchema?.Name);
+        ResponseFormat?.Type, ResponseFormat?.JsonSchema?.Schema?.GetRawText(), ResponseFormat?.JsonSchema?.Name,
+        Tools is { Count: > 0 } tools ? [.. tools.Select(t => new ChatTurnTool(t!.Function!.Name!, t.Function.Description, t.Function.Parameters?.GetRawText(), t.Function.Strict))] : null,
+        Choice(), ParallelToolCalls);
+
+    /// <summary>The 400 message for <c>tools</c> or <c>tool_choice</c> that cannot be passed on, or null.</summary>
+    private string? CheckTools()
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (var index = 0; index < (Tools?.Count ?? 0); index++)
+        {
+            var at = $"tools[{index}]";
+            var message = Tools![index] switch
+            {
+                not { Type: "function" } => $"'{at}.type' must be 'function'",
+                not { Function: not null } => $"'{at}.function' is required",
+                { Function.Name: var name } when name is null || !ToolName().IsMatch(name)
+                    => $"'{at}.function.name' must be 1 to 64 letters, digits, underscores or dashes",
+                { Function.Parameters: { ValueKind: not (JsonValueKind.Object or JsonValueKind.Null) } } => $"'{at}.function.parameters' must be a JSON schema object",
+                { Function.Description.Length: > 4096 } => $"'{at}.function.description' must be at most 4096 characters",
+                { Function.Name: var name } when !names.Add(name!) => $"'{at}.function.name' repeats the tool '{name}'",
+                _ => null,
+            };
+            if (message is not null)
+            {
+                return message;
+            }
+        }
+
+        return ToolChoice switch
+        {
+            null or { ValueKind: JsonValueKind.Null } => null,
+            _ when Choice() is not { } choice => "'tool_choice' must be 'none', 'auto', 'required' or {\"type\": \"function\", \"function\": {\"name\": ...}}",
+            { ValueKind: JsonValueKind.String } when Tools is not { Count: > 0 } && ToolChoice.Value.GetString() != "none" => "'tool_choice' needs 'tools'",
+            { ValueKind: JsonValueKind.Object } when !names.Contains(Choice()!.FunctionName!) => $"'tool_choice.function.name' must name one of 'tools' ('{Choice()!.FunctionName}' is not)",
+            _ => null,
+        };
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex("^[A-Za-z0-9_-]{1,64}$")]
+    private static partial System.Text.RegularExpressions.Regex ToolName();
+
+    /// <summary><c>tool_choice</c> in the turn's terms; null for none given or one that is not well formed.</summary>
+    private ChatTurnToolChoice? Choice() => ToolChoice switch
+    {
+        { ValueKind: JsonValueKind.String } mode when mode.GetString() is "none" or "auto" or "required" => new ChatTurnToolChoice(mode.GetString()!),
+        { ValueKind: JsonValueKind.Object } named
+            when named.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String && type.GetString() == "function"
+            && named.TryGetProperty("function", out var function) && function.ValueKind == JsonValueKind.Object
+            && function.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String && name.GetString() is { Length: > 0 } chosen
+            => new ChatTurnToolChoice("required", chosen),
+        _ => null,
+    };
 
     private IReadOnlyList<string>? StopSequences() => Stop switch
     {
@@ -303,7 +459,27 @@ internal sealed record OpenAIChatRequest(
 
 /// <summary>One message of the request.</summary>
 /// <param name="Content">A string, an array of text parts, or null.</param>
-internal sealed record OpenAIRequestMessage(string Role, JsonElement? Content = null, string? Name = null);
+/// <param name="ToolCalls">An assistant message's function calls.</param>
+/// <param name="ToolCallId">A <c>tool</c> message's call, the one whose result it is.</param>
+internal sealed record OpenAIRequestMessage(
+    string Role, JsonElement? Content = null, string? Name = null, IReadOnlyList<OpenAIToolCall?>? ToolCalls = null, string? ToolCallId = null);
+
+/// <summary>A tool of the request: a function the model may call.</summary>
+internal sealed record OpenAITool(string? Type = null, OpenAIFunctionDefinition? Function = null);
+
+/// <summary>A function the model may call.</summary>
+/// <param name="Parameters">The JSON schema of its arguments.</param>
+/// <param name="Strict">Whether the arguments must follow the schema exactly.</param>
+internal sealed record OpenAIFunctionDefinition(string? Name = null, string? Description = null, JsonElement? Parameters = null, bool? Strict = null);
+
+/// <summary>A function call, in an assistant message (the request's) or a completion (the answer's).</summary>
+internal sealed record OpenAIToolCall(string Id, string Type, OpenAIFunctionCall Function);
+
+/// <summary>The function a call names and its arguments, JSON object text.</summary>
+internal sealed record OpenAIFunctionCall(string Name, string Arguments);
+
+/// <summary>A function call in a streamed chunk: whole, at <paramref name="Index"/> among the answer's calls.</summary>
+internal sealed record OpenAIToolCallDelta(int Index, string Id, string Type, OpenAIFunctionCall Function);
 
 /// <summary><c>stream_options</c>.</summary>
 internal sealed record OpenAIStreamOptions(bool? IncludeUsage = null);
@@ -334,7 +510,12 @@ internal sealed record OpenAICompletion(string Id, string Object, long Created, 
 internal sealed record OpenAIChoice(int Index, OpenAIMessage Message, string FinishReason);
 
 /// <summary>A message of a completion.</summary>
-internal sealed record OpenAIMessage(string Role, string Content);
+/// <param name="Content">The reply; null when the model only called tools.</param>
+/// <param name="ToolCalls">The functions the model called, for the caller to run.</param>
+internal sealed record OpenAIMessage(
+    string Role,
+    string? Content,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<OpenAIToolCall>? ToolCalls = null);
 
 /// <summary>Token counts.</summary>
 internal sealed record OpenAIUsage(long PromptTokens, long CompletionTokens, long TotalTokens);
@@ -348,7 +529,8 @@ internal sealed record OpenAIChunkChoice(int Index, OpenAIDelta Delta, string? F
 /// <summary>What a chunk adds.</summary>
 internal sealed record OpenAIDelta(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Role,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Content);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Content,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<OpenAIToolCallDelta>? ToolCalls = null);
 
 /// <summary>The model list.</summary>
 internal sealed record OpenAIModelList(string Object, IReadOnlyList<OpenAIModel> Data);

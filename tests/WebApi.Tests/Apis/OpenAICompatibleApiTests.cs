@@ -222,7 +222,13 @@ public sealed class OpenAICompatibleApiTests : IAsyncLifetime
     [InlineData("""{"logprobs": true}""", "unknown field 'logprobs'")]
     [InlineData("""{"stop": [1]}""", "'stop' must be a string or an array of at most 4 non-empty strings")]
     [InlineData("""{"response_format": {"type": "json_schema"}}""", "'response_format.json_schema.schema' must be a JSON schema object")]
-    [InlineData("""{"tools": [{"type": "function", "function": {"name": "f"}}]}""", "'tools' and 'tool_choice' are not supported yet")]
+    [InlineData("""{"tools": [{"type": "code_interpreter"}]}""", "'tools[0].type' must be 'function'")]
+    [InlineData("""{"tools": [{"type": "function", "function": {"name": "no spaces"}}]}""", "'tools[0].function.name' must be 1 to 64 letters")]
+    [InlineData("""{"tools": [{"type": "function", "function": {"name": "f", "parameters": [1]}}]}""", "'tools[0].function.parameters' must be a JSON schema object")]
+    [InlineData("""{"tools": [{"type": "function", "function": {"name": "f"}}, {"type": "function", "function": {"name": "f"}}]}""", "'tools[1].function.name' repeats the tool 'f'")]
+    [InlineData("""{"tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": {"type": "function", "function": {"name": "g"}}}""", "'tool_choice.function.name' must name one of 'tools'")]
+    [InlineData("""{"tool_choice": "sometimes"}""", "'tool_choice' must be 'none', 'auto', 'required' or")]
+    [InlineData("""{"tool_choice": "required"}""", "'tool_choice' needs 'tools'")]
     public async Task Parameters_ThatCannotBeHonoured_Are400NamingThem_AndChargeNothing(string extra, string message)
     {
         var workspace = await _app.CreateWorkspaceAsync(credits: 10);
@@ -381,7 +387,7 @@ public sealed class OpenAICompatibleApiTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.BadRequest, invalid.StatusCode);
         var error = (await invalid.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("error");
         Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
-        Assert.Equal("the last of 'messages' must be a non-empty 'user' message", error.GetProperty("message").GetString());
+        Assert.Equal("the last of 'messages' must be a non-empty 'user' message, or 'tool' results", error.GetProperty("message").GetString());
         var noModel = (await (await client.GetAsync("/v1/models/no-such-bot", Ct)).Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("error");
         var noRoute = (await (await client.GetAsync("/v1/no-such-route", Ct)).Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("error");
         Assert.Equal("model_not_found", noModel.GetProperty("code").GetString());
