@@ -56,10 +56,12 @@ public static class ApiScopes
     public const string Bots = "bots";
     /// <summary>Session listing and history.</summary>
     public const string Sessions = "sessions";
+    /// <summary>Knowledge sources: adding, changing and removing what bots answer from.</summary>
+    public const string Knowledge = "knowledge";
 
     /// <summary>Every scope a key may be minted with.</summary>
-    public static readonly IReadOnlyList<string> All = [Chat, Bots, Sessions];
+    public static readonly IReadOnlyList<string> All = [Chat, Bots, Sessions, Knowledge];
 
-    /// <summary>What a key minted without scopes gets.</summary>
-    public static readonly IReadOnlyList<string> Default = [Chat, Bots];
+    /// <summary>What a key minted without scopes gets (keys minted before <see cref="Knowledge"/> existed got it with <see cref="Bots"/>, by migration).</summary>
+    public static readonly IReadOnlyList<string> Default = [Chat, Bots, Knowledge];
 }

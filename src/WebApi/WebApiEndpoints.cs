@@ -108,6 +108,7 @@ public static class WebApiEndpoints
         app.MapScalarApiReference("/docs", o => o.WithTitle("LuluClaw API").WithOpenApiRoutePattern("/openapi/{documentName}.json").DisableDefaultFonts());
         app.MapGatewayApi();
         app.MapDeveloperApi();
+        app.MapKnowledgeApi();
         app.MapOpenAICompatibleApi();
         app.MapOpenClawApi();
         app.MapAdminApi(AdminToken(app.Configuration));

@@ -587,7 +587,7 @@ public abstract partial class RouteFuzzTests(Provider provider) : IAsyncLifetime
             using var admin = app.Admin();
             var created = await admin.PostAsJsonAsync("/api/admin/workspaces", new { name = "Fuzz", plan = "fuzz", credits = 1_000_000 }, Ct);
             var id = (await created.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("id").GetString()!;
-            var key = await (await admin.PostAsJsonAsync($"/api/admin/workspaces/{id}/keys", new { scopes = new[] { "chat", "bots", "sessions" }, plan = "fuzz" }, Ct))
+            var key = await (await admin.PostAsJsonAsync($"/api/admin/workspaces/{id}/keys", new { scopes = new[] { "chat", "bots", "sessions", "knowledge" }, plan = "fuzz" }, Ct))
                 .Content.ReadFromJsonAsync<JsonElement>(Ct);
             var victimKey = await (await admin.PostAsJsonAsync($"/api/admin/workspaces/{id}/keys", new { }, Ct)).Content.ReadFromJsonAsync<JsonElement>(Ct);
             using var client = app.CreateClient();

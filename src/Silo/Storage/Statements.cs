@@ -211,6 +211,8 @@ internal static class Statements
         public long GetInt64(int column) => reader.GetInt64(column);
 
         public string GetString(int column) => reader.GetString(column);
+
+        public byte[] GetBytes(int column) => reader.GetFieldValue<byte[]>(column);
     }
 
     /// <summary>
@@ -344,6 +346,8 @@ internal static class Statements
 
         public string GetString(int column) => raw.sqlite3_column_text(_statement, column).utf8_to_string();
 
+        public byte[] GetBytes(int column) => raw.sqlite3_column_blob(_statement, column).ToArray();
+
         private static void Check(sqlite3 db, int rc)
         {
             if (rc is not (raw.SQLITE_OK or raw.SQLITE_DONE or raw.SQLITE_ROW))
@@ -362,6 +366,8 @@ internal interface IRow
     long GetInt64(int column);
 
     string GetString(int column);
+
+    byte[] GetBytes(int column);
 }
 
 /// <summary>The column readers every store shares: storage keeps times as Unix milliseconds and lists as space-separated words.</summary>

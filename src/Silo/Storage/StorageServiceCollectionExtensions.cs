@@ -72,6 +72,7 @@ public sealed class LuluStorage : IAsyncDisposable
         Conversations = new ConversationStore(database, _commits);
         RequestCounter = new RequestCounter(database);
         KeyRing = new KeyRingStore(database);
+        Knowledge = new KnowledgeStore(database);
     }
 
     public Database Database { get; }
@@ -87,6 +88,8 @@ public sealed class LuluStorage : IAsyncDisposable
     public RequestCounter RequestCounter { get; }
 
     public KeyRingStore KeyRing { get; }
+
+    public KnowledgeStore Knowledge { get; }
 
     /// <summary>Sends what waits in the batches and the group commit, then closes the pool.</summary>
     public async ValueTask DisposeAsync()
@@ -130,6 +133,7 @@ public static class StorageServiceCollectionExtensions
         services.AddSingleton<ITurnLedger>(sp => sp.GetRequiredService<LuluStorage>().Ledger);
         services.AddSingleton<IConversationStore>(sp => sp.GetRequiredService<LuluStorage>().Conversations);
         services.AddSingleton<IRequestCounter>(sp => sp.GetRequiredService<LuluStorage>().RequestCounter);
+        services.AddSingleton<IKnowledgeStore>(sp => sp.GetRequiredService<LuluStorage>().Knowledge);
         services.AddSingleton<SchemaMigrator>();
         services.AddHostedService<AbandonedTurnReaper>();
         services.AddOptions<ChangeFeedOptions>().Bind(configuration.GetSection("Cluster"));

@@ -95,12 +95,12 @@ internal static class AdminApi
     /// <summary><c>GET /api/admin/workspaces?page=&amp;limit=</c>: newest first, <c>page</c> from 1, each item as <c>GET /api/admin/workspaces/{id}</c> shows it.</summary>
     private static async Task<IResult> ListWorkspacesAsync(HttpContext http, IGrainFactory grains)
     {
-        if (QueryNumber(http.Request, "page", 1, int.MaxValue, 1) is not { } page)
+        if (QueryParameters.Number(http.Request, "page", 1, int.MaxValue, 1) is not { } page)
         {
             return BadRequest("'page' must be a whole number, 1 or more");
         }
 
-        if (QueryNumber(http.Request, "limit", 1, MaxListLimit, DefaultListLimit) is not { } limit)
+        if (QueryParameters.Number(http.Request, "limit", 1, MaxListLimit, DefaultListLimit) is not { } limit)
         {
             return BadRequest($"'limit' must be a whole number from 1 to {MaxListLimit}");
         }
@@ -109,18 +109,6 @@ internal static class AdminApi
             .ListWorkspacesAsync((page - 1L) * limit, limit, http.RequestAborted);
         return TypedResults.Json(
             new WorkspaceListResponse([.. listed.Workspaces.Select(WorkspaceBody)], page, limit, listed.Total), LuluJsonContext.Web.WorkspaceListResponse);
-    }
-
-    /// <summary>The query parameter <paramref name="name"/> as a whole number from <paramref name="min"/> to <paramref name="max"/>; <paramref name="absent"/> if it is not given, null if it is not such a number.</summary>
-    private static int? QueryNumber(HttpRequest request, string name, int min, int max, int absent)
-    {
-        if (!request.Query.TryGetValue(name, out var values))
-        {
-            return absent;
-        }
-
-        return values.Count == 1 && int.TryParse(values[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n)
-            && n >= min && n <= max ? n : null;
     }
 
     private static async Task<IResult> CreateWorkspaceAsync(CreateWorkspaceBody body, HttpContext http, IGrainFactory grains, IPlanCatalog plans)

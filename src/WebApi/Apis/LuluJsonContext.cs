@@ -80,6 +80,8 @@ internal sealed record GrainActivationsResponse(string GrainType, int Count, IRe
 [JsonSerializable(typeof(ProviderKeyResponse))]
 [JsonSerializable(typeof(ProviderKeyResponse[]))]
 [JsonSerializable(typeof(ClusterResponse))]
+[JsonSerializable(typeof(KnowledgeSourceResponse))]
+[JsonSerializable(typeof(KnowledgeSourceListResponse))]
 internal sealed partial class LuluJsonContext : JsonSerializerContext
 {
     /// <summary>The context every response uses: snake_case (see <see cref="SurfaceJson"/>).</summary>

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Metadata;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -122,6 +123,12 @@ internal static partial class RequestChecks
         if (request.ContentType is not { } type)
         {
             return (StatusCodes.Status415UnsupportedMediaType, "the request has a body but no Content-Type; send Content-Type: application/json");
+        }
+
+        if (MediaTypeHeaderValue.TryParse(type, out var form) && form.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase)
+            && context.GetEndpoint()?.Metadata.GetMetadata<IAcceptsMetadata>()?.ContentTypes.Contains("multipart/form-data") == true)
+        {
+            return null; // an upload route, which reads its form itself
         }
 
         if (!MediaTypeHeaderValue.TryParse(type, out var media)

@@ -104,7 +104,7 @@ public sealed class AdminApiTests : IAsyncLifetime
         Assert.Equal(["chat", "sessions"], keyBody.GetProperty("scopes").EnumerateArray().Select(s => s.GetString()));
 
         var defaults = await admin.PostAsync($"/api/admin/workspaces/{workspace.Id}/keys", null, Ct);
-        Assert.Equal(["chat", "bots"], (await defaults.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("scopes").EnumerateArray().Select(s => s.GetString()));
+        Assert.Equal(["chat", "bots", "knowledge"], (await defaults.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("scopes").EnumerateArray().Select(s => s.GetString()));
 
         Assert.Equal(HttpStatusCode.BadRequest, (await admin.PostAsJsonAsync($"/api/admin/workspaces/{workspace.Id}/keys", new { scopes = new[] { "root" } }, Ct)).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await admin.DeleteAsync($"/api/admin/workspaces/{workspace.Id}/keys/key_unknown", Ct)).StatusCode);
