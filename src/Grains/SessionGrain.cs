@@ -405,6 +405,14 @@ public sealed partial class SessionGrain(
             }
         }
 
+        if (request.AfterSeq is { } after && after != LastSeq)
+        {
+            // The caller continues a point of the thread that another turn has moved past: threads are linear.
+            await admissions.RefundAsync(turnId, CancellationToken.None);
+            return (null, ChatTurnResult.Failed(ChatTurnStatus.Conflict, _key.SessionId,
+                $"session '{_key.SessionId}' has moved on past message {after}; continue from its latest reply"));
+        }
+
         return (new Turn(turnId, bot, client, admission), null);
     }
 
@@ -494,6 +502,7 @@ public sealed partial class SessionGrain(
             Model = turn.Bot.Model,
             FinishReason = finishReason ?? "stop",
             Window = turn.Admission.Window,
+            ReplySeq = stateless ? null : next + 1,
         };
     }
 
@@ -583,7 +592,12 @@ public sealed partial class SessionGrain(
     private List<ChatMessage> Prompt(BotInfo bot, ChatTurnRequest request)
     {
         var before = request.Transcript ?? _history;
-        var prompt = new List<ChatMessage>(before.Count + 2) { new(ChatRole.System, bot.SystemPrompt) };
+        var prompt = new List<ChatMessage>(before.Count + 3) { new(ChatRole.System, bot.SystemPrompt) };
+        if (request.Instructions is { Length: > 0 } instructions)
+        {
+            prompt.Add(new ChatMessage(ChatRole.System, instructions));
+        }
+
         prompt.AddRange(before.Select(m => new ChatMessage(
             m.Role switch { "assistant" => ChatRole.Assistant, "system" => ChatRole.System, _ => ChatRole.User }, m.Content)));
         prompt.Add(new ChatMessage(ChatRole.User, request.Message));

@@ -109,6 +109,7 @@ public static class WebApiEndpoints
         app.MapGatewayApi();
         app.MapDeveloperApi();
         app.MapOpenAICompatibleApi();
+        app.MapOpenAIResponsesApi();
         app.MapOpenClawApi();
         app.MapAdminApi(AdminToken(app.Configuration));
 
