@@ -55,7 +55,7 @@ internal static class OpenAIResponsesApi
     private static IResult PreviousNotFound(string id) => OpenAICompatibleApi.Errors.Result(StatusCodes.Status404NotFound,
         $"Previous response with id '{id}' not found.", field: "previous_response_id");
 
-    private static async Task<IResult> CreateAsync(OpenAIResponseRequest body, HttpContext http, IGrainFactory grains)
+    private static async Task<IResult> CreateAsync(OpenAIResponseRequest body, HttpContext http, IGrainFactory grains, TimeProvider time)
     {
         var caller = http.GetCaller();
         var stored = body.Store != false;
@@ -101,7 +101,7 @@ internal static class OpenAIResponsesApi
         var session = grains.Session(caller, ResponseId.SessionOf(thread));
         // The reply will be the turn's second message after `after` (the grain refuses the turn if the thread has moved on),
         // so a stream can name its response before the model answers. A stateless reply has no seq: its id finds nothing.
-        var answers = new Answers(new ResponseId(thread, stored ? after + 2 : 0, bot.Id), body, DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+        var answers = new Answers(new ResponseId(thread, stored ? after + 2 : 0, bot.Id), body, time.GetUtcNow().ToUnixTimeSeconds());
         return await ChatTurns.RunAsync(http, session, request, body.Stream == true, answers);
     }
 
