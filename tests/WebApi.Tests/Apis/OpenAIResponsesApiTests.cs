@@ -394,6 +394,27 @@ public sealed class OpenAIResponsesApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task PreviousResponseId_OvertakenBetweenTheCheckAndTheTurn_TheSessionRefusesTheTurn_AndChargesNothing()
+    {
+        // The handler's 409 reads the history first; a turn that lands in between is caught by the session grain itself,
+        // which holds its turn gate while it compares AfterSeq with the thread's last message.
+        var workspace = await _app.CreateWorkspaceAsync(credits: 10);
+        var bot = await PrimaryBotAsync(workspace);
+        await Responses(_app, workspace.Key).CreateResponseAsync(bot, "one", cancellationToken: Ct);
+        var key = SessionKey.Of(Guid.Parse(workspace.Id), await SessionOfAsync(_app, workspace));
+        var session = _app.Services.GetRequiredService<IGrainFactory>().GetGrain<ISessionGrain>(key);
+
+        var stale = await session.SendAsync(new ChatTurnRequest("fork", workspace.KeyId, "openai", bot, AfterSeq: 0), Ct);
+        var current = await session.SendAsync(new ChatTurnRequest("two", workspace.KeyId, "openai", bot, AfterSeq: 2), Ct);
+
+        Assert.Equal(ChatTurnStatus.Conflict, stale.Status);
+        Assert.Null(stale.ReplySeq);
+        Assert.Equal((ChatTurnStatus.Ok, 4L), (current.Status, current.ReplySeq));
+        Assert.Equal(8, await workspace.CreditsAsync());
+        Assert.Equal(["one", "Echo: one", "two", "Echo: two"], (await workspace.HistoryAsync(key[(key.IndexOf('/') + 1)..])).Select(m => m.Content));
+    }
+
+    [Fact]
     public async Task AnotherWorkspacesResponseId_IsNotFound_ToGetAndToPreviousResponseId_AsIsAMadeUpOne()
     {
         var owner = await _app.CreateWorkspaceAsync(credits: 10);
