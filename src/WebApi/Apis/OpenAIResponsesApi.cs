@@ -122,14 +122,27 @@ internal static class OpenAIResponsesApi
 
         var reply = history[index];
         var previous = history.Take(index).LastOrDefault(m => m.Role == "assistant");
-        var (status, item) = reply.CutShort ? ("incomplete", "incomplete") : ("completed", "completed");
-        return TypedResults.Json(new OpenAIResponse(
-            response.ToString(), "response", reply.CreatedAt.ToUnixTimeSeconds(), status, null, null, null, null, response.BotId,
-            [new OpenAIOutputMessage("message", response.MessageId, item, "assistant", [OpenAIOutputText.Of(reply.Content)])],
-            false, previous is null ? null : new ResponseId(response.Thread, previous.Seq, response.BotId).ToString(),
-            null, null, "auto", [], "disabled", null, null, new Dictionary<string, string>(), true, false, OpenAIResponseTextOptions.Plain),
+        var status = reply.CutShort ? "incomplete" : "completed";
+        return TypedResults.Json(
+            ResponseOf(response, reply.CreatedAt.ToUnixTimeSeconds(), status, [ItemOf(response, status, [OpenAIOutputText.Of(reply.Content)])], null, null,
+                previous is null ? null : (response with { Seq = previous.Seq }).ToString()),
             OpenAIResponsesJsonContext.Web.OpenAIResponse);
     }
+
+    /// <summary>
+    /// The Response object of <paramref name="id"/>: what <paramref name="request"/> asked echoed back (on <c>GET</c>, no request: it was not kept),
+    /// and OpenAI's fields for what LuluClaw does not do (no tools, no truncation, no background).
+    /// </summary>
+    private static OpenAIResponse ResponseOf(
+        ResponseId id, long createdAt, string status, IReadOnlyList<OpenAIOutputMessage> output, OpenAIResponseUsage? usage, OpenAIResponseRequest? request, string? previousResponseId) => new(
+        id.ToString(), "response", createdAt, status, Error: null, IncompleteDetails: null, request?.Instructions, request?.MaxOutputTokens, id.BotId, output,
+        ParallelToolCalls: false, previousResponseId, request?.Temperature, request?.TopP, ToolChoice: "auto", Tools: [], Truncation: "disabled", usage, request?.User,
+        request?.Metadata ?? new Dictionary<string, string>(), Store: request?.Store != false, Background: false,
+        request?.Text?.Format is { } format ? new OpenAIResponseTextOptions(format) : OpenAIResponseTextOptions.Plain);
+
+    /// <summary>The response's one output item: the assistant's message.</summary>
+    private static OpenAIOutputMessage ItemOf(ResponseId id, string status, IReadOnlyList<OpenAIOutputText> content) =>
+        new("message", id.MessageId, status, "assistant", content);
 
     /// <summary>What <c>input</c> says: the new user message, instructions for this turn, and (stateless) the conversation before it.</summary>
     private sealed record Input(string Message, IReadOnlyList<string> Instructions, IReadOnlyList<SessionMessage> Before);
@@ -241,7 +254,7 @@ internal static class OpenAIResponsesApi
             {
                 yield return Event("response.created", new OpenAIResponseEvent("response.created", Next(), Response(id, "in_progress", [], null)));
                 yield return Event("response.in_progress", new OpenAIResponseEvent("response.in_progress", Next(), Response(id, "in_progress", [], null)));
-                yield return Event("response.output_item.added", new OpenAIOutputItemEvent("response.output_item.added", Next(), 0, Item(id, "in_progress", [])));
+                yield return Event("response.output_item.added", new OpenAIOutputItemEvent("response.output_item.added", Next(), 0, ItemOf(id, "in_progress", [])));
                 yield return Event("response.content_part.added", new OpenAIContentPartEvent("response.content_part.added", Next(), id.MessageId, 0, 0, OpenAIOutputText.Of("")));
             }
         }
@@ -277,19 +290,14 @@ internal static class OpenAIResponsesApi
         {
             var incomplete = result.FinishReason switch { "length" => "max_output_tokens", "content_filter" => "content_filter", _ => null };
             var status = incomplete is null ? "completed" : "incomplete";
-            return Response(answered, status, [Item(answered, status, [OpenAIOutputText.Of(result.Reply ?? "")])], Usage(result.Usage)) with
+            return Response(answered, status, [ItemOf(answered, status, [OpenAIOutputText.Of(result.Reply ?? "")])], Usage(result.Usage)) with
             {
                 IncompleteDetails = incomplete is null ? null : new OpenAIIncompleteDetails(incomplete),
             };
         }
 
-        private OpenAIResponse Response(ResponseId answered, string status, IReadOnlyList<OpenAIOutputMessage> output, OpenAIResponseUsage? usage) => new(
-            answered.ToString(), "response", createdAt, status, null, null, request.Instructions, request.MaxOutputTokens, answered.BotId, output, false,
-            request.PreviousResponseId, request.Temperature, request.TopP, "auto", [], "disabled", usage, request.User,
-            request.Metadata ?? new Dictionary<string, string>(), request.Store != false, false, request.Text?.Format is { } format ? new OpenAIResponseTextOptions(format) : OpenAIResponseTextOptions.Plain);
-
-        private static OpenAIOutputMessage Item(ResponseId answered, string status, IReadOnlyList<OpenAIOutputText> content) =>
-            new("message", answered.MessageId, status, "assistant", content);
+        private OpenAIResponse Response(ResponseId answered, string status, IReadOnlyList<OpenAIOutputMessage> output, OpenAIResponseUsage? usage) =>
+            ResponseOf(answered, createdAt, status, output, usage, request, request.PreviousResponseId);
 
         private static OpenAIResponseUsage? Usage(TokenUsage? usage) => usage is null ? null : new OpenAIResponseUsage(
             usage.InputTokens, new OpenAIInputTokensDetails(0), usage.OutputTokens, new OpenAIOutputTokensDetails(0), usage.InputTokens + usage.OutputTokens);
