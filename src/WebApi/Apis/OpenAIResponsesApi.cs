@@ -390,7 +390,7 @@ internal sealed record OpenAIResponseRequest(
     [property: Range(0.0, 2.0)] float? Temperature = null,
     [property: Range(0.0, 1.0)] float? TopP = null,
     [property: Range(1, 1_000_000)] int? MaxOutputTokens = null,
-    [property: MaxLength(16)] IReadOnlyDictionary<string, string>? Metadata = null,
+    IReadOnlyDictionary<string, string>? Metadata = null,
     [property: StringLength(256)] string? User = null,
     OpenAIResponseTextOptions? Text = null,
     JsonElement? Tools = null,
@@ -415,6 +415,7 @@ internal sealed record OpenAIResponseRequest(
         : Include is { Count: > 0 } ? "'include' is not supported: a response's output is its message only"
         : Store == false && PreviousResponseId is not null
             ? "'previous_response_id' cannot be used with \"store\": false: a stateless request carries the whole conversation in 'input'"
+        : Metadata is { Count: > 16 } ? "'metadata' may have at most 16 pairs"
         : Metadata?.FirstOrDefault(p => p.Key.Length > 64 || p.Value is null || p.Value.Length > 512) is { Key: { } key }
             ? $"'metadata' keys must be at most 64 characters and values strings of at most 512 ('{key}')"
         : Text?.Check();

@@ -265,12 +265,14 @@ public sealed class OpenAIResponsesApiTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Sdk_SamplingParameters_ReachTheProvider()
+    public async Task Sdk_SamplingParameters_ReachTheProvider_AndTheAnswerEchoesTheRequest()
     {
         await using var app = await StubbedAppAsync();
         var workspace = await app.CreateWorkspaceAsync(credits: 10);
         var options = Options("Acme assistant", "hi");
         (options.Temperature, options.TopP, options.MaxOutputTokenCount) = (0.25f, 0.5f, 42);
+        options.Metadata["order"] = "42";
+        options.EndUserId = "user-7";
 
         ResponseResult response = await Responses(app, workspace.Key).CreateResponseAsync(options, Ct);
 
@@ -280,6 +282,8 @@ public sealed class OpenAIResponsesApiTests : IAsyncLifetime
         Assert.Equal(42, _stub.Requests[^1].MaxTokens);
         Assert.Equal(0.25f, response.Temperature);
         Assert.Equal(42, response.MaxOutputTokenCount);
+        Assert.Equal("42", response.Metadata["order"]);
+        Assert.Equal("user-7", response.EndUserId);
     }
 
     [Fact]
@@ -342,6 +346,7 @@ public sealed class OpenAIResponsesApiTests : IAsyncLifetime
     [InlineData("""{"include": ["reasoning.encrypted_content"]}""", "'include' is not supported")]
     [InlineData("""{"truncation": "auto"}""", "'truncation' must be 'disabled'")]
     [InlineData("""{"temperature": 3}""", "'temperature' must be between 0 and 2")]
+    [InlineData("""{"metadata": {"k": null}}""", "'metadata' keys must be at most 64 characters and values strings of at most 512")]
     [InlineData("""{"store": false, "previous_response_id": "resp_x"}""", "'previous_response_id' cannot be used with \"store\": false")]
     [InlineData("""{"input": [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "a1"}, {"role": "user", "content": "q2"}]}""", "'input[0]' is a 'user' message")]
     [InlineData("""{"input": [{"role": "assistant", "content": "hi"}]}""", "the last item of 'input' must be the user's new message")]
