@@ -251,17 +251,29 @@ public sealed class OpenAIResponsesApiTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Sdk_MaxOutputTokens_CutIsAnIncompleteResponse()
+    public async Task Sdk_MaxOutputTokens_CutIsAnIncompleteResponse_WholeAndStreamed()
     {
         var workspace = await _app.CreateWorkspaceAsync(credits: 10);
         var options = Options(await PrimaryBotAsync(workspace), "one two three four");
         options.MaxOutputTokenCount = 2;
 
-        ResponseResult response = await Responses(_app, workspace.Key).CreateResponseAsync(options, Ct);
+        var client = Responses(_app, workspace.Key);
 
+        ResponseResult response = await client.CreateResponseAsync(options, Ct);
+        options.StreamingEnabled = true;
+        var updates = new List<StreamingResponseUpdate>();
+        await foreach (var update in await client.CreateResponseStreamingAsync(options, Ct))
+        {
+            updates.Add(update);
+        }
+
+        var incomplete = Assert.IsType<StreamingResponseIncompleteUpdate>(updates[^1]);
         Assert.Equal("Echo: one", response.GetOutputText());
         Assert.Equal(ResponseStatus.Incomplete, response.Status);
         Assert.Equal(ResponseIncompleteStatusReason.MaxOutputTokens, response.IncompleteStatusDetails.Reason);
+        Assert.Equal("Echo: one", incomplete.Response.GetOutputText());
+        Assert.Equal(ResponseStatus.Incomplete, incomplete.Response.Status);
+        Assert.Empty(updates.OfType<StreamingResponseCompletedUpdate>());
     }
 
     [Fact]
@@ -272,6 +284,10 @@ public sealed class OpenAIResponsesApiTests : IAsyncLifetime
         var options = Options("Acme assistant", "hi");
         (options.Temperature, options.TopP, options.MaxOutputTokenCount) = (0.25f, 0.5f, 42);
         options.Metadata["order"] = "42";
+        options.TextOptions = new ResponseTextOptions
+        {
+            TextFormat = ResponseTextFormat.CreateJsonSchemaFormat("answer", BinaryData.FromString("""{"type":"object","properties":{"a":{"type":"string"}}}""")),
+        };
         options.EndUserId = "user-7";
 
         ResponseResult response = await Responses(app, workspace.Key).CreateResponseAsync(options, Ct);
@@ -280,6 +296,8 @@ public sealed class OpenAIResponsesApiTests : IAsyncLifetime
         Assert.Equal(0.25, sent.GetProperty("temperature").GetDouble(), 3);
         Assert.Equal(0.5, sent.GetProperty("top_p").GetDouble(), 3);
         Assert.Equal(42, _stub.Requests[^1].MaxTokens);
+        Assert.Equal("json_schema", sent.GetProperty("response_format").GetProperty("type").GetString());
+        Assert.Equal("answer", sent.GetProperty("response_format").GetProperty("json_schema").GetProperty("name").GetString());
         Assert.Equal(0.25f, response.Temperature);
         Assert.Equal(42, response.MaxOutputTokenCount);
         Assert.Equal("42", response.Metadata["order"]);
