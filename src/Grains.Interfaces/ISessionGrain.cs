@@ -172,16 +172,16 @@ public sealed record ChatTurnResult
     [Id(9)]
     public string? FinishReason { get; init; }
 
-    /// <summary>The <see cref="SessionMessage.Seq"/> of the stored reply; null for a failed or stateless turn.</summary>
-    [Id(11)]
-    public long? ReplySeq { get; init; }
-
     /// <summary>
     /// Where the caller's tightest rolling window stands after this turn (for a rate-limited turn, the
     /// full window it waits for); null when no window counts the turn.
     /// </summary>
     [Id(12)]
     public WindowStanding? Window { get; init; }
+
+    /// <summary>The <see cref="SessionMessage.Seq"/> of the stored reply; null for a failed or stateless turn.</summary>
+    [Id(11)]
+    public long? ReplySeq { get; init; }
 
     /// <summary>A failed turn.</summary>
     public static ChatTurnResult Failed(ChatTurnStatus status, string sessionId, string error, TimeSpan? retryAfter = null, WindowStanding? window = null) =>

@@ -591,13 +591,11 @@ public sealed partial class SessionGrain(
 
     private List<ChatMessage> Prompt(BotInfo bot, ChatTurnRequest request)
     {
-        var before = request.Transcript ?? _history;
-        var prompt = new List<ChatMessage>(before.Count + 3) { new(ChatRole.System, bot.SystemPrompt) };
-        if (request.Instructions is { Length: > 0 } instructions)
-        {
-            prompt.Add(new ChatMessage(ChatRole.System, instructions));
-        }
-
+        // The turn's own instructions (OpenAI's), right after the bot's system prompt, ahead of the thread: not stored.
+        IReadOnlyList<SessionMessage> before = request.Instructions is { Length: > 0 } instructions
+            ? [new SessionMessage(0, "system", instructions, DateTimeOffset.UnixEpoch), .. request.Transcript ?? _history]
+            : request.Transcript ?? _history;
+        var prompt = new List<ChatMessage>(before.Count + 2) { new(ChatRole.System, bot.SystemPrompt) };
         prompt.AddRange(before.Select(m => new ChatMessage(
             m.Role switch { "assistant" => ChatRole.Assistant, "system" => ChatRole.System, _ => ChatRole.User }, m.Content)));
         prompt.Add(new ChatMessage(ChatRole.User, request.Message));
