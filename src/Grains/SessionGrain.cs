@@ -32,7 +32,9 @@ namespace LuluClaw.Grains;
 /// <para>A turn:</para>
 /// 1. resolves the bot (the thread's, the one named, or the workspace's primary bot) and its model client;
 /// 2. admits the turn into the workspace's windows and debits its credits (<see cref="WorkspaceTurns"/>: one database transaction);
-///    a stream then tells its caller at once (<see cref="ChatTurnEvent.Admitted"/>), before the model is called;
+///    a turn that continues a given point of the thread (<see cref="ChatTurnRequest.AfterSeq"/>) is refunded and refused
+///    here if the thread has moved past it; a stream then tells its caller at once (<see cref="ChatTurnEvent.Admitted"/>),
+///    before the model is called;
 /// 3. sends the system prompt, the history and the new message to the model (whole, or streamed
 ///    piece by piece to the caller);
 /// 4. on failure refunds the admission: nothing is charged and nothing is stored;
