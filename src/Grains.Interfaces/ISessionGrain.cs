@@ -70,6 +70,12 @@ public static class SessionKey
 /// and charged like any other, but its messages are not stored.
 /// </param>
 /// <param name="Options">How the model is to sample and shape its answer; null for the provider's defaults.</param>
+/// <param name="Instructions">Extra system instructions for this turn only (OpenAI's <c>instructions</c>), after the bot's system prompt; not stored.</param>
+/// <param name="AfterSeq">
+/// The thread's last message (<see cref="SessionMessage.Seq"/>, 0 for a new thread) that this turn continues
+/// (OpenAI's <c>previous_response_id</c>): a thread that has moved past it is refused as
+/// <see cref="ChatTurnStatus.Conflict"/>, and nothing is charged. Null for any point.
+/// </param>
 [GenerateSerializer, Immutable, Alias("luluclaw.ChatTurnRequest")]
 public sealed record ChatTurnRequest(
     [property: Id(0)] string Message,
@@ -77,7 +83,9 @@ public sealed record ChatTurnRequest(
     [property: Id(2)] string Channel,
     [property: Id(3)] string? BotId = null,
     [property: Id(4)] IReadOnlyList<SessionMessage>? Transcript = null,
-    [property: Id(5)] ChatTurnOptions? Options = null);
+    [property: Id(5)] ChatTurnOptions? Options = null,
+    [property: Id(6)] string? Instructions = null,
+    [property: Id(7)] long? AfterSeq = null);
 
 /// <summary>
 /// The sampling and output options a caller gave for one turn, passed to the model provider as they
@@ -203,6 +211,10 @@ public sealed record ChatTurnResult
     /// </summary>
     [Id(12)]
     public WindowStanding? Window { get; init; }
+
+    /// <summary>The <see cref="SessionMessage.Seq"/> of the stored reply; null for a failed or stateless turn.</summary>
+    [Id(11)]
+    public long? ReplySeq { get; init; }
 
     /// <summary>A failed turn.</summary>
     public static ChatTurnResult Failed(ChatTurnStatus status, string sessionId, string error, TimeSpan? retryAfter = null, WindowStanding? window = null) =>

@@ -33,7 +33,9 @@ namespace LuluClaw.Grains;
 /// <para>A turn:</para>
 /// 1. resolves the bot (the thread's, the one named, or the workspace's primary bot) and its model client;
 /// 2. admits the turn into the workspace's windows and debits its credits (<see cref="WorkspaceTurns"/>: one database transaction);
-///    a stream then tells its caller at once (<see cref="ChatTurnEvent.Admitted"/>), before the model is called;
+///    a turn that continues a given point of the thread (<see cref="ChatTurnRequest.AfterSeq"/>) is refunded and refused
+///    here if the thread has moved past it; a stream then tells its caller at once (<see cref="ChatTurnEvent.Admitted"/>),
+///    before the model is called;
 /// 3. sends the system prompt, the history and the new message to the model (whole, or streamed
 ///    piece by piece to the caller);
 /// 4. on failure refunds the admission: nothing is charged and nothing is stored;
@@ -414,6 +416,14 @@ public sealed partial class SessionGrain(
             }
         }
 
+        if (request.AfterSeq is { } after && after != LastSeq)
+        {
+            // The caller continues a point of the thread that another turn has moved past: threads are linear.
+            await admissions.RefundAsync(turnId, CancellationToken.None);
+            return (null, ChatTurnResult.Failed(ChatTurnStatus.Conflict, _key.SessionId,
+                $"session '{_key.SessionId}' has moved on past message {after}; continue from its latest reply"));
+        }
+
         return (new Turn(turnId, bot, client, admission), null);
     }
 
@@ -505,6 +515,7 @@ public sealed partial class SessionGrain(
             FinishReason = finishReason ?? (toolCalls is null ? "stop" : "tool_calls"),
             ToolCalls = toolCalls,
             Window = turn.Admission.Window,
+            ReplySeq = stateless ? null : next + 1,
         };
     }
 
@@ -612,7 +623,10 @@ public sealed partial class SessionGrain(
 
     private List<ChatMessage> Prompt(BotInfo bot, ChatTurnRequest request)
     {
-        var before = request.Transcript ?? _history;
+        // The turn's own instructions (OpenAI's), right after the bot's system prompt, ahead of the thread: not stored.
+        IReadOnlyList<SessionMessage> before = request.Instructions is { Length: > 0 } instructions
+            ? [new SessionMessage(0, "system", instructions, DateTimeOffset.UnixEpoch), .. request.Transcript ?? _history]
+            : request.Transcript ?? _history;
         var prompt = new List<ChatMessage>(before.Count + 2) { new(ChatRole.System, bot.SystemPrompt) };
         prompt.AddRange(before.Select(PromptMessage));
         if (request.Transcript is null || request.Message.Length > 0)

@@ -110,6 +110,7 @@ public static class WebApiEndpoints
         app.MapDeveloperApi();
         app.MapKnowledgeApi();
         app.MapOpenAICompatibleApi();
+        app.MapOpenAIResponsesApi();
         app.MapOpenClawApi();
         app.MapAdminApi(AdminToken(app.Configuration));
 

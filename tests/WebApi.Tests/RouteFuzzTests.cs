@@ -72,6 +72,7 @@ public abstract partial class RouteFuzzTests(Provider provider) : IAsyncLifetime
         ["OpenAIChatCompletions"] = new(
             """{"model":"{bot}","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi"}],"stream":false,"stream_options":{"include_usage":false}}""",
             Headers: [new("X-Session-Id", OpenAISession)]),
+        ["OpenAIResponses"] = new("""{"model":"{bot}","input":[{"role":"developer","content":"be brief"},{"role":"user","content":"hi"}],"stream":false,"store":true}"""),
         ["OpenClawChat"] = new("""{"message":"hi","sessionKey":"{session}","stream":false}"""),
         ["OpenClawChatStream"] = new("""{"message":"hi","sessionKey":"{session}","stream":true}"""),
         ["OpenClawHistory"] = new(Body: null, Query: ["limit"]),

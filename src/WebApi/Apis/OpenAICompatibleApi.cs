@@ -124,14 +124,14 @@ internal static class OpenAICompatibleApi
         return await ChatTurns.RunAsync(http, session, request, body.Stream == true, answers);
     }
 
-    private static IResult ModelNotFound(string model) => Errors.Result(StatusCodes.Status404NotFound,
+    internal static IResult ModelNotFound(string model) => Errors.Result(StatusCodes.Status404NotFound,
         $"The model '{model}' does not exist: name one of this workspace's bots by id or name (GET /v1/models)", field: "model");
 
     /// <summary>
     /// The bot <paramref name="model"/> names: by id straight from its grain (the usual case, one
     /// call), else by name among the workspace's bots. Another workspace's bot is not found.
     /// </summary>
-    private static async Task<BotInfo?> ResolveBotAsync(IGrainFactory grains, Guid workspaceId, string model, CancellationToken cancellationToken)
+    internal static async Task<BotInfo?> ResolveBotAsync(IGrainFactory grains, Guid workspaceId, string model, CancellationToken cancellationToken)
     {
         if (await grains.GetGrain<IBotGrain>(model).GetAsync(cancellationToken) is { } byId && byId.WorkspaceId == workspaceId)
         {
@@ -347,7 +347,7 @@ internal static class OpenAICompatibleApi
     private static string? ErrorCode(int status, string? field) => status switch
     {
         401 => "invalid_api_key",
-        404 => field == "model" ? "model_not_found" : "unknown_url",
+        404 => field switch { "model" => "model_not_found", "previous_response_id" => "previous_response_not_found", null or "" => "unknown_url", _ => null },
         429 => "rate_limit_exceeded",
         402 => "insufficient_quota",
         _ => null,
