@@ -31,6 +31,7 @@ public static class WebApiEndpoints
         ["Gateway"] = "The LuluClaw Gateway: chat with the workspace's primary bot under its plan's rolling-hour limits and credits.",
         ["Developer API: chat"] = "Chat with any bot of the workspace, whole or streamed.",
         ["Developer API: bots"] = "Create, configure, restart and delete bots; a change reloads the bot.",
+        ["Developer API: knowledge"] = "Websites, documents and manual entries the workspace's bots answer from; ingested in the background (scope knowledge).",
         ["Developer API: provider keys"] = "The workspace's own model provider keys (bring your own key), stored encrypted and never shown again.",
         ["OpenAI-compatible"] = "OpenAI's chat completions, models and responses routes, so OpenAI SDKs talk to LuluClaw bots by changing the base URL.",
         ["OpenClaw-compatible"] = "OpenClaw's chat, sessions and status routes with per-token request limits, camelCase JSON and OpenClaw's errors.",
@@ -90,6 +91,7 @@ public static class WebApiEndpoints
                 return Task.CompletedTask;
             });
             o.AddOperationTransformer(OpenApiMetadata.DescribeHeadersAsync);
+            o.AddOperationTransformer(Uploads.DescribeAsync);
             o.AddSchemaTransformer(OpenApiMetadata.DescribeAllowedValuesAsync);
         });
         return services;

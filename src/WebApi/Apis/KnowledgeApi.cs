@@ -52,15 +52,13 @@ internal static class KnowledgeApi
         var maxDocument = app.ServiceProvider.GetRequiredService<IConfiguration>().GetValue("Knowledge:MaxDocumentBytes", DefaultMaxDocumentBytes);
         var sources = app.MapSurface("/api/v1/knowledge-sources", ErrorShapes.Lulu).ValidatesRequests()
             .WithTags("Developer API: knowledge").RequireApiKey(ApiScopes.Knowledge);
-        sources.MapPost("/", CreateAsync).WithName("CreateKnowledgeSource")
-            .WithSummary("Add a website or a manual source (JSON); a document is uploaded as multipart/form-data to the same path. It is 'pending', then ingested in the background");
-        sources.MapPost("/", (HttpContext http, IGrainFactory grains) => UploadAsync(http, grains, maxDocument)).WithName("UploadKnowledgeDocument")
-            .WithSummary("Upload a document (PDF, plain text, Markdown or HTML) as multipart/form-data: fields 'type' = document, 'name' and 'file'")
-            .Accepts<KnowledgeUploadForm>("multipart/form-data")
-            .Produces<KnowledgeSourceResponse>(StatusCodes.Status201Created)
-            .ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status413PayloadTooLarge, StatusCodes.Status415UnsupportedMediaType);
+        sources.MapPost("/", (HttpContext http, IGrainFactory grains) => CreateAsync(http, grains, maxDocument)).WithName("CreateKnowledgeSource")
+            .WithSummary("Add a source: a website or a manual source as JSON, or a document (PDF, plain text, Markdown or HTML) as multipart/form-data "
+                + "with the fields 'type' = document, 'name' and 'file'. It is 'pending', then ingested in the background")
+            .Accepts<CreateKnowledgeSourceBody>("application/json", "multipart/form-data").TakesUploads(KnowledgeUpload.Describe)
+            .Produces<KnowledgeSourceResponse>(StatusCodes.Status201Created);
         sources.MapGet("/", ListAsync).WithName("ListKnowledgeSources").WithSummary("List the workspace's knowledge sources, newest first ('page' from 1, 'limit' up to 100)")
-            .ProducesErrors(StatusCodes.Status400BadRequest);
+            .Produces<KnowledgeSourceListResponse>().ProducesErrors(StatusCodes.Status400BadRequest);
         sources.MapGet("/{sourceId}", GetAsync).WithName("GetKnowledgeSource").WithSummary("One knowledge source, with its ingestion status");
         sources.MapPatch("/{sourceId}", UpdateAsync).WithName("UpdateKnowledgeSource")
             .WithSummary("Rename a source; for a manual source, replace its entries or content (it is ingested again)");
@@ -69,9 +67,36 @@ internal static class KnowledgeApi
         return app;
     }
 
-    private static async Task<Results<Created<KnowledgeSourceResponse>, BadRequest<ErrorBody>>> CreateAsync(
-        CreateKnowledgeSourceBody body, HttpContext http, IGrainFactory grains)
+    /// <summary>One route for every type: JSON for websites and manual sources, a multipart upload for documents.</summary>
+    private static async Task<IResult> CreateAsync(HttpContext http, IGrainFactory grains, long maxDocument)
     {
+        if (Uploads.IsUpload(http.Request))
+        {
+            return await UploadAsync(http, grains, maxDocument);
+        }
+
+        // Bound here rather than as a parameter, because the same route takes a form: the body was checked by
+        // JsonRequests already, and a field of the wrong type is the same 400 a bound parameter gives.
+        CreateKnowledgeSourceBody? body;
+        try
+        {
+            body = await http.Request.ReadFromJsonAsync<CreateKnowledgeSourceBody>(http.RequestAborted);
+        }
+        catch (JsonException e)
+        {
+            throw new BadHttpRequestException("the body is not a knowledge source", StatusCodes.Status400BadRequest, e);
+        }
+
+        if (body is null)
+        {
+            return ErrorShapes.Lulu.Result(StatusCodes.Status400BadRequest, "request body must be a JSON object");
+        }
+
+        if (RequestValidation.Problem(http, body) is { } problem)
+        {
+            return ErrorShapes.Lulu.Result(StatusCodes.Status400BadRequest, problem.Message, field: problem.Field);
+        }
+
         var source = await Knowledge(http, grains).CreateAsync(new NewKnowledgeSource(
             body.Type, body.Name.Trim(), body.Url?.Trim(), body.MaxPages, body.MaxDepth,
             body.Entries?.Select(e => new KnowledgeEntry(e!.Question!.Trim(), e.Answer!.Trim())).ToArray(), body.Content), http.RequestAborted);
@@ -325,10 +350,25 @@ internal sealed record UpdateKnowledgeSourceBody(
         : KnowledgeApi.CheckEntries(Entries);
 }
 
-/// <summary>The multipart/form-data upload of a document (described for the OpenAPI document; the route reads the form itself).</summary>
-/// <param name="Type">Always <c>document</c>.</param>
-/// <param name="File">The file: PDF, plain text, Markdown or HTML.</param>
-internal sealed record KnowledgeUploadForm(string Type, string Name, IFormFile File);
+/// <summary>The multipart/form-data upload of a document, as the OpenAPI document describes it (the route reads the form itself).</summary>
+internal static class KnowledgeUpload
+{
+    /// <summary>The form's schema: <c>type</c> (<c>document</c>), <c>name</c> and <c>file</c>.</summary>
+    public static Microsoft.OpenApi.OpenApiSchema Describe() => new()
+    {
+        Type = Microsoft.OpenApi.JsonSchemaType.Object,
+        Required = new HashSet<string> { "type", "name", "file" },
+        Properties = new Dictionary<string, Microsoft.OpenApi.IOpenApiSchema>
+        {
+            ["type"] = new Microsoft.OpenApi.OpenApiSchema { Type = Microsoft.OpenApi.JsonSchemaType.String, Enum = [System.Text.Json.Nodes.JsonValue.Create(KnowledgeTypes.Document)] },
+            ["name"] = new Microsoft.OpenApi.OpenApiSchema { Type = Microsoft.OpenApi.JsonSchemaType.String, MinLength = 1, MaxLength = KnowledgeApi.MaxNameLength },
+            ["file"] = new Microsoft.OpenApi.OpenApiSchema
+            {
+                Type = Microsoft.OpenApi.JsonSchemaType.String, Format = "binary", Description = "PDF, plain text (.txt), Markdown (.md) or HTML (.html); at most Knowledge:MaxDocumentBytes (10 MB by default)",
+            },
+        },
+    };
+}
 
 /// <summary>A knowledge source, in the shape of the Insights document, with its ingestion's reason and time.</summary>
 /// <param name="Url">A website's start URL; null for documents and manual sources.</param>

@@ -56,7 +56,8 @@ internal static class JsonRequests
     public static IApplicationBuilder UseJsonBodyChecks(this IApplicationBuilder app) => app.Use(async (context, next) =>
     {
         var accepts = context.GetEndpoint()?.Metadata.GetMetadata<IAcceptsMetadata>();
-        if (accepts is null || !accepts.ContentTypes.Any(IsJson) || HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsDelete(context.Request.Method))
+        if (accepts is null || !accepts.ContentTypes.Any(IsJson) || HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsDelete(context.Request.Method)
+            || Uploads.IsUpload(context.Request))
         {
             await next(context);
             return;

@@ -1,6 +1,5 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Metadata;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -125,10 +124,9 @@ internal static partial class RequestChecks
             return (StatusCodes.Status415UnsupportedMediaType, "the request has a body but no Content-Type; send Content-Type: application/json");
         }
 
-        if (MediaTypeHeaderValue.TryParse(type, out var form) && form.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase)
-            && context.GetEndpoint()?.Metadata.GetMetadata<IAcceptsMetadata>()?.ContentTypes.Contains("multipart/form-data") == true)
+        if (Uploads.IsUpload(request))
         {
-            return null; // an upload route, which reads its form itself
+            return null; // an upload to a route that takes one: it reads its form itself
         }
 
         if (!MediaTypeHeaderValue.TryParse(type, out var media)
