@@ -625,6 +625,86 @@ public abstract class StoreTests : IAsyncLifetime
     private static CommittedTurn Turn(WorkspaceRecord ws, string turnId, bool newSession, long seq) =>
         new(ws.Id, "s1", ws.PrimaryBotId, "gateway", turnId, newSession,
             [new SessionMessage(seq, "user", $"hello {seq}", T0), new SessionMessage(seq + 1, "assistant", $"Echo: hello {seq}", T0)]);
+
+    // :: Knowledge sources
+
+    private static KnowledgeSourceRecord Source(Guid workspaceId, string id, string type = "manual") =>
+        new(id, workspaceId, "FAQ", type, null, "pending", null, 0, "{}", 1, T0, T0, null, null);
+
+    private static KnowledgePageUpdate Page(string key, string hash, params string[] chunks) => new(
+        new KnowledgePageRecord(key, $"Title of {key}", hash, $"\"{hash}\"", null),
+        [.. chunks.Select((text, i) => new KnowledgeChunkRecord(key, i, text, 3, $"Title of {key}", "Heading", [i, 0.5f, -1f]))]);
+
+    [Fact]
+    public async Task Knowledge_ADueSourceIsClaimedOnce_AndClaimedAgainOnlyWhenItsLeaseRunsOut_ByWhoeverHoldsItLast()
+    {
+        var ws = await NewWorkspaceAsync();
+        await Store.Knowledge.InsertSourceAsync(Source(ws.Id, "ks_1"), null, Ct);
+
+        var first = await Store.Knowledge.ClaimDueSourceAsync("silo-a", T0, T0.AddMinutes(1), Ct);
+        var meanwhile = await Store.Knowledge.ClaimDueSourceAsync("silo-b", T0.AddSeconds(30), T0.AddMinutes(2), Ct);
+        var afterLease = await Store.Knowledge.ClaimDueSourceAsync("silo-b", T0.AddMinutes(2), T0.AddMinutes(3), Ct);
+
+        Assert.Equal("ks_1", first?.Source.Id);
+        Assert.Null(meanwhile);
+        Assert.Equal("ks_1", afterLease?.Source.Id);
+        Assert.False(await Store.Knowledge.RenewLeaseAsync("ks_1", "silo-a", T0.AddMinutes(5), Ct));
+        Assert.False(await Store.Knowledge.CompleteIngestionAsync(new IngestionOutcome("ks_1", 1, "silo-a", "ready", null, [Page("", "h", "stale")], null), T0.AddMinutes(2), Ct));
+        Assert.True(await Store.Knowledge.CompleteIngestionAsync(new IngestionOutcome("ks_1", 1, "silo-b", "ready", null, [Page("", "h", "one", "two")], null), T0.AddMinutes(2), Ct));
+
+        var source = await Store.Knowledge.GetSourceAsync(ws.Id, "ks_1", Ct);
+        Assert.Equal(("ready", 2L, T0.AddMinutes(2)), (source!.Status, source.ChunkCount, source.LastIngestedAt));
+        Assert.Equal(["one", "two"], (await Store.Knowledge.GetChunksAsync("ks_1", Ct)).Select(c => c.Text));
+        Assert.Null(await Store.Knowledge.ClaimDueSourceAsync("silo-c", T0.AddDays(1), T0.AddDays(2), Ct)); // ready, and no crawl scheduled
+    }
+
+    [Fact]
+    public async Task Knowledge_AReIngestionKeepsUnchangedPages_ReplacesChangedOnes_AndDropsPagesThatWent()
+    {
+        var ws = await NewWorkspaceAsync();
+        await Store.Knowledge.InsertSourceAsync(Source(ws.Id, "ks_site", "website"), null, Ct);
+        var claim = await Store.Knowledge.ClaimDueSourceAsync("a", T0, T0.AddMinutes(1), Ct);
+        await Store.Knowledge.CompleteIngestionAsync(new IngestionOutcome("ks_site", claim!.Source.Version, "a", "ready", null,
+            [Page("https://x/1", "h1", "page one"), Page("https://x/2", "h2", "page two", "more of two")], T0.AddDays(1)), T0, Ct);
+
+        var recrawl = await Store.Knowledge.ClaimDueSourceAsync("b", T0.AddDays(1), T0.AddDays(1).AddMinutes(1), Ct);
+        Assert.Equal(["https://x/1", "https://x/2"], recrawl!.Pages.Select(p => p.Key));
+        Assert.Equal("\"h1\"", recrawl.Pages[0].ETag);
+        var unchanged = new KnowledgePageUpdate(recrawl.Pages[0] with { ETag = "\"h1-new\"" }, null);
+        await Store.Knowledge.CompleteIngestionAsync(new IngestionOutcome("ks_site", recrawl.Source.Version, "b", "ready", null,
+            [unchanged, Page("https://x/3", "h3", "page three")], T0.AddDays(2)), T0.AddDays(1), Ct);
+
+        var chunks = await Store.Knowledge.GetChunksAsync("ks_site", Ct);
+        Assert.Equal(["page one", "page three"], chunks.Select(c => c.Text));
+        Assert.Equal([0f, 0.5f, -1f], chunks[0].Embedding!);
+        Assert.Equal(("Title of https://x/1", "Heading"), (chunks[0].Title, chunks[0].Heading));
+        var source = await Store.Knowledge.GetSourceAsync(ws.Id, "ks_site", Ct);
+        Assert.Equal((2L, T0.AddDays(2)), (source!.ChunkCount, source.NextCrawlAt));
+        var next = await Store.Knowledge.ClaimDueSourceAsync("c", T0.AddDays(2), T0.AddDays(2).AddMinutes(1), Ct);
+        Assert.Equal("\"h1-new\"", next!.Pages.Single(p => p.Key == "https://x/1").ETag);
+    }
+
+    [Fact]
+    public async Task Knowledge_ARefreshOrADeleteDuringAnIngestion_WinsOverIt_AndADeleteTakesTheChunksAtOnce()
+    {
+        var ws = await NewWorkspaceAsync();
+        var other = await NewWorkspaceAsync();
+        await Store.Knowledge.InsertSourceAsync(Source(ws.Id, "ks_doc", "document"), new KnowledgeFile("a.txt", "text/plain", [1, 2, 3]), Ct);
+        var claim = await Store.Knowledge.ClaimDueSourceAsync("a", T0, T0.AddMinutes(1), Ct);
+        Assert.Equal([1, 2, 3], claim!.File!.Content);
+
+        Assert.NotNull(await Store.Knowledge.RequestIngestionAsync(ws.Id, "ks_doc", T0, Ct));
+        Assert.False(await Store.Knowledge.CompleteIngestionAsync(new IngestionOutcome("ks_doc", claim.Source.Version, "a", "ready", null, [Page("", "h", "old")], null), T0, Ct));
+        var again = await Store.Knowledge.ClaimDueSourceAsync("a", T0, T0.AddMinutes(1), Ct);
+        Assert.Equal(claim.Source.Version + 1, again!.Source.Version);
+        Assert.True(await Store.Knowledge.CompleteIngestionAsync(new IngestionOutcome("ks_doc", again.Source.Version, "a", "ready", null, [Page("", "h", "new")], null), T0, Ct));
+
+        Assert.False(await Store.Knowledge.DeleteSourceAsync(other.Id, "ks_doc", Ct)); // another workspace's
+        Assert.Null(await Store.Knowledge.RequestIngestionAsync(other.Id, "ks_doc", T0, Ct));
+        Assert.True(await Store.Knowledge.DeleteSourceAsync(ws.Id, "ks_doc", Ct));
+        Assert.Empty(await Store.Knowledge.GetChunksAsync("ks_doc", Ct));
+        Assert.Null(await Store.Knowledge.GetSourceAsync(ws.Id, "ks_doc", Ct));
+    }
 }
 
 public sealed class SqliteStoreTests : StoreTests
