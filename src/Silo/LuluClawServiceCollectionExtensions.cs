@@ -36,6 +36,10 @@ public static class LuluClawServiceCollectionExtensions
         });
         services.AddOptions<ModelCallOptions>().Bind(configuration.GetSection("Llm"));
         services.AddOptions<LlmOptions>().Bind(configuration.GetSection("Llm"));
+        services.AddOptions<Knowledge.KnowledgeOptions>().Bind(configuration.GetSection("Knowledge"));
+        services.AddSingleton<Knowledge.KnowledgeIngestion>();
+        services.AddSingleton<Grains.Knowledge.IKnowledgeIngestionSignal>(sp => sp.GetRequiredService<Knowledge.KnowledgeIngestion>());
+        services.AddHostedService(sp => sp.GetRequiredService<Knowledge.KnowledgeIngestion>());
 
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<WorkspaceTurns>();

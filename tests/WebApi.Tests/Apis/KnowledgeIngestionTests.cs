@@ -1,0 +1,152 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using LuluClaw.Grains.Storage;
+using LuluClaw.Silo.Knowledge;
+using Microsoft.Extensions.DependencyInjection;
+using UglyToad.PdfPig.Content;
+using UglyToad.PdfPig.Core;
+using UglyToad.PdfPig.Fonts.Standard14Fonts;
+using UglyToad.PdfPig.Writer;
+
+namespace LuluClaw.WebApi.Tests.Apis;
+
+/// <summary>
+/// Sources added through the routes, ingested by the silo's knowledge ingestion: here driven one
+/// source at a time (<see cref="KnowledgeIngestion.IngestNextAsync"/>), so each step is seen; the last
+/// test lets the background loop do it.
+/// </summary>
+public sealed class KnowledgeIngestionTests : IAsyncLifetime
+{
+    private LuluClawApp _app = null!;
+
+    public async ValueTask InitializeAsync() =>
+        _app = await LuluClawApp.StartAsync(Provider.Sqlite, new Dictionary<string, string?> { ["Knowledge:RunInBackground"] = "false" });
+
+    public async ValueTask DisposeAsync() => await _app.DisposeAsync();
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private KnowledgeIngestion Ingestion => _app.Services.GetRequiredService<KnowledgeIngestion>();
+
+    private IKnowledgeStore Store => _app.Services.GetRequiredService<IKnowledgeStore>();
+
+    private async Task<int> IngestAllAsync()
+    {
+        var count = 0;
+        while (await Ingestion.IngestNextAsync(Ct))
+        {
+            count++;
+        }
+
+        return count;
+    }
+
+    private static async Task<JsonElement> BodyAsync(HttpResponseMessage response) => await response.Content.ReadFromJsonAsync<JsonElement>(Ct);
+
+    private static async Task<string> CreateAsync(HttpClient client, HttpContent content) =>
+        (await BodyAsync(await client.PostAsync("/api/v1/knowledge-sources", content, Ct))).GetProperty("id").GetString()!;
+
+    private static StringContent Json(string body) => new(body, Encoding.UTF8, "application/json");
+
+    private static MultipartFormDataContent Upload(string name, string fileName, byte[] content)
+    {
+        var file = new ByteArrayContent(content);
+        file.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+        return new MultipartFormDataContent { { new StringContent("document"), "type" }, { new StringContent(name), "name" }, { file, "file", fileName } };
+    }
+
+    private static byte[] Pdf(params string[] pages)
+    {
+        var builder = new PdfDocumentBuilder();
+        var font = builder.AddStandard14Font(Standard14Font.Helvetica);
+        foreach (var text in pages)
+        {
+            var page = builder.AddPage(PageSize.A4);
+            if (text.Length > 0)
+            {
+                page.AddText(text, 12, new PdfPoint(50, 700), font);
+            }
+        }
+
+        return builder.Build();
+    }
+
+    private static async Task<JsonElement> SourceAsync(HttpClient client, string id) => await BodyAsync(await client.GetAsync($"/api/v1/knowledge-sources/{id}", Ct));
+
+    [Fact]
+    public async Task EachTypeIsIngested_ReadyWithItsChunks_OrInErrorWithAReasonAPersonCanActOn()
+    {
+        var workspace = await _app.CreateWorkspaceAsync();
+        using var client = workspace.Client();
+        var manual = await CreateAsync(client, Json("""
+            {"type": "manual", "name": "FAQ", "entries": [{"question": "Do you ship to Mars?", "answer": "Only on Tuesdays."}, {"question": "Colours?", "answer": "Teal only."}]}
+            """));
+        var text = await CreateAsync(client, Upload("Notes", "notes.md", "# Care\nWash the Zorbulator in cold water.\n\n## Storage\nKeep it dry."u8.ToArray()));
+        var pdf = await CreateAsync(client, Upload("Warranty", "warranty.pdf", Pdf("The Zorbulator warranty lasts seven years.", "Returns within 30 days.")));
+        var scanned = await CreateAsync(client, Upload("Scan", "scan.pdf", Pdf("")));
+        var website = await CreateAsync(client, Json("""{"type": "website", "name": "Site", "url": "https://help.example.com"}"""));
+
+        Assert.Equal(5, await IngestAllAsync());
+
+        var manualSource = await SourceAsync(client, manual);
+        Assert.Equal(("ready", 2), (manualSource.GetProperty("status").GetString(), manualSource.GetProperty("chunk_count").GetInt32()));
+        Assert.NotEqual(JsonValueKind.Null, manualSource.GetProperty("last_ingested_at").ValueKind);
+        Assert.Equal(["Q: Do you ship to Mars? A: Only on Tuesdays.", "Q: Colours? A: Teal only."], (await Store.GetChunksAsync(manual, Ct)).Select(c => c.Text));
+        var notes = await Store.GetChunksAsync(text, Ct);
+        Assert.Equal([("Care", "Wash the Zorbulator in cold water."), ("Storage", "Keep it dry.")], notes.Select(c => (c.Heading, c.Text)));
+        Assert.Equal("ready", (await SourceAsync(client, pdf)).GetProperty("status").GetString());
+        Assert.Equal(["Page 1", "Page 2"], (await Store.GetChunksAsync(pdf, Ct)).Select(c => c.Heading));
+        var scan = await SourceAsync(client, scanned);
+        Assert.Equal("error", scan.GetProperty("status").GetString());
+        Assert.Contains("no text layer", scan.GetProperty("status_reason").GetString());
+        var site = await SourceAsync(client, website);
+        Assert.Equal("error", site.GetProperty("status").GetString());
+        Assert.Contains("website crawling is not available", site.GetProperty("status_reason").GetString());
+    }
+
+    [Fact]
+    public async Task NewEntriesAndARefresh_AreIngestedAgain_AndADeleteTakesTheChunksAtOnce()
+    {
+        var workspace = await _app.CreateWorkspaceAsync();
+        using var client = workspace.Client();
+        var id = await CreateAsync(client, Json("""{"type": "manual", "name": "FAQ", "content": "The shop opens at nine."}"""));
+        await IngestAllAsync();
+
+        await client.PatchAsync($"/api/v1/knowledge-sources/{id}", Json("""{"content": "The shop opens at ten.\n\nIt closes at six."}"""), Ct);
+        Assert.Equal("pending", (await SourceAsync(client, id)).GetProperty("status").GetString());
+        Assert.Equal(1, await IngestAllAsync());
+        Assert.Equal(["The shop opens at ten.\n\nIt closes at six."], (await Store.GetChunksAsync(id, Ct)).Select(c => c.Text));
+
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync($"/api/v1/knowledge-sources/{id}/refresh", null, Ct)).StatusCode);
+        Assert.Equal(1, await IngestAllAsync());
+        Assert.Equal("ready", (await SourceAsync(client, id)).GetProperty("status").GetString());
+        Assert.Equal(0, await IngestAllAsync()); // nothing else is due
+
+        Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync($"/api/v1/knowledge-sources/{id}", Ct)).StatusCode);
+        Assert.Empty(await Store.GetChunksAsync(id, Ct));
+    }
+
+    [Fact]
+    public async Task InTheBackground_ANewSourceReachesReady_WithoutAnyoneAsking()
+    {
+        await using var app = await LuluClawApp.StartAsync(Provider.Sqlite);
+        var workspace = await app.CreateWorkspaceAsync();
+        using var client = workspace.Client();
+        var id = await CreateAsync(client, Json("""{"type": "manual", "name": "FAQ", "content": "Parking is free after six."}"""));
+
+        // Waits for a state, not for a time: the loop is woken by the create and ingests within its first pass.
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        deadline.CancelAfter(TimeSpan.FromSeconds(60));
+        string? status;
+        while ((status = (await SourceAsync(client, id)).GetProperty("status").GetString()) is "pending" or "crawling")
+        {
+            await Task.Delay(50, deadline.Token);
+        }
+
+        Assert.Equal("ready", status);
+        Assert.Equal(1, (await SourceAsync(client, id)).GetProperty("chunk_count").GetInt32());
+    }
+}
