@@ -2,10 +2,10 @@ using LuluClaw.Grains;
 using LuluClaw.Grains.Models;
 using LuluClaw.Silo.Bootstrap;
 using LuluClaw.Silo.Models;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 using LuluClaw.Silo.Security;
 using LuluClaw.Silo.Storage;
 using LuluClaw.WebApi;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace LuluClaw.Silo;
 
@@ -37,7 +37,9 @@ public static class LuluClawServiceCollectionExtensions
         services.AddOptions<ModelCallOptions>().Bind(configuration.GetSection("Llm"));
         services.AddOptions<LlmOptions>().Bind(configuration.GetSection("Llm"));
         services.AddOptions<Knowledge.KnowledgeOptions>().Bind(configuration.GetSection("Knowledge"));
+        services.TryAddSingleton<Knowledge.ITextEmbedder, Knowledge.MiniLmEmbedder>();
         services.AddSingleton<Knowledge.KnowledgeIngestion>();
+        services.AddSingleton<Knowledge.KnowledgeRetriever>();
         services.AddSingleton<Grains.Knowledge.IKnowledgeIngestionSignal>(sp => sp.GetRequiredService<Knowledge.KnowledgeIngestion>());
         services.AddHostedService(sp => sp.GetRequiredService<Knowledge.KnowledgeIngestion>());
 

@@ -47,7 +47,23 @@ public interface IKnowledgeStore
 
     /// <summary>The source's chunks, in order (for tests and for the chunk cap's checks).</summary>
     Task<IReadOnlyList<KnowledgeChunkRecord>> GetChunksAsync(string sourceId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Full-text search of the workspace's <c>ready</c> sources: the ids of up to <paramref name="limit"/>
+    /// chunks matching any of <paramref name="terms"/>, best ranked first (BM25 on SQLite, <c>ts_rank</c> on PostgreSQL).
+    /// </summary>
+    Task<IReadOnlyList<long>> SearchTextAsync(Guid workspaceId, IReadOnlyList<string> terms, int limit, CancellationToken cancellationToken);
+
+    /// <summary>The embeddings of every chunk of the workspace's <c>ready</c> sources, by chunk id.</summary>
+    Task<IReadOnlyList<(long ChunkId, float[] Embedding)>> GetEmbeddingsAsync(Guid workspaceId, CancellationToken cancellationToken);
+
+    /// <summary>The chunks of <paramref name="chunkIds"/> that still belong to a <c>ready</c> source of the workspace, with their source.</summary>
+    Task<IReadOnlyList<RetrievedChunk>> GetRetrievedChunksAsync(Guid workspaceId, IReadOnlyList<long> chunkIds, CancellationToken cancellationToken);
 }
+
+/// <summary>A chunk as retrieval hands it on: its text and where it came from.</summary>
+/// <param name="Url">The page it came from (a website's page; null for documents and manual sources).</param>
+public sealed record RetrievedChunk(long ChunkId, string SourceId, string SourceName, string? Url, string? Title, string? Heading, string Text, int Tokens);
 
 /// <summary>A knowledge source row. <see cref="Settings"/> is JSON: what the source's type needs to ingest it.</summary>
 /// <param name="Version">Counts the changes that call for a new ingestion; an ingestion commits only at the version it claimed.</param>

@@ -41,7 +41,7 @@ public sealed class KnowledgeOptions
 /// outcome whose claim no longer holds, and the source is claimed afresh.
 /// </remarks>
 internal sealed partial class KnowledgeIngestion(
-    IKnowledgeStore store, IOptionsMonitor<KnowledgeOptions> options, TimeProvider time, ILogger<KnowledgeIngestion> logger)
+    IKnowledgeStore store, ITextEmbedder embedder, IOptionsMonitor<KnowledgeOptions> options, TimeProvider time, ILogger<KnowledgeIngestion> logger)
     : BackgroundService, IKnowledgeIngestionSignal
 {
     /// <summary>The key of the one page a document or manual source has.</summary>
@@ -157,12 +157,13 @@ internal sealed partial class KnowledgeIngestion(
             _ => throw new InvalidDataException($"unknown source type '{source.Type}'"),
         };
         cancellationToken.ThrowIfCancellationRequested();
-        IReadOnlyList<KnowledgePageUpdate> pages = [Page(SinglePage, document, claim.Pages.FirstOrDefault(p => p.Key == SinglePage), etag: null, lastModified: null)];
+        IReadOnlyList<KnowledgePageUpdate> pages = [Page(SinglePage, document, claim.Pages.FirstOrDefault(p => p.Key == SinglePage), etag: null, lastModified: null, cancellationToken)];
         return Task.FromResult(pages);
     }
 
     /// <summary>One page's update: unchanged (no chunks) if its text hash is the one stored, else its new chunks.</summary>
-    private KnowledgePageUpdate Page(string key, ExtractedDocument document, KnowledgePageRecord? previous, string? etag, string? lastModified)
+    private KnowledgePageUpdate Page(
+        string key, ExtractedDocument document, KnowledgePageRecord? previous, string? etag, string? lastModified, CancellationToken cancellationToken)
     {
         var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(document.AllText)));
         var page = new KnowledgePageRecord(key, document.Title, hash, etag, lastModified);
@@ -172,11 +173,20 @@ internal sealed partial class KnowledgeIngestion(
         }
 
         var chunker = new TokenChunker(options.CurrentValue.MaxChunkTokens, options.CurrentValue.ChunkOverlapTokens);
-        var chunks = chunker.Chunk(document)
-            .Select(c => new KnowledgeChunkRecord(key, c.Index, c.Text, c.Tokens, document.Title, c.Heading, null))
-            .ToArray();
-        return chunks.Length > 0 ? new KnowledgePageUpdate(page, chunks) : throw new InvalidDataException("the source has no text to answer from");
+        var pieces = chunker.Chunk(document);
+        if (pieces.Count == 0)
+        {
+            throw new InvalidDataException("the source has no text to answer from");
+        }
+
+        // Each chunk is embedded once, here, with the heading it sits under, and compared at retrieval by cosine.
+        var vectors = embedder.Embed([.. pieces.Select(c => EmbeddedText(c.Heading, c.Text))], cancellationToken);
+        var chunks = pieces.Select((c, i) => new KnowledgeChunkRecord(key, c.Index, c.Text, c.Tokens, document.Title, c.Heading, vectors[i])).ToArray();
+        return new KnowledgePageUpdate(page, chunks);
     }
+
+    /// <summary>What a chunk's vector is made of: its heading (a question, a section title), then its text.</summary>
+    internal static string EmbeddedText(string? heading, string text) => heading is null ? text : $"{heading}\n{text}";
 
     /// <summary>A manual source's entries (one section each, under its question) or its free text.</summary>
     private static ExtractedDocument Manual(KnowledgeSettings settings) => settings.Entries is { Count: > 0 } entries

@@ -175,6 +175,61 @@ public sealed class KnowledgeStore(Database database) : IKnowledgeStore
                 r.IsNull(6) ? null : Floats(r.GetBytes(6))),
             cancellationToken, ("Id", sourceId)), cancellationToken).ConfigureAwait(false);
 
+    public async Task<IReadOnlyList<long>> SearchTextAsync(Guid workspaceId, IReadOnlyList<string> terms, int limit, CancellationToken cancellationToken)
+    {
+        // Terms are letters and digits only (the retriever makes them so), each quoted on SQLite: nothing of the user's text is query syntax.
+        var words = terms.Where(t => t.Length > 0 && t.All(char.IsLetterOrDigit)).ToArray();
+        if (words.Length == 0)
+        {
+            return [];
+        }
+
+        var postgres = database.Dialect.Name == "postgres";
+        var query = postgres ? string.Join(" | ", words) : string.Join(" OR ", words.Select(w => $"\"{w}\""));
+        var sql = postgres
+            ? """
+              SELECT c.chunk_id FROM knowledge_chunks c JOIN knowledge_sources s ON s.id = c.source_id
+              WHERE c.workspace_id = @WorkspaceId AND s.status = 'ready' AND c.search @@ to_tsquery('english', @Query)
+              ORDER BY ts_rank(c.search, to_tsquery('english', @Query)) DESC, c.chunk_id LIMIT @Limit
+              """
+            : """
+              SELECT c.chunk_id FROM knowledge_chunks_fts f JOIN knowledge_chunks c ON c.chunk_id = f.rowid JOIN knowledge_sources s ON s.id = c.source_id
+              WHERE knowledge_chunks_fts MATCH @Query AND c.workspace_id = @WorkspaceId AND s.status = 'ready'
+              ORDER BY bm25(knowledge_chunks_fts), c.chunk_id LIMIT @Limit
+              """;
+        return await database.ReadAsync(c => Statements.RowsAsync(c, null, sql, r => r.GetInt64(0), cancellationToken,
+            ("WorkspaceId", Id(workspaceId)), ("Query", query), ("Limit", limit)), cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<IReadOnlyList<(long ChunkId, float[] Embedding)>> GetEmbeddingsAsync(Guid workspaceId, CancellationToken cancellationToken) =>
+        await database.ReadAsync(c => Statements.RowsAsync(c, null,
+            """
+            SELECT c.chunk_id, c.embedding FROM knowledge_chunks c JOIN knowledge_sources s ON s.id = c.source_id
+            WHERE c.workspace_id = @WorkspaceId AND s.status = 'ready' AND c.embedding IS NOT NULL
+            """,
+            r => (r.GetInt64(0), Floats(r.GetBytes(1))), cancellationToken, ("WorkspaceId", Id(workspaceId))), cancellationToken).ConfigureAwait(false);
+
+    public async Task<IReadOnlyList<RetrievedChunk>> GetRetrievedChunksAsync(Guid workspaceId, IReadOnlyList<long> chunkIds, CancellationToken cancellationToken)
+    {
+        if (chunkIds.Count == 0)
+        {
+            return [];
+        }
+
+        // The ids are numbers this store made: written into the statement, which keeps one statement per count.
+        var list = string.Join(", ", chunkIds.Select(id => id.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        var rows = await database.ReadAsync(c => Statements.RowsAsync(c, null,
+            $"""
+            SELECT c.chunk_id, c.source_id, s.name, CASE WHEN s.type = 'website' THEN c.page_key END, c.title, c.heading, c.text, c.tokens
+            FROM knowledge_chunks c JOIN knowledge_sources s ON s.id = c.source_id
+            WHERE c.workspace_id = @WorkspaceId AND s.status = 'ready' AND c.chunk_id IN ({list})
+            """,
+            r => new RetrievedChunk(r.GetInt64(0), r.GetString(1), r.GetString(2), r.StringOrNull(3), r.StringOrNull(4), r.StringOrNull(5), r.GetString(6), (int)r.GetInt64(7)),
+            cancellationToken, ("WorkspaceId", Id(workspaceId))), cancellationToken).ConfigureAwait(false);
+        var byId = rows.ToDictionary(r => r.ChunkId);
+        return [.. chunkIds.Where(byId.ContainsKey).Select(id => byId[id])];
+    }
+
     /// <summary>The source's pages become <paramref name="pages"/>: gone pages and changed pages lose their chunks, changed and new pages get theirs.</summary>
     private async Task ReplacePagesAsync(
         System.Data.Common.DbConnection c, System.Data.Common.DbTransaction tx, string sourceId, IReadOnlyList<KnowledgePageUpdate> pages, CancellationToken cancellationToken)

@@ -705,6 +705,34 @@ public abstract class StoreTests : IAsyncLifetime
         Assert.Empty(await Store.Knowledge.GetChunksAsync("ks_doc", Ct));
         Assert.Null(await Store.Knowledge.GetSourceAsync(ws.Id, "ks_doc", Ct));
     }
+
+    [Fact]
+    public async Task Knowledge_FullTextSearch_FindsStemmedWordsInReadySourcesOfTheWorkspaceOnly_AndEmbeddingsComeFromReadySourcesOnly()
+    {
+        var ws = await NewWorkspaceAsync();
+        var other = await NewWorkspaceAsync();
+        async Task IngestAsync(Guid workspaceId, string id, string status, params string[] texts)
+        {
+            await Store.Knowledge.InsertSourceAsync(Source(workspaceId, id), null, Ct);
+            var claim = await Store.Knowledge.ClaimDueSourceAsync("a", T0, T0.AddMinutes(1), Ct);
+            Assert.Equal(id, claim!.Source.Id);
+            await Store.Knowledge.CompleteIngestionAsync(new IngestionOutcome(id, claim.Source.Version, "a", status, null, [Page("", id, texts)], null), T0, Ct);
+        }
+
+        await IngestAsync(ws.Id, "ks_a", "ready", "We deliver parcels to Mars on Tuesdays.", "Returns take thirty days.");
+        await IngestAsync(ws.Id, "ks_broken", "error", "Mars deliveries are cancelled.");
+        await IngestAsync(other.Id, "ks_other", "ready", "Mars is delivered to daily.");
+
+        var hits = await Store.Knowledge.SearchTextAsync(ws.Id, ["delivering", "mars"], 10, Ct);
+        var chunks = await Store.Knowledge.GetRetrievedChunksAsync(ws.Id, hits, Ct);
+
+        Assert.Equal(["We deliver parcels to Mars on Tuesdays."], chunks.Select(c => c.Text));
+        Assert.Equal(("ks_a", "FAQ"), (chunks[0].SourceId, chunks[0].SourceName));
+        Assert.Empty(await Store.Knowledge.SearchTextAsync(ws.Id, ["\"); DROP TABLE knowledge_chunks; --"], 10, Ct));
+        Assert.Empty(await Store.Knowledge.SearchTextAsync(ws.Id, [], 10, Ct));
+        Assert.Equal(2, (await Store.Knowledge.GetEmbeddingsAsync(ws.Id, Ct)).Count);
+        Assert.Empty(await Store.Knowledge.GetRetrievedChunksAsync(other.Id, hits, Ct));
+    }
 }
 
 public sealed class SqliteStoreTests : StoreTests

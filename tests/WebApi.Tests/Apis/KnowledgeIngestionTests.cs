@@ -92,6 +92,7 @@ public sealed class KnowledgeIngestionTests : IAsyncLifetime
         Assert.Equal(5, await IngestAllAsync());
 
         var manualSource = await SourceAsync(client, manual);
+        Assert.All(await Store.GetChunksAsync(manual, Ct), c => Assert.Equal(384, c.Embedding!.Length)); // all-MiniLM-L6-v2
         Assert.Equal(("ready", 2), (manualSource.GetProperty("status").GetString(), manualSource.GetProperty("chunk_count").GetInt32()));
         Assert.NotEqual(JsonValueKind.Null, manualSource.GetProperty("last_ingested_at").ValueKind);
         Assert.Equal(["Q: Do you ship to Mars? A: Only on Tuesdays.", "Q: Colours? A: Teal only."], (await Store.GetChunksAsync(manual, Ct)).Select(c => c.Text));
@@ -127,6 +128,42 @@ public sealed class KnowledgeIngestionTests : IAsyncLifetime
 
         Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync($"/api/v1/knowledge-sources/{id}", Ct)).StatusCode);
         Assert.Empty(await Store.GetChunksAsync(id, Ct));
+    }
+
+    [Fact]
+    public async Task Retrieval_WithTheRealEmbedder_FindsTheAnsweringChunk_ByWordsAndByMeaning_InTheCallersWorkspaceOnly()
+    {
+        var workspace = await _app.CreateWorkspaceAsync();
+        var other = await _app.CreateWorkspaceAsync();
+        using var client = workspace.Client();
+        using var otherClient = other.Client();
+        var faq = await CreateAsync(client, Json("""
+            {"type": "manual", "name": "Zorbulator FAQ", "entries": [
+              {"question": "How long is the Zorbulator warranty?", "answer": "The warranty lasts seven years from purchase."},
+              {"question": "Can I return it?", "answer": "Returns are accepted within 30 days with the receipt."},
+              {"question": "Where do you deliver?", "answer": "We deliver to Mars on Tuesdays only."},
+              {"question": "Which colours are there?", "answer": "It comes in teal, crimson and mustard yellow."}]}
+            """));
+        await CreateAsync(otherClient, Json("""{"type": "manual", "name": "Other", "content": "The Zorbulator warranty lasts one single day."}"""));
+        await IngestAllAsync();
+        var retriever = _app.Services.GetRequiredService<KnowledgeRetriever>();
+        var id = Guid.Parse(workspace.Id);
+
+        var warranty = await retriever.RetrieveAsync(id, "how long does the warranty last?", 3, cancellationToken: Ct);
+        var byMeaning = await retriever.RetrieveAsync(id, "what shades can I get it in", 1, RetrievalMode.VectorOnly, Ct);
+        var byWords = await retriever.RetrieveAsync(id, "Mars", 1, RetrievalMode.TextOnly, Ct);
+
+        Assert.Contains("seven years", warranty[0].Chunk.Text);
+        Assert.Equal(("Zorbulator FAQ", faq), (warranty[0].Chunk.SourceName, warranty[0].Chunk.SourceId));
+        Assert.NotNull(warranty[0].TextRank);
+        Assert.NotNull(warranty[0].VectorRank);
+        Assert.DoesNotContain(warranty, h => h.Chunk.Text.Contains("one single day"));
+        Assert.Contains("teal", byMeaning.Single().Chunk.Text); // no word in common: the embedding found it
+        Assert.Contains("Tuesdays", byWords.Single().Chunk.Text);
+        Assert.True(warranty[0].Similarity > warranty[^1].Similarity, $"cosine {warranty[0].Similarity} against {warranty[^1].Similarity}");
+
+        await client.DeleteAsync($"/api/v1/knowledge-sources/{faq}", Ct);
+        Assert.Empty(await retriever.RetrieveAsync(id, "how long does the warranty last?", 3, cancellationToken: Ct));
     }
 
     [Fact]

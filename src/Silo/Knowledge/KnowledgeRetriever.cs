@@ -1,0 +1,96 @@
+using LuluClaw.Grains.Storage;
+
+namespace LuluClaw.Silo.Knowledge;
+
+/// <summary>How retrieval ranks: both rankings fused (the default), or one of them alone (to measure what fusion adds).</summary>
+public enum RetrievalMode
+{
+    /// <summary>Full text and embeddings, fused by reciprocal rank.</summary>
+    Hybrid,
+    /// <summary>Full-text ranking only.</summary>
+    TextOnly,
+    /// <summary>Embedding similarity only.</summary>
+    VectorOnly,
+}
+
+/// <summary>A retrieved chunk, its fused score, its cosine similarity to the question, and its rank on each side (null where it was not a candidate).</summary>
+public sealed record KnowledgeHit(RetrievedChunk Chunk, double Score, float Similarity, int? TextRank, int? VectorRank);
+
+/// <summary>
+/// Hybrid retrieval over a workspace's <c>ready</c> knowledge: the store's full-text ranking and the
+/// cosine similarity of the question's embedding to every chunk's (brute force over the workspace's
+/// vectors), each giving <see cref="Candidates"/> candidates, fused by reciprocal rank
+/// (score = Σ 1 / (<see cref="RankConstant"/> + rank)). Everything is read from the database on every
+/// call, so a source deleted on any silo is out of the next retrieval everywhere.
+/// </summary>
+internal sealed class KnowledgeRetriever(IKnowledgeStore store, ITextEmbedder embedder)
+{
+    /// <summary>How many candidates each ranking gives before fusing.</summary>
+    public const int Candidates = 50;
+
+    /// <summary>Reciprocal rank fusion's constant: how much a rank past the first few still counts.</summary>
+    public const int RankConstant = 60;
+
+    /// <summary>The <paramref name="count"/> best chunks for <paramref name="question"/>, best first.</summary>
+    public async Task<IReadOnlyList<KnowledgeHit>> RetrieveAsync(
+        Guid workspaceId, string question, int count, RetrievalMode mode = RetrievalMode.Hybrid, CancellationToken cancellationToken = default)
+    {
+        var vectors = await store.GetEmbeddingsAsync(workspaceId, cancellationToken);
+        if (vectors.Count == 0)
+        {
+            return []; // no ready knowledge: nothing to embed the question for
+        }
+
+        var query = embedder.Embed([question], cancellationToken)[0];
+        var similarity = vectors.ToDictionary(v => v.ChunkId, v => Dot(query, v.Embedding));
+        var byVector = mode == RetrievalMode.TextOnly
+            ? []
+            : similarity.OrderByDescending(p => p.Value).ThenBy(p => p.Key).Take(Candidates).Select(p => p.Key).ToList();
+        var byText = mode == RetrievalMode.VectorOnly ? [] : await store.SearchTextAsync(workspaceId, Terms(question), Candidates, cancellationToken);
+
+        var scores = new Dictionary<long, (double Score, int? Text, int? Vector)>();
+        for (var rank = 0; rank < byText.Count; rank++)
+        {
+            scores[byText[rank]] = (1.0 / (RankConstant + rank + 1), rank + 1, null);
+        }
+
+        for (var rank = 0; rank < byVector.Count; rank++)
+        {
+            var (score, text, _) = scores.GetValueOrDefault(byVector[rank]);
+            scores[byVector[rank]] = (score + 1.0 / (RankConstant + rank + 1), text, rank + 1);
+        }
+
+        var best = scores.OrderByDescending(p => p.Value.Score).ThenBy(p => p.Key).Take(count).ToList();
+        var chunks = await store.GetRetrievedChunksAsync(workspaceId, [.. best.Select(p => p.Key)], cancellationToken);
+        var found = chunks.ToDictionary(c => c.ChunkId);
+        return [.. best.Where(p => found.ContainsKey(p.Key))
+            .Select(p => new KnowledgeHit(found[p.Key], p.Value.Score, similarity.GetValueOrDefault(p.Key), p.Value.Text, p.Value.Vector))];
+    }
+
+    /// <summary>The question's words for full-text search: letters and digits, lower case, each once.</summary>
+    public static IReadOnlyList<string> Terms(string question)
+    {
+        var terms = new List<string>();
+        var word = new System.Text.StringBuilder();
+        foreach (var c in question + " ")
+        {
+            if (char.IsLetterOrDigit(c))
+            {
+                word.Append(char.ToLowerInvariant(c));
+            }
+            else if (word.Length > 0)
+            {
+                if (word.Length > 1 && !terms.Contains(word.ToString()))
+                {
+                    terms.Add(word.ToString());
+                }
+
+                word.Clear();
+            }
+        }
+
+        return [.. terms.Take(32)];
+    }
+
+    private static float Dot(float[] a, float[] b) => System.Numerics.Tensors.TensorPrimitives.Dot(a, b);
+}
