@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
+using LuluClaw.Grains.Knowledge;
 using LuluClaw.Grains.Models;
 using LuluClaw.Grains.Storage;
 using Microsoft.Extensions.AI;
@@ -51,7 +52,8 @@ public sealed partial class SessionGrain(
     IChatClientProvider models,
     IOptionsMonitor<ModelCallOptions> modelOptions,
     TimeProvider time,
-    ILogger<SessionGrain> logger) : Grain, ISessionGrain, IDisposable
+    ILogger<SessionGrain> logger,
+    IKnowledgeLookup? knowledge = null) : Grain, ISessionGrain, IDisposable
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
     private (Guid WorkspaceId, string SessionId) _key;
@@ -129,7 +131,7 @@ public sealed partial class SessionGrain(
         {
             try
             {
-                response = await turn.Client.GetResponseAsync(Prompt(turn.Bot, request), Options(turn.Bot, request), deadline.Token);
+                response = await turn.Client.GetResponseAsync(await PromptAsync(turn.Bot, request, deadline.Token), Options(turn.Bot, request), deadline.Token);
             }
             catch (Exception e)
             {
@@ -251,8 +253,9 @@ public sealed partial class SessionGrain(
         var settled = false;
         var aliveAt = time.GetUtcNow();
         using var deadline = Deadline(cancellationToken);
-        var updates = turn.Client.GetStreamingResponseAsync(Prompt(turn.Bot, request), Options(turn.Bot, request), deadline.Token)
-            .GetAsyncEnumerator(deadline.Token);
+        var prompt = await PromptAsync(turn.Bot, request, deadline.Token);
+        var updates = turn.Client.GetStreamingResponseAsync(prompt, Options(turn.Bot, request), deadline.Token).GetAsyncEnumerator(deadline.Token);
+
         try
         {
             while (true)
@@ -621,6 +624,38 @@ public sealed partial class SessionGrain(
             unavailable?.RequestRefused == true ? ChatTurnStatus.InvalidRequest : ChatTurnStatus.ModelUnavailable, _key.SessionId, message, unavailable?.RetryAfter);
     }
 
+    /// <summary>
+    /// The prompt, with the workspace's knowledge that bears on the new message right after the bot's
+    /// system prompt (<see cref="KnowledgePrompt.Format"/>). Knowledge that cannot be read leaves the
+    /// prompt without it, logged: the turn still answers.
+    /// </summary>
+    private async Task<List<ChatMessage>> PromptAsync(BotInfo bot, ChatTurnRequest request, CancellationToken cancellationToken)
+    {
+        var prompt = Prompt(bot, request);
+        if (knowledge is null || string.IsNullOrWhiteSpace(request.Message))
+        {
+            return prompt;
+        }
+
+        try
+        {
+            if (await knowledge.FindAsync(_key.WorkspaceId, request.Message, cancellationToken) is { Count: > 0 } passages)
+            {
+                prompt.Insert(1, new ChatMessage(ChatRole.System, KnowledgePrompt.Format(passages)));
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // the caller left or the model timeout ran out: the model call that follows says so
+        }
+        catch (Exception e)
+        {
+            Log.KnowledgeFailed(logger, _key.WorkspaceId, e);
+        }
+
+        return prompt;
+    }
+
     private List<ChatMessage> Prompt(BotInfo bot, ChatTurnRequest request)
     {
         // The turn's own instructions (OpenAI's), right after the bot's system prompt, ahead of the thread: not stored.
@@ -666,6 +701,9 @@ public sealed partial class SessionGrain(
 
         [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Could not tell the store that streamed turn {TurnId} is alive")]
         public static partial void KeepAliveFailed(ILogger logger, string turnId, Exception exception);
+
+        [LoggerMessage(EventId = 2004, Level = LogLevel.Warning, Message = "Knowledge of workspace {WorkspaceId} could not be read; the turn answers without it")]
+        public static partial void KnowledgeFailed(ILogger logger, Guid workspaceId, Exception exception);
 
         [LoggerMessage(EventId = 2003, Level = LogLevel.Debug, Message = "Stream of session {SessionId} ended early: {Reason}; its turn is settled with what was produced")]
         public static partial void StreamAbandoned(ILogger logger, string sessionId, string reason);

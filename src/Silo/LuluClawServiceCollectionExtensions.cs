@@ -40,6 +40,7 @@ public static class LuluClawServiceCollectionExtensions
         services.TryAddSingleton<Knowledge.ITextEmbedder, Knowledge.MiniLmEmbedder>();
         services.AddSingleton<Knowledge.KnowledgeIngestion>();
         services.AddSingleton<Knowledge.KnowledgeRetriever>();
+        services.AddSingleton<Grains.Knowledge.IKnowledgeLookup, Knowledge.KnowledgeLookup>();
         services.AddSingleton<Grains.Knowledge.IKnowledgeIngestionSignal>(sp => sp.GetRequiredService<Knowledge.KnowledgeIngestion>());
         services.AddHostedService(sp => sp.GetRequiredService<Knowledge.KnowledgeIngestion>());
 

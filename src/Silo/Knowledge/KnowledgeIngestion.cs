@@ -26,6 +26,12 @@ public sealed class KnowledgeOptions
 
     /// <summary>How many tokens of a chunk's end the next chunk repeats.</summary>
     public int ChunkOverlapTokens { get; set; } = 32;
+
+    /// <summary>How many passages a chat turn's prompt gets, at most.</summary>
+    public int PromptPassages { get; set; } = 5;
+
+    /// <summary>How many tokens of passages a chat turn's prompt gets, at most.</summary>
+    public int PromptTokens { get; set; } = 1500;
 }
 
 /// <summary>

@@ -94,3 +94,31 @@ internal sealed class KnowledgeRetriever(IKnowledgeStore store, ITextEmbedder em
 
     private static float Dot(float[] a, float[] b) => System.Numerics.Tensors.TensorPrimitives.Dot(a, b);
 }
+
+/// <summary>
+/// The knowledge a chat turn gets: the best <see cref="KnowledgeOptions.PromptPassages"/> passages
+/// for its message that fit in <see cref="KnowledgeOptions.PromptTokens"/> tokens, best first.
+/// </summary>
+internal sealed class KnowledgeLookup(KnowledgeRetriever retriever, Microsoft.Extensions.Options.IOptionsMonitor<KnowledgeOptions> options) : Grains.Knowledge.IKnowledgeLookup
+{
+    /// <inheritdoc />
+    public async Task<IReadOnlyList<Grains.Knowledge.KnowledgePassage>> FindAsync(Guid workspaceId, string question, CancellationToken cancellationToken)
+    {
+        var settings = options.CurrentValue;
+        var hits = await retriever.RetrieveAsync(workspaceId, question, settings.PromptPassages, RetrievalMode.Hybrid, cancellationToken);
+        var passages = new List<Grains.Knowledge.KnowledgePassage>(hits.Count);
+        var tokens = 0;
+        foreach (var hit in hits)
+        {
+            if (tokens + hit.Chunk.Tokens > settings.PromptTokens)
+            {
+                break;
+            }
+
+            tokens += hit.Chunk.Tokens;
+            passages.Add(new Grains.Knowledge.KnowledgePassage(hit.Chunk.SourceId, hit.Chunk.SourceName, hit.Chunk.Url, hit.Chunk.Heading, hit.Chunk.Text));
+        }
+
+        return passages;
+    }
+}

@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using LuluClaw.Grains.Storage;
 using LuluClaw.Silo.Knowledge;
+using LuluClaw.Tests;
 using Microsoft.Extensions.DependencyInjection;
 using UglyToad.PdfPig.Content;
 using UglyToad.PdfPig.Core;
@@ -164,6 +165,46 @@ public sealed class KnowledgeIngestionTests : IAsyncLifetime
 
         await client.DeleteAsync($"/api/v1/knowledge-sources/{faq}", Ct);
         Assert.Empty(await retriever.RetrieveAsync(id, "how long does the warranty last?", 3, cancellationToken: Ct));
+    }
+
+    [Fact]
+    public async Task EveryChatSurface_PutsTheWorkspacesKnowledgeInThePrompt_AfterTheSystemPrompt_AndAWorkspaceWithoutNoneGetsNone()
+    {
+        await using var stub = await StubModelServer.StartAsync(Ct);
+        await using var app = await LuluClawApp.StartAsync(Provider.Sqlite, new Dictionary<string, string?>
+        {
+            ["Knowledge:RunInBackground"] = "false",
+            ["Llm:OpenAI:BaseUrl"] = stub.OpenAIBaseUrl.ToString(),
+        });
+        var workspace = await app.CreateWorkspaceAsync();
+        var bare = await app.CreateWorkspaceAsync();
+        using var client = workspace.Client();
+        await CreateAsync(client, Json("""
+            {"type": "manual", "name": "Zorbulator FAQ", "entries": [
+              {"question": "How long is the Zorbulator warranty?", "answer": "The warranty lasts seven years from purchase."},
+              {"question": "Where do you deliver?", "answer": "We deliver to Mars on Tuesdays only."}]}
+            """));
+        while (await app.Services.GetRequiredService<KnowledgeIngestion>().IngestNextAsync(Ct))
+        {
+        }
+
+        await client.PostAsJsonAsync("/api/v1/chat", new { message = "How long is the Zorbulator warranty?" }, Ct);
+        var developer = stub.Requests[^1].Messages;
+        await client.PostAsJsonAsync("/api/gateway/chat", new { message = "Do you deliver to Mars?" }, Ct);
+        var gateway = stub.Requests[^1].Messages;
+        await client.PostAsJsonAsync("/v1/chat/completions", new { model = "Acme assistant", messages = new[] { new { role = "user", content = "warranty length?" } } }, Ct);
+        var openAI = stub.Requests[^1].Messages;
+        using var bareClient = bare.Client();
+        await bareClient.PostAsJsonAsync("/api/v1/chat", new { message = "How long is the Zorbulator warranty?" }, Ct);
+        var without = stub.Requests[^1].Messages;
+
+        Assert.Equal(["system", "system", "user"], developer.Select(m => m.Role));
+        Assert.StartsWith("Knowledge sources of this workspace follow.", developer[1].Content);
+        Assert.Contains("[1] Zorbulator FAQ — How long is the Zorbulator warranty?", developer[1].Content);
+        Assert.Contains("seven years", developer[1].Content.Split("[2]")[0]); // the best passage first
+        Assert.Contains("[1] Zorbulator FAQ — Where do you deliver?", gateway[1].Content);
+        Assert.Contains("seven years", openAI[1].Content);
+        Assert.Equal(["system", "user"], without.Select(m => m.Role));
     }
 
     [Fact]
