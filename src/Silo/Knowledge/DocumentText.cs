@@ -1,203 +1,83 @@
 using System.Text;
-using System.Text.RegularExpressions;
-using AngleSharp.Dom;
-using AngleSharp.Html.Parser;
-using UglyToad.PdfPig;
 
 namespace LuluClaw.Silo.Knowledge;
 
 /// <summary>
-/// The readable text of what ingestion reads: PDF (PdfPig), HTML (AngleSharp), Markdown and plain
-/// text, in sections under their headings.
+/// Turns each kind of document LuluClaw ingests into readable text. (Which uploads are taken, and
+/// as what, the upload route decides: <c>DocumentTypes</c> in the Developer API.)
 /// </summary>
-internal static partial class DocumentText
+internal static class DocumentText
 {
-    /// <summary>Elements whose text is not the page's content: scripts and styles, navigation, page chrome, forms.</summary>
-    private static readonly string[] NotContent =
-        ["script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form", "svg", "iframe", "[hidden]", "[aria-hidden=true]"];
+    /// <summary>The media type of a PDF document.</summary>
+    public const string Pdf = "application/pdf";
 
-    /// <summary>Extracts <paramref name="content"/> read as <paramref name="mediaType"/>; throws <see cref="InvalidDataException"/> with a reason a person can act on if there is no text.</summary>
+    /// <summary>The media type of plain text.</summary>
+    public const string PlainText = "text/plain";
+
+    /// <summary>The media type of Markdown.</summary>
+    public const string Markdown = "text/markdown";
+
+    /// <summary>The media type of HTML.</summary>
+    public const string Html = "text/html";
+
+    /// <summary>Extracts the readable text of <paramref name="content"/>, read as <paramref name="mediaType"/>.</summary>
+    /// <exception cref="InvalidDataException">The document has no readable text, or cannot be parsed.</exception>
+    /// <exception cref="NotSupportedException">The media type is not one of <see cref="Pdf"/>, <see cref="Html"/>, <see cref="Markdown"/>, <see cref="PlainText"/>.</exception>
     public static ExtractedDocument Extract(byte[] content, string mediaType)
     {
+        ArgumentNullException.ThrowIfNull(content);
         var document = mediaType switch
         {
-            "application/pdf" => Pdf(content),
-            "text/html" => Html(Encoding.UTF8.GetString(content)),
-            "text/markdown" => Markdown(Encoding.UTF8.GetString(content)),
-            _ => Plain(Encoding.UTF8.GetString(content)),
+            Pdf => PdfText.Extract(content),
+            Html => HtmlText.Extract(content),
+            Markdown => MarkdownText.Extract(Decode(content)),
+            PlainText => FromPlainText(Decode(content)),
+            _ => throw new NotSupportedException($"LuluClaw does not read {mediaType} documents."),
         };
         return document.Sections.Count > 0
             ? document
-            : throw new InvalidDataException(mediaType == "application/pdf"
-                ? "the PDF has no text layer (is it scanned images?); upload a PDF with selectable text, or its text as a .txt file"
-                : "the document has no text to answer from");
+            : throw new InvalidDataException(mediaType == Pdf
+                ? "the PDF has no text layer (scanned images?): export it with text or run OCR first"
+                : "the document has no readable text");
     }
 
-    /// <summary>Plain text: one section, paragraphs kept.</summary>
-    public static ExtractedDocument Plain(string text, string? title = null) =>
-        new(title, Normalise(text) is { Length: > 0 } clean ? [new ExtractedSection(null, clean)] : []);
-
-    /// <summary>An HTML page: its <c>title</c> (or first <c>h1</c>), and its content in sections at <c>h1</c>–<c>h3</c>.</summary>
-    public static ExtractedDocument Html(string html)
+    /// <summary>The document's text as one string, the form its content hash is taken of.</summary>
+    public static string Flatten(ExtractedDocument document)
     {
-        using var page = new HtmlParser().ParseDocument(html);
-        return Html(page);
-    }
-
-    /// <summary>A parsed HTML page's readable text (see <see cref="Html(string)"/>).</summary>
-    public static ExtractedDocument Html(IDocument page)
-    {
-        var title = Normalise(page.Title ?? "") is { Length: > 0 } t ? t : page.QuerySelector("h1")?.TextContent.Trim();
-        var body = (IElement?)page.Body ?? page.DocumentElement;
-        foreach (var chrome in body.QuerySelectorAll(string.Join(", ", NotContent)).ToArray())
+        var builder = new StringBuilder();
+        foreach (var section in document.Sections)
         {
-            chrome.Remove();
-        }
-
-        var sections = new List<ExtractedSection>();
-        string? heading = null;
-        var text = new StringBuilder();
-        void Close()
-        {
-            if (Normalise(text.ToString()) is { Length: > 0 } clean)
+            if (section.Heading is not null)
             {
-                sections.Add(new ExtractedSection(heading, clean));
+                builder.Append(section.Heading).Append('\n');
             }
 
-            text.Clear();
+            builder.Append(section.Text).Append("\n\n");
         }
 
-        foreach (var node in body.ChildNodes)
-        {
-            Walk(node);
-        }
-
-        Close();
-        return new ExtractedDocument(title, sections);
-
-        void Walk(INode node)
-        {
-            switch (node)
-            {
-                case IElement { LocalName: "h1" or "h2" or "h3" } h:
-                    Close();
-                    heading = Normalise(h.TextContent);
-                    break;
-                case IElement { LocalName: "br" }:
-                    text.Append('\n');
-                    break;
-                case IElement e:
-                    var block = e.LocalName is "p" or "div" or "li" or "tr" or "section" or "article" or "main" or "h4" or "h5" or "h6" or "pre" or "blockquote" or "table" or "ul" or "ol" or "dd" or "dt";
-                    if (block)
-                    {
-                        text.Append("\n\n");
-                    }
-
-                    foreach (var child in e.ChildNodes)
-                    {
-                        Walk(child);
-                    }
-
-                    if (block)
-                    {
-                        text.Append("\n\n");
-                    }
-                    else if (e.LocalName is "td" or "th")
-                    {
-                        text.Append(' ');
-                    }
-
-                    break;
-                case IText t:
-                    text.Append(t.Data);
-                    break;
-            }
-        }
+        return builder.ToString();
     }
 
-    /// <summary>Markdown: sections at <c>#</c>, <c>##</c> and <c>###</c> headings; emphasis, code marks, images and links reduced to their text.</summary>
-    public static ExtractedDocument Markdown(string markdown)
+    /// <summary>Keeps the sections that have text; a section that is all whitespace says nothing.</summary>
+    internal static ExtractedDocument Build(string? title, IEnumerable<ExtractedSection> sections)
     {
-        var sections = new List<ExtractedSection>();
-        string? title = null;
-        string? heading = null;
-        var text = new StringBuilder();
-        foreach (var line in markdown.Replace("\r\n", "\n").Split('\n'))
-        {
-            if (MarkdownHeading().Match(line) is { Success: true } match)
-            {
-                Add();
-                heading = Inline(match.Groups[2].Value);
-                title ??= match.Groups[1].Length == 1 ? heading : null;
-                continue;
-            }
-
-            text.Append(Inline(line)).Append('\n');
-        }
-
-        Add();
-        return new ExtractedDocument(title, sections);
-
-        void Add()
-        {
-            if (Normalise(text.ToString()) is { Length: > 0 } clean)
-            {
-                sections.Add(new ExtractedSection(heading, clean));
-            }
-
-            text.Clear();
-        }
+        var kept = sections.Where(s => !string.IsNullOrWhiteSpace(s.Text)).ToList();
+        var cleanTitle = title is null ? null : TextSpacing.Inline(title);
+        return new ExtractedDocument(string.IsNullOrEmpty(cleanTitle) ? null : cleanTitle, kept);
     }
 
-    /// <summary>A PDF: a section per page with text, headed <c>Page N</c>.</summary>
-    private static ExtractedDocument Pdf(byte[] content)
+    private static ExtractedDocument FromPlainText(string text) =>
+        Build(null, [new ExtractedSection(null, TextSpacing.Paragraphs(text))]);
+
+    /// <summary>UTF-8 with or without a byte-order mark; invalid bytes become U+FFFD.</summary>
+    private static string Decode(byte[] content)
     {
-        try
+        var span = content.AsSpan();
+        if (span.StartsWith("\uFEFF"u8))
         {
-            using var pdf = PdfDocument.Open(content);
-            var sections = new List<ExtractedSection>();
-            foreach (var page in pdf.GetPages())
-            {
-                var words = string.Join(' ', page.GetWords().Select(w => w.Text));
-                if (Normalise(words) is { Length: > 0 } clean)
-                {
-                    sections.Add(new ExtractedSection($"Page {page.Number}", clean));
-                }
-            }
-
-            var title = pdf.Information.Title is { Length: > 0 } t ? t : null;
-            return new ExtractedDocument(title, sections);
+            span = span[3..];
         }
-        catch (Exception e) when (e is not InvalidDataException)
-        {
-            throw new InvalidDataException($"the PDF could not be read ({e.Message}); upload it again, or its text as a .txt file", e);
-        }
+
+        return Encoding.UTF8.GetString(span);
     }
-
-    private static string Inline(string line) =>
-        MarkdownMarks().Replace(MarkdownLink().Replace(line.TrimStart('>', ' ').TrimStart('-', '*', '+').TrimStart(), "$1"), "");
-
-    /// <summary>Whitespace folded within lines, blank lines kept as paragraph breaks, control characters gone.</summary>
-    private static string Normalise(string text)
-    {
-        var paragraphs = Blank().Split(text.Replace("\r", ""))
-            .Select(p => Spaces().Replace(new string(p.Select(c => char.IsControl(c) ? ' ' : c).ToArray()), " ").Trim())
-            .Where(p => p.Length > 0);
-        return string.Join("\n\n", paragraphs);
-    }
-
-    [GeneratedRegex(@"^(#{1,3})\s+(.*?)\s*#*\s*$")]
-    private static partial Regex MarkdownHeading();
-
-    [GeneratedRegex(@"!?\[([^\]]*)\]\([^)]*\)")]
-    private static partial Regex MarkdownLink();
-
-    [GeneratedRegex(@"(\*\*|__|\*|`+|~~)")]
-    private static partial Regex MarkdownMarks();
-
-    [GeneratedRegex(@"\n\s*\n")]
-    private static partial Regex Blank();
-
-    [GeneratedRegex(@"\s+")]
-    private static partial Regex Spaces();
 }

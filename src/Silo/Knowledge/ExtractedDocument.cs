@@ -1,15 +1,11 @@
 namespace LuluClaw.Silo.Knowledge;
 
 /// <summary>One heading-delimited piece of a document's readable text.</summary>
-/// <param name="Heading">The heading it sits under (a PDF's page, an HTML or Markdown heading, a manual entry's question); null for none.</param>
+/// <param name="Heading">The heading the text came under (a page label for a PDF), or null before the first heading.</param>
+/// <param name="Text">The section's text, whitespace normalised, paragraphs separated by a blank line.</param>
 internal sealed record ExtractedSection(string? Heading, string Text);
 
 /// <summary>A document's readable text, in order.</summary>
-internal sealed record ExtractedDocument(string? Title, IReadOnlyList<ExtractedSection> Sections)
-{
-    /// <summary>All of its text, sections in order: what a page's content hash is taken over.</summary>
-    public string AllText => string.Join("\n\n", Sections.Select(s => s.Heading is null ? s.Text : $"{s.Heading}\n{s.Text}"));
-}
-
-/// <summary>One chunk: its position in its page, its text, its size in tokens and the heading it came under.</summary>
-internal sealed record TextChunk(int Index, string Text, int Tokens, string? Heading);
+/// <param name="Title">The document's own title, when it declares one.</param>
+/// <param name="Sections">The sections in reading order; none of them is empty.</param>
+internal sealed record ExtractedDocument(string? Title, IReadOnlyList<ExtractedSection> Sections);

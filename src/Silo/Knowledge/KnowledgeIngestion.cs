@@ -18,6 +18,19 @@ public sealed class KnowledgeOptions
     /// <summary>How long a claim holds without renewal: a silo that dies mid-ingestion leaves its source to another after this.</summary>
     public double LeaseSeconds { get; set; } = 60;
 
+    /// <summary>
+    /// Whether the crawler may fetch private addresses (10/8, 172.16/12, 192.168/16, fc00::/7) and
+    /// loopback: off by default (server-side request forgery); on for an intranet or a test. Link-local
+    /// and cloud metadata addresses are refused even then.
+    /// </summary>
+    public bool AllowPrivateAddresses { get; set; }
+
+    /// <summary>How long one page request of a crawl may take.</summary>
+    public double CrawlRequestSeconds { get; set; } = 10;
+
+    /// <summary>How long a whole crawl may take.</summary>
+    public double CrawlSeconds { get; set; } = 300;
+
     /// <summary>How often a website is crawled again.</summary>
     public double RecrawlHours { get; set; } = 24;
 
@@ -54,6 +67,8 @@ internal sealed partial class KnowledgeIngestion(
     public const string SinglePage = "";
 
     private readonly string _owner = $"{Environment.MachineName}/{Guid.NewGuid():N}";
+    private readonly Lazy<HttpClient> _guardedPrivate = new(() => UrlGuard.CreateClient(allowPrivate: true));
+    private readonly Lazy<HttpClient> _guardedPublic = new(() => UrlGuard.CreateClient(allowPrivate: false));
     private readonly SemaphoreSlim _wake = new(0, 1);
 
     /// <inheritdoc />
@@ -120,10 +135,10 @@ internal sealed partial class KnowledgeIngestion(
         IngestionOutcome outcome;
         try
         {
-            var pages = await ReadAsync(claim, cancellationToken);
-            outcome = new IngestionOutcome(source.Id, source.Version, _owner, KnowledgeStatus.Ready, null, pages, NextCrawl(source));
+            var (pages, reason) = await ReadAsync(claim, cancellationToken);
+            outcome = new IngestionOutcome(source.Id, source.Version, _owner, KnowledgeStatus.Ready, reason, pages, NextCrawl(source));
         }
-        catch (Exception e) when (e is InvalidDataException or NotSupportedException)
+        catch (Exception e) when (e is InvalidDataException or NotSupportedException or UrlRefusedException or HttpRequestException)
         {
             outcome = new IngestionOutcome(source.Id, source.Version, _owner, KnowledgeStatus.Error, e.Message, null, NextCrawl(source));
         }
@@ -151,27 +166,66 @@ internal sealed partial class KnowledgeIngestion(
         source.Type == KnowledgeTypes.Website ? time.GetUtcNow() + TimeSpan.FromHours(options.CurrentValue.RecrawlHours) : null;
 
     /// <summary>The source's pages as they are now, each with its chunks, or none where it did not change since the last ingestion.</summary>
-    private Task<IReadOnlyList<KnowledgePageUpdate>> ReadAsync(KnowledgeClaim claim, CancellationToken cancellationToken)
+    private async Task<(IReadOnlyList<KnowledgePageUpdate> Pages, string? Reason)> ReadAsync(KnowledgeClaim claim, CancellationToken cancellationToken)
     {
         var source = claim.Source;
+        if (source.Type == KnowledgeTypes.Website)
+        {
+            return await CrawlAsync(claim, cancellationToken);
+        }
+
         var document = source.Type switch
         {
             KnowledgeTypes.Manual => Manual(KnowledgeSettings.FromJson(source.Settings)),
             KnowledgeTypes.Document when claim.File is { } file => DocumentText.Extract(file.Content, file.MediaType),
             KnowledgeTypes.Document => throw new InvalidDataException("the document's file is missing; upload it again"),
-            KnowledgeTypes.Website => throw new NotSupportedException("website crawling is not available in this version yet; add the site's pages as documents meanwhile"),
             _ => throw new InvalidDataException($"unknown source type '{source.Type}'"),
         };
         cancellationToken.ThrowIfCancellationRequested();
-        IReadOnlyList<KnowledgePageUpdate> pages = [Page(SinglePage, document, claim.Pages.FirstOrDefault(p => p.Key == SinglePage), etag: null, lastModified: null, cancellationToken)];
-        return Task.FromResult(pages);
+        return ([Page(SinglePage, document, claim.Pages.FirstOrDefault(p => p.Key == SinglePage), etag: null, lastModified: null, cancellationToken)], null);
+    }
+
+    /// <summary>
+    /// A website: crawled through the address guard, sending what the last crawl saw; each page is a page
+    /// of the source (keyed by its URL), re-chunked only if its text changed. Pages skipped are named in the reason.
+    /// </summary>
+    private async Task<(IReadOnlyList<KnowledgePageUpdate> Pages, string? Reason)> CrawlAsync(KnowledgeClaim claim, CancellationToken cancellationToken)
+    {
+        var settings = KnowledgeSettings.FromJson(claim.Source.Settings);
+        var current = options.CurrentValue;
+        var crawler = new WebsiteCrawler((current.AllowPrivateAddresses ? _guardedPrivate : _guardedPublic).Value, time);
+        var crawl = new CrawlOptions(settings.MaxPages ?? KnowledgeSettings.DefaultMaxPages, settings.MaxDepth ?? KnowledgeSettings.DefaultMaxDepth)
+        {
+            RequestTimeout = TimeSpan.FromSeconds(current.CrawlRequestSeconds),
+            CrawlTimeout = TimeSpan.FromSeconds(current.CrawlSeconds),
+        };
+        var previous = claim.Pages.ToDictionary(p => p.Key, p => new PreviousPage(p.Key, p.ContentHash, p.ETag, p.LastModified));
+        var result = await crawler.CrawlAsync(new Uri(claim.Source.Url!), crawl, previous, cancellationToken);
+        if (result.Pages.Count == 0)
+        {
+            var why = result.Skipped.FirstOrDefault() is { Url: not null } first ? $"{first.Url}: {first.Reason}" : "the site has no HTML page";
+            throw new InvalidDataException($"no page of the site could be read ({why})");
+        }
+
+        var pages = new List<KnowledgePageUpdate>(result.Pages.Count);
+        foreach (var page in result.Pages)
+        {
+            var known = claim.Pages.FirstOrDefault(p => p.Key == page.Url);
+            pages.Add(page.Unchanged && known is not null || page.Document is null
+                ? new KnowledgePageUpdate(new KnowledgePageRecord(page.Url, page.Title ?? known?.Title, page.ContentHash, page.ETag, page.LastModified), null)
+                : Page(page.Url, page.Document, known, page.ETag, page.LastModified, cancellationToken));
+        }
+
+        var reason = result.Skipped.Count == 0 ? null
+            : $"{result.Skipped.Count} page(s) skipped, first {result.Skipped[0].Url}: {result.Skipped[0].Reason}";
+        return (pages, reason);
     }
 
     /// <summary>One page's update: unchanged (no chunks) if its text hash is the one stored, else its new chunks.</summary>
     private KnowledgePageUpdate Page(
         string key, ExtractedDocument document, KnowledgePageRecord? previous, string? etag, string? lastModified, CancellationToken cancellationToken)
     {
-        var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(document.AllText)));
+        var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(DocumentText.Flatten(document))));
         var page = new KnowledgePageRecord(key, document.Title, hash, etag, lastModified);
         if (previous?.ContentHash == hash)
         {
@@ -197,7 +251,7 @@ internal sealed partial class KnowledgeIngestion(
     /// <summary>A manual source's entries (one section each, under its question) or its free text.</summary>
     private static ExtractedDocument Manual(KnowledgeSettings settings) => settings.Entries is { Count: > 0 } entries
         ? new ExtractedDocument(null, [.. entries.Select(e => new ExtractedSection(e.Question, $"Q: {e.Question}\nA: {e.Answer}"))])
-        : DocumentText.Plain(settings.Content ?? "");
+        : DocumentText.Extract(Encoding.UTF8.GetBytes(settings.Content ?? ""), "text/plain");
 
     private async Task RenewAsync(string sourceId, TimeSpan lease, CancellationToken cancellationToken)
     {
@@ -225,6 +279,11 @@ internal sealed partial class KnowledgeIngestion(
     public override void Dispose()
     {
         _wake.Dispose();
+        foreach (var client in new[] { _guardedPrivate, _guardedPublic }.Where(c => c.IsValueCreated))
+        {
+            client.Value.Dispose();
+        }
+
         base.Dispose();
     }
 

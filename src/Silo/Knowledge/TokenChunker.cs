@@ -1,45 +1,61 @@
+using System.Globalization;
 using System.Text.RegularExpressions;
 using Microsoft.ML.Tokenizers;
 
 namespace LuluClaw.Silo.Knowledge;
 
 /// <summary>
-/// Splits documents into chunks of at most <see cref="MaxTokens"/> tokens, counted by OpenAI's
-/// <c>cl100k_base</c> tokenizer (Microsoft.ML.Tokenizers; its data package ships the vocabulary, so
-/// nothing is downloaded). A chunk ends at a paragraph, else a sentence, else a word boundary; a run
-/// of text with none of those inside the budget is cut at a token boundary. Each chunk after the
-/// first of a section starts with up to <see cref="OverlapTokens"/> tokens of the one before, so a
-/// fact that straddles a boundary is whole in one of them. Chunks never span two sections.
+/// Splits documents into chunks of at most <see cref="MaxTokens"/> cl100k_base tokens, with
+/// <see cref="OverlapTokens"/> of a chunk's end repeated at the start of the next one of the same section.
 /// </summary>
 /// <remarks>
-/// The maximum is enforced, not estimated: every chunk is counted once assembled, and one over the
-/// budget gives up its last piece to the next chunk. So no chunk is ever over it, whatever the input.
+/// Per section:
+/// 1. The text is cut into pieces that each fit the budget left after an overlap: paragraphs,
+///    a paragraph too long into sentences, a sentence too long into words, a word too long at
+///    token boundaries (the last resort, so an unspaced 5,000-character word, CJK without
+///    punctuation or a run of emoji still fits).
+/// 2. Pieces are packed greedily; each candidate chunk is counted whole, because token counts are
+///    not additive across a join, so the maximum is checked on the exact text emitted.
+/// 3. The next chunk starts with the end of the previous one (at a word boundary where one falls
+///    inside the overlap), shortened word by word, or dropped, where it would not fit with the next piece.
+/// Chunks never cross sections; the tokenizer is the one the embedding models count with.
 /// </remarks>
 internal sealed partial class TokenChunker
 {
-    private static readonly Tokenizer Tokens = TiktokenTokenizer.CreateForEncoding("cl100k_base");
+    /// <summary>The smallest maximum allowed: a single character can take four tokens.</summary>
+    private const int MinimumMaxTokens = 16;
 
-    /// <summary>A chunker with the given budget and overlap (the overlap at most half the budget).</summary>
+    /// <summary>cl100k_base from the Microsoft.ML.Tokenizers.Data.Cl100kBase package; thread-safe, built once.</summary>
+    private static readonly Lazy<TiktokenTokenizer> SharedTokenizer =
+        new(() => TiktokenTokenizer.CreateForEncoding("cl100k_base"));
+
+    private readonly TiktokenTokenizer _tokenizer = SharedTokenizer.Value;
+
+    /// <summary>Creates a chunker.</summary>
+    /// <param name="maxTokens">The hard maximum per chunk, at least 16.</param>
+    /// <param name="overlapTokens">How many tokens of a chunk's end open the next; from 0 to half the maximum.</param>
     public TokenChunker(int maxTokens = 256, int overlapTokens = 32)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(maxTokens, 8);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxTokens, MinimumMaxTokens);
         ArgumentOutOfRangeException.ThrowIfNegative(overlapTokens);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(overlapTokens, maxTokens / 2);
         MaxTokens = maxTokens;
-        OverlapTokens = Math.Min(overlapTokens, maxTokens / 2);
+        OverlapTokens = overlapTokens;
     }
 
-    /// <summary>The most tokens a chunk has.</summary>
+    /// <summary>The hard maximum size of a chunk, in tokens.</summary>
     public int MaxTokens { get; }
 
-    /// <summary>How many tokens of a chunk's end the next chunk of its section repeats, at most.</summary>
+    /// <summary>How many tokens of a chunk's end are repeated at the start of the next chunk of the same section.</summary>
     public int OverlapTokens { get; }
 
-    /// <summary>The tokens <paramref name="text"/> counts.</summary>
-    public int CountTokens(string text) => Tokens.CountTokens(text);
+    /// <summary>The length of <paramref name="text"/> in cl100k_base tokens.</summary>
+    public int CountTokens(string text) => _tokenizer.CountTokens(text);
 
-    /// <summary>The chunks of <paramref name="document"/>, numbered from 0 across its sections.</summary>
+    /// <summary>Splits every section of <paramref name="document"/> into chunks, numbered across the document.</summary>
     public IReadOnlyList<TextChunk> Chunk(ExtractedDocument document)
     {
+        ArgumentNullException.ThrowIfNull(document);
         var chunks = new List<TextChunk>();
         foreach (var section in document.Sections)
         {
@@ -52,95 +68,145 @@ internal sealed partial class TokenChunker
         return chunks;
     }
 
-    private IEnumerable<string> ChunkSection(string text)
+    private IEnumerable<string> ChunkSection(string sectionText)
     {
-        var pieces = new Queue<string>(Pieces(text.Trim()));
-        var current = new List<string>();
-        var carried = 0; // how many pieces at the start of current repeat the previous chunk
-        while (pieces.Count > 0)
+        // :: Step 1: pieces that fit beside an overlap.
+        // Two tokens spare for the space joining overlap and piece, which can merge differently.
+        var pieceBudget = MaxTokens - OverlapTokens - (OverlapTokens > 0 ? 2 : 0);
+        var pieces = new List<(string Text, string Joiner)>();
+        foreach (var paragraph in sectionText.Split("\n\n", StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
-            current.Add(pieces.Dequeue());
-            if (CountTokens(Join(current)) <= MaxTokens)
-            {
-                continue;
-            }
+            Split(paragraph, Level.Paragraph, pieceBudget, pieces);
+        }
 
-            // Over the budget: the last piece starts the next chunk, unless it is all this chunk has.
-            var last = current[^1];
-            current.RemoveAt(current.Count - 1);
-            if (current.Count == carried)
+        // :: Step 2 and 3: greedy packing, each chunk opened by the previous one's end.
+        string? current = null;
+        foreach (var (piece, joiner) in pieces)
+        {
+            if (current is not null)
             {
-                // Nothing new fits beside the overlap: drop the overlap, and cut a piece too big on its own.
-                current.Clear();
-                carried = 0;
-                foreach (var part in CutToTokens(last).Reverse())
+                var joined = current + joiner + piece;
+                if (CountTokens(joined) <= MaxTokens)
                 {
-                    Requeue(pieces, part);
+                    current = joined;
+                    continue;
                 }
 
-                continue;
+                yield return current;
+                current = Opening(Overlap(current), piece);
             }
 
-            var chunk = Join(current);
-            yield return chunk;
-            var overlap = Overlap(current);
-            Requeue(pieces, last);
-            current = overlap;
-            carried = overlap.Count;
+            current ??= piece;
         }
 
-        if (current.Count > carried && Join(current) is { Length: > 0 } rest)
+        if (current is not null)
         {
-            yield return rest;
+            yield return current;
         }
     }
 
-    /// <summary>The pieces at the end of <paramref name="chunk"/> that fit in the overlap, in order.</summary>
-    private List<string> Overlap(List<string> chunk)
+    /// <summary>
+    /// The overlap followed by <paramref name="piece"/>, the overlap losing words from its start
+    /// until the two fit; null when no overlap fits (the piece then opens the chunk alone).
+    /// </summary>
+    private string? Opening(string? overlap, string piece)
     {
-        var overlap = new List<string>();
-        for (var i = chunk.Count - 1; i > 0 && OverlapTokens > 0; i--)
+        while (!string.IsNullOrEmpty(overlap))
         {
-            overlap.Insert(0, chunk[i]);
-            if (CountTokens(Join(overlap)) > OverlapTokens)
+            var opening = overlap + " " + piece;
+            if (CountTokens(opening) <= MaxTokens)
             {
-                overlap.RemoveAt(0);
-                break;
+                return opening;
             }
+
+            var space = overlap.IndexOf(' ', StringComparison.Ordinal);
+            overlap = space < 0 ? null : overlap[(space + 1)..];
         }
 
-        return overlap;
+        return null;
     }
 
-    private static void Requeue(Queue<string> pieces, string first)
+    /// <summary>How finely a piece of text is being split.</summary>
+    private enum Level
     {
-        var rest = pieces.ToArray();
-        pieces.Clear();
-        pieces.Enqueue(first);
-        foreach (var piece in rest)
+        Paragraph,
+        Sentence,
+        Word,
+    }
+
+    /// <summary>Adds <paramref name="text"/> to <paramref name="pieces"/>, split at the coarsest boundary that makes every piece fit <paramref name="budget"/>.</summary>
+    private void Split(string text, Level level, int budget, List<(string Text, string Joiner)> pieces)
+    {
+        var joiner = level == Level.Paragraph ? "\n\n" : " ";
+        if (CountTokens(text) <= budget)
         {
-            pieces.Enqueue(piece);
+            pieces.Add((text, joiner));
+            return;
+        }
+
+        switch (level)
+        {
+            case Level.Paragraph:
+                var sentences = SentenceEnd().Split(text).Where(s => s.Trim().Length > 0).Select(s => s.Trim()).ToList();
+                if (sentences.Count > 1)
+                {
+                    var first = pieces.Count;
+                    foreach (var sentence in sentences)
+                    {
+                        Split(sentence, Level.Sentence, budget, pieces);
+                    }
+
+                    // The first piece of a paragraph joins what came before as a paragraph does.
+                    pieces[first] = (pieces[first].Text, "\n\n");
+                    return;
+                }
+
+                goto case Level.Sentence;
+            case Level.Sentence:
+                var words = text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
+                if (words.Length > 1)
+                {
+                    var first = pieces.Count;
+                    foreach (var word in words)
+                    {
+                        Split(word, Level.Word, budget, pieces);
+                    }
+
+                    pieces[first] = (pieces[first].Text, joiner);
+                    return;
+                }
+
+                goto case Level.Word;
+            case Level.Word:
+                var start = pieces.Count;
+                foreach (var part in SplitAtTokens(text, budget))
+                {
+                    // Parts of one word are rejoined without a space so the word reads whole again.
+                    pieces.Add((part, pieces.Count == start ? joiner : ""));
+                }
+
+                return;
         }
     }
 
-    /// <summary>A piece too big for a chunk, cut at the latest word boundary inside the budget, else at a token boundary.</summary>
-    private IEnumerable<string> CutToTokens(string piece)
+    /// <summary>Cuts text that has no other boundary into parts of at most <paramref name="budget"/> tokens, never inside a code point.</summary>
+    private IEnumerable<string> SplitAtTokens(string text, int budget)
     {
-        var rest = piece;
+        // A window bounds each tokenisation, so a megabyte without a space is not re-read per part;
+        // a part that ends at the window's edge is still checked below.
+        var window = budget * 32;
+        var rest = text;
         while (rest.Length > 0)
         {
-            if (CountTokens(rest) <= MaxTokens)
-            {
-                yield return rest;
-                yield break;
-            }
+            var probe = rest.Length > window ? rest[..AtCodePointStart(rest, window)] : rest;
+            var cut = AtCodePointStart(rest, _tokenizer.GetIndexByTokenCount(probe, budget, out _, out _));
+            var smallest = char.IsHighSurrogate(rest[0]) && rest.Length > 1 ? 2 : 1;
+            cut = Math.Max(cut, smallest);
 
-            var fits = Tokens.GetIndexByTokenCount(rest, MaxTokens, out _, out _);
-            var cut = rest.LastIndexOf(' ', Math.Max(0, fits - 1), Math.Max(0, fits - 1));
-            cut = cut > fits / 2 ? cut : fits;
-            if (cut <= 0)
+            // Re-tokenised alone, a prefix can count more than it did in context: shrink until it fits.
+            while (cut > smallest && CountTokens(rest[..cut]) > budget)
             {
-                cut = Math.Max(1, char.IsHighSurrogate(rest[0]) ? 2 : 1); // one character is at most a few tokens, within any budget of 8
+                cut = Math.Max(AtCodePointStart(rest, cut - 1), smallest);
             }
 
             yield return rest[..cut];
@@ -148,37 +214,71 @@ internal sealed partial class TokenChunker
         }
     }
 
-    /// <summary>The text in pieces that each end at a boundary: paragraphs, split into sentences, split into words where a sentence is long.</summary>
-    private IEnumerable<string> Pieces(string text)
+    /// <summary>
+    /// The end of <paramref name="text"/> to repeat at the start of the next chunk: the words within
+    /// its last <see cref="OverlapTokens"/> tokens, or its last word whole when that word alone is
+    /// longer (up to twice the overlap), or, in text without spaces (CJK), the last tokens
+    /// themselves; null when there is no overlap.
+    /// </summary>
+    private string? Overlap(string text)
     {
-        foreach (var paragraph in Paragraph().Split(text).Where(p => !string.IsNullOrWhiteSpace(p)))
+        if (OverlapTokens == 0)
         {
-            var first = true;
-            foreach (var sentence in Sentence().Split(paragraph.Trim()).Where(s => s.Length > 0))
-            {
-                var lead = first ? "\n\n" : " ";
-                first = false;
-                if (CountTokens(sentence) <= MaxTokens / 2)
-                {
-                    yield return lead + sentence;
-                    continue;
-                }
+            return null;
+        }
 
-                var word = true;
-                foreach (var w in sentence.Split(' ', StringSplitOptions.RemoveEmptyEntries))
-                {
-                    yield return (word ? lead : " ") + w;
-                    word = false;
-                }
+        var start = Math.Clamp(_tokenizer.GetIndexByTokenCountFromEnd(text, OverlapTokens, out _, out _), 0, text.Length);
+        if (start < text.Length && char.IsLowSurrogate(text[start]))
+        {
+            start++;
+        }
+
+        var wholeWord = false;
+        if (start > 0 && !char.IsWhiteSpace(text[start - 1]))
+        {
+            var next = text.IndexOfAny([' ', '\n'], start);
+            var previous = text.LastIndexOfAny([' ', '\n'], start - 1);
+            if (next > 0 && next < text.Length - 1)
+            {
+                start = next + 1;
+            }
+            else if (previous >= 0)
+            {
+                start = previous + 1;
+                wholeWord = true;
             }
         }
+
+        var overlap = text[start..].Trim();
+        while (overlap.Length > 0 && CountTokens(overlap) is var count && count > OverlapTokens)
+        {
+            // Counted alone, the overlap can exceed what it counted in context: drop a word, or a
+            // code point where there are no words.
+            var space = overlap.IndexOfAny([' ', '\n']);
+            if (space < 0 && wholeWord && count <= 2 * OverlapTokens)
+            {
+                break;
+            }
+
+            var cut = space >= 0 ? space + 1 : char.IsHighSurrogate(overlap[0]) && overlap.Length > 1 ? 2 : 1;
+            overlap = overlap[cut..].TrimStart();
+        }
+
+        return overlap.Length == 0 ? null : overlap;
     }
 
-    private static string Join(List<string> pieces) => string.Concat(pieces).Trim();
+    /// <summary>Moves a cut back so that it does not fall between the halves of a surrogate pair.</summary>
+    private static int AtCodePointStart(string text, int cut)
+    {
+        cut = Math.Clamp(cut, 0, text.Length);
+        if (cut > 0 && cut < text.Length && char.IsLowSurrogate(text[cut]) && char.IsHighSurrogate(text[cut - 1]))
+        {
+            cut--;
+        }
 
-    [GeneratedRegex(@"\n\s*\n")]
-    private static partial Regex Paragraph();
+        return cut;
+    }
 
-    [GeneratedRegex(@"(?<=[.!?。！？])\s+")]
-    private static partial Regex Sentence();
+    [GeneratedRegex(@"(?<=[.!?;…])\s+|(?<=[。！？；])")]
+    private static partial Regex SentenceEnd();
 }

@@ -30,7 +30,7 @@ public sealed class DocumentTextTests
         Assert.Contains("Asia", document.Sections[1].Text);
         foreach (var chrome in new[] { "secret", "color", "Home", "Site header", "Copyright", "Hidden" })
         {
-            Assert.DoesNotContain(chrome, document.AllText);
+            Assert.DoesNotContain(chrome, DocumentText.Flatten(document));
         }
     }
 
@@ -68,6 +68,6 @@ public sealed class DocumentTextTests
         var broken = Assert.Throws<InvalidDataException>(() => DocumentText.Extract("%PDF-1.4 garbage"u8.ToArray(), "application/pdf"));
 
         Assert.Contains("no text layer", empty.Message);
-        Assert.Contains("could not be read", broken.Message);
+        Assert.Contains("is not a readable PDF", broken.Message);
     }
 }

@@ -1,62 +1,169 @@
+using System.Text;
 using LuluClaw.Silo.Knowledge;
 
 namespace LuluClaw.Silo.Tests.Knowledge;
 
-/// <summary>The chunker's hard maximum, its overlap, and that it keeps every word and every section apart.</summary>
+/// <summary>The chunker's hard maximum, overlap, section boundaries and coverage.</summary>
 public sealed class TokenChunkerTests
 {
-    private static readonly TokenChunker Chunker = new(maxTokens: 40, overlapTokens: 8);
+    private static readonly TokenChunker Chunker = new(maxTokens: 64, overlapTokens: 8);
 
-    public static TheoryData<string, string> Hostile()
+    /// <summary>Inputs that have defeated boundary-based splitters: no spaces, no ASCII, surrogate pairs, nothing but punctuation.</summary>
+    public static TheoryData<string, string> HostileInputs()
     {
-        var random = new Random(17);
-        var words = Enumerable.Range(0, 2000).Select(_ => new string(Enumerable.Range(0, random.Next(1, 12)).Select(_ => (char)('a' + random.Next(26))).ToArray()));
-        return new TheoryData<string, string>
+        var data = new TheoryData<string, string>
         {
-            { "one long unspaced word", new string('x', 5000) },
-            { "CJK", string.Concat(Enumerable.Repeat("知識ベースの文章を分割します。", 200)) },
-            { "emoji", string.Concat(Enumerable.Repeat("🦄🚀👩‍👩‍👧‍👦 ", 300)) },
-            { "punctuation", new string('!', 3000) + "?.,;" + new string('-', 2000) },
-            { "random words", string.Join(' ', words) },
-            { "long sentences and paragraphs", string.Join("\n\n", Enumerable.Range(0, 30).Select(i => $"Paragraph {i} says that the widget number {i} costs {i * 3} euros and ships in {i % 7} days. It is blue.")) },
+            { "unspaced word", new string('x', 2500) + "abcdefghij".PadRight(2500, 'q') },
+            { "CJK without punctuation", string.Concat(Enumerable.Repeat("知识库检索增强生成模型分块测试", 300)) },
+            { "CJK with full stops", string.Concat(Enumerable.Repeat("这是一个测试句子。", 400)) },
+            { "emoji", string.Concat(Enumerable.Repeat("👩‍👩‍👧‍👦🦀🔥🇫🇷", 400)) },
+            { "repeated punctuation", new string('!', 3000) + new string('.', 3000) + "?!?;…" },
+            { "long URL", "https://example.com/" + string.Concat(Enumerable.Repeat("a1%2F-_~", 700)) },
+            { "mixed scripts", string.Concat(Enumerable.Repeat("Ωμέγα мир عالم नमस्ते 🌍 ", 300)) },
         };
+        data.Add("random text", RandomText(seed: 17, words: 4000));
+        return data;
     }
 
     [Theory]
-    [MemberData(nameof(Hostile))]
-    public void NoChunkIsOverTheMaximum_AndEveryWordOfTheInputIsInAChunk(string what, string text)
+    [MemberData(nameof(HostileInputs))]
+    public void Chunk_HostileInput_NoChunkExceedsMaxTokens(string name, string text)
     {
-        var chunks = Chunker.Chunk(new ExtractedDocument(null, [new ExtractedSection("Only", text)]));
+        var chunks = Chunker.Chunk(Document(("S", text)));
 
         Assert.NotEmpty(chunks);
-        Assert.All(chunks, c => Assert.True(Chunker.CountTokens(c.Text) <= 40, $"{what}: a chunk of {Chunker.CountTokens(c.Text)} tokens"));
-        Assert.All(chunks, c => Assert.Equal(Chunker.CountTokens(c.Text), c.Tokens));
-        Assert.All(chunks, c => Assert.False(string.IsNullOrWhiteSpace(c.Text)));
-        var joined = string.Concat(chunks.Select(c => c.Text)).Replace(" ", "").Replace("\n", "");
-        foreach (var word in text.Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries).Distinct().Where(w => w.Length < 40))
+        Assert.All(chunks, chunk =>
         {
-            Assert.Contains(word, joined);
-        }
+            var tokens = Chunker.CountTokens(chunk.Text);
+            Assert.True(tokens <= Chunker.MaxTokens, $"{name}: chunk {chunk.Index} has {tokens} tokens");
+            Assert.Equal(tokens, chunk.Tokens);
+            Assert.False(string.IsNullOrWhiteSpace(chunk.Text), $"{name}: chunk {chunk.Index} is blank");
+        });
+        Assert.Equal(Enumerable.Range(0, chunks.Count), chunks.Select(c => c.Index));
     }
 
     [Fact]
-    public void ChunksOfASection_OverlapByUpToTheOverlap_AndNeverSpanTwoSections()
+    public void Chunk_UnspacedWord_ChunksRejoinToTheWord()
     {
-        var sentences = string.Join(' ', Enumerable.Range(0, 40).Select(i => $"Fact {i} is true."));
-        var document = new ExtractedDocument("T", [new ExtractedSection("First", sentences), new ExtractedSection("Second", "Short second section.")]);
+        var word = string.Concat(Enumerable.Range(0, 1000).Select(i => (char)('a' + (i * 7 % 26))));
+        var chunks = new TokenChunker(maxTokens: 32, overlapTokens: 0).Chunk(Document(("S", word)));
 
-        var chunks = Chunker.Chunk(document);
+        Assert.True(chunks.Count > 1);
+        Assert.Equal(word, string.Concat(chunks.Select(c => c.Text)));
+    }
 
-        var first = chunks.Where(c => c.Heading == "First").ToArray();
-        Assert.True(first.Length > 2);
-        for (var i = 1; i < first.Length; i++)
+    [Fact]
+    public void Chunk_RandomText_EveryWordAppearsInSomeChunk()
+    {
+        var text = RandomText(seed: 3, words: 3000);
+
+        var chunks = Chunker.Chunk(Document(("S", text)));
+
+        var chunkWords = chunks.SelectMany(c => c.Text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)).ToHashSet();
+        var missing = text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Where(w => !chunkWords.Contains(w)).ToList();
+        Assert.Empty(missing);
+    }
+
+    [Fact]
+    public void Chunk_LongSection_ConsecutiveChunksOverlap()
+    {
+        var text = RandomText(seed: 5, words: 2000);
+
+        var chunks = Chunker.Chunk(Document(("S", text)));
+
+        Assert.True(chunks.Count > 3);
+        for (var i = 1; i < chunks.Count; i++)
         {
-            var previousTail = first[i - 1].Text.Split(". ").Last();
-            Assert.StartsWith(previousTail.TrimEnd('.'), first[i].Text); // the last sentence of one chunk opens the next
+            var overlap = SharedWords(chunks[i - 1].Text, chunks[i].Text);
+            Assert.True(overlap > 0, $"chunk {i} does not open with the end of chunk {i - 1}: [{chunks[i - 1].Text}] [{chunks[i].Text}]");
+            var repeated = string.Join(' ', chunks[i].Text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Take(overlap));
+            Assert.True(Chunker.CountTokens(repeated) <= 2 * Chunker.OverlapTokens, $"chunk {i} repeats more than the overlap: [{repeated}]");
+        }
+    }
+
+    /// <summary>How many words end <paramref name="previous"/> and also open <paramref name="next"/>, in order (0 if none).</summary>
+    private static int SharedWords(string previous, string next)
+    {
+        var before = previous.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
+        var after = next.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
+        for (var k = Math.Min(before.Length, after.Length); k > 0; k--)
+        {
+            if (before.TakeLast(k).SequenceEqual(after.Take(k)))
+            {
+                return k;
+            }
         }
 
-        var second = Assert.Single(chunks, c => c.Heading == "Second");
-        Assert.Equal("Short second section.", second.Text);
-        Assert.Equal(Enumerable.Range(0, chunks.Count), chunks.Select(c => c.Index));
+        return 0;
+    }
+
+    [Fact]
+    public void Chunk_FiftySections_ChunksNeverSpanSectionsAndKeepHeadings()
+    {
+        var sections = Enumerable.Range(0, 50)
+            .Select(i => ($"Heading {i}", string.Join(' ', Enumerable.Repeat($"s{i}word", 20 + (i * 13 % 150)))))
+            .ToArray();
+
+        var chunks = Chunker.Chunk(Document(sections));
+
+        Assert.Equal(sections.Select(s => s.Item1), chunks.Select(c => c.Heading).Distinct());
+        Assert.All(chunks, chunk =>
+        {
+            var marker = $"s{chunk.Heading!["Heading ".Length..]}word";
+            Assert.All(chunk.Text.Split(' '), word => Assert.Equal(marker, word));
+            Assert.True(chunk.Tokens <= Chunker.MaxTokens);
+        });
+    }
+
+    [Fact]
+    public void Chunk_Paragraphs_PrefersParagraphBoundaries()
+    {
+        var first = string.Join(' ', Enumerable.Repeat("alpha", 30));
+        var second = string.Join(' ', Enumerable.Repeat("beta", 30));
+
+        var chunks = new TokenChunker(maxTokens: 48, overlapTokens: 0).Chunk(Document(("S", first + "\n\n" + second)));
+
+        Assert.Equal([first, second], chunks.Select(c => c.Text));
+    }
+
+    [Fact]
+    public void Chunk_ShortSections_OneChunkEach()
+    {
+        var chunks = Chunker.Chunk(Document(("A", "Short one."), ("B", "Short two.")));
+
+        Assert.Equal([("A", "Short one."), ("B", "Short two.")], chunks.Select(c => (c.Heading!, c.Text)));
+    }
+
+    [Fact]
+    public void Constructor_OverlapAboveHalfTheMaximum_Throws()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => new TokenChunker(maxTokens: 64, overlapTokens: 40));
+    }
+
+    private static ExtractedDocument Document(params (string Heading, string Text)[] sections) =>
+        new("Test", sections.Select(s => new ExtractedSection(s.Heading, s.Text)).ToList());
+
+    /// <summary>Words of random letters and lengths with sentence ends and paragraph breaks, the same for a seed.</summary>
+    private static string RandomText(int seed, int words)
+    {
+        var random = new Random(seed);
+        var builder = new StringBuilder();
+        for (var i = 0; i < words; i++)
+        {
+            var length = random.Next(1, 14);
+            for (var j = 0; j < length; j++)
+            {
+                builder.Append((char)('a' + random.Next(26)));
+            }
+
+            builder.Append(random.Next(12) switch
+            {
+                0 => ". ",
+                1 => "\n\n",
+                _ => " ",
+            });
+        }
+
+        return builder.ToString();
     }
 }
