@@ -78,6 +78,7 @@ internal sealed class WebsiteCrawler(HttpClient http, TimeProvider time)
         var queue = new Queue<(Uri Url, int Depth)>();
         var seen = new HashSet<string>(StringComparer.Ordinal) { first.AbsoluteUri };
         queue.Enqueue((first, 0));
+        var site = first; // the site the crawl keeps to: the start URL's, or where the start URL redirects
         while (queue.Count > 0 && pages.Count < options.MaxPages)
         {
             var (url, depth) = queue.Dequeue();
@@ -113,10 +114,32 @@ internal sealed class WebsiteCrawler(HttpClient http, TimeProvider time)
                 continue;
             }
 
-            if (!SameSite(fetched.Url, first))
+            if (!SameSite(fetched.Url, site))
             {
-                skipped.Add((url.AbsoluteUri, $"redirected off the site, to {fetched.Url}"));
-                continue;
+                if (depth > 0 || pages.Count > 0)
+                {
+                    skipped.Add((url.AbsoluteUri, $"redirected off the site, to {fetched.Url}"));
+                    continue;
+                }
+
+                // The start URL moved (http to https, example.com to www.example.com): the site is where it went,
+                // every hop of which the guard checked, under that site's own robots.txt.
+                site = fetched.Url;
+                try
+                {
+                    robots = await run.ReadRobotsAsync(site).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is FetchFailedException || e is OperationCanceledException && !cancellationToken.IsCancellationRequested)
+                {
+                    skipped.Add((site.AbsoluteUri, $"robots.txt of {site.Authority} could not be read, so the site is not crawled"));
+                    break;
+                }
+
+                if (!robots.IsAllowed(site))
+                {
+                    skipped.Add((site.AbsoluteUri, "disallowed by robots.txt"));
+                    break;
+                }
             }
 
             if (fetched.Url != url && !seen.Add(fetched.Url.AbsoluteUri))
@@ -165,7 +188,7 @@ internal sealed class WebsiteCrawler(HttpClient http, TimeProvider time)
 
             foreach (var link in links)
             {
-                if (!SameSite(link, first))
+                if (!SameSite(link, site))
                 {
                     if (seen.Add(link.AbsoluteUri))
                     {

@@ -44,6 +44,21 @@ public sealed class WebsiteCrawlerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task CrawlAsync_AStartUrlThatMovesToAnotherSite_CrawlsTheSiteItMovedTo_AndOnlyThat()
+    {
+        await using var moved = await LocalSite.StartAsync();
+        moved.Page("/home", Html("Home", "The new home of the help pages.", "/about", _site.BaseUrl + "b"));
+        moved.Page("/about", Html("About", "About the new site."));
+        _site.Redirect("/old", moved.BaseUrl + "home");
+
+        var result = await Crawler().CrawlAsync(new Uri(_site.BaseUrl, "/old"), Options(), NoPrevious, TestContext.Current.CancellationToken);
+
+        Assert.Equal([moved.BaseUrl + "home", moved.BaseUrl + "about"], result.Pages.Select(p => p.Url));
+        Assert.Contains("/robots.txt", moved.Requests); // the new site's own rules were asked for
+        Assert.DoesNotContain("/b", _site.Requests); // the old site is off the site now
+    }
+
+    [Fact]
     public async Task CrawlAsync_Site_BreadthFirstWithinDepthAndSkipsTheTraps()
     {
         var result = await Crawler().CrawlAsync(_site.BaseUrl, Options(), NoPrevious, TestContext.Current.CancellationToken);
