@@ -117,6 +117,26 @@ public sealed class LuluClawApp : WebApplicationFactory<Program>
     /// <summary>The SQLite database file, for the SQLite provider.</summary>
     public string? SqliteFile => _folder is null ? null : Path.Combine(_folder, "luluclaw.db");
 
+    /// <summary>
+    /// The official OpenAI .NET SDK pointed at this app's <c>/v1</c> with <paramref name="key"/>, without
+    /// retries (a test sees each answer as it came), and with <c>X-Session-Id</c> when <paramref name="sessionId"/> is given.
+    /// </summary>
+    public OpenAI.OpenAIClient OpenAISdk(string key, string? sessionId = null)
+    {
+        var http = CreateClient();
+        if (sessionId is not null)
+        {
+            http.DefaultRequestHeaders.Add("X-Session-Id", sessionId);
+        }
+
+        return new OpenAI.OpenAIClient(new System.ClientModel.ApiKeyCredential(key), new OpenAI.OpenAIClientOptions
+        {
+            Endpoint = new Uri(http.BaseAddress!, "/v1"),
+            Transport = new System.ClientModel.Primitives.HttpClientPipelineTransport(http),
+            RetryPolicy = new System.ClientModel.Primitives.ClientRetryPolicy(maxRetries: 0),
+        });
+    }
+
     /// <summary>A client that sends the admin token.</summary>
     public HttpClient Admin()
     {
@@ -181,6 +201,13 @@ public sealed record TestWorkspace(LuluClawApp App, string Id, string KeyId, str
         key.EnsureSuccessStatusCode();
         var body = await key.Content.ReadFromJsonAsync<JsonElement>();
         return this with { KeyId = body.GetProperty("id").GetString()!, Key = body.GetProperty("key").GetString()! };
+    }
+
+    /// <summary>The id of the workspace's primary bot (the first the bot list shows).</summary>
+    public async Task<string> PrimaryBotIdAsync()
+    {
+        using var client = Client();
+        return (await client.GetFromJsonAsync<JsonElement>("/api/v1/bots"))[0].GetProperty("id").GetString()!;
     }
 
     /// <summary>The balance as the admin API reports it.</summary>

@@ -18,7 +18,7 @@ public sealed class KnowledgeGrain(IKnowledgeStore store, TimeProvider time, IKn
         var now = time.GetStoredNow();
         var settings = source.Type switch
         {
-            KnowledgeTypes.Website => new KnowledgeSettings(source.MaxPages ?? KnowledgeSettings.DefaultMaxPages, source.MaxDepth ?? KnowledgeSettings.DefaultMaxDepth),
+            KnowledgeTypes.Website => new KnowledgeSettings(source.MaxPages, source.MaxDepth), // null: the defaults, applied when crawled
             KnowledgeTypes.Manual => new KnowledgeSettings(Entries: source.Entries, Content: source.Content),
             _ => new KnowledgeSettings(),
         };

@@ -98,9 +98,8 @@ internal static class KnowledgeApi
         }
 
         var source = await Knowledge(http, grains).CreateAsync(new NewKnowledgeSource(
-            body.Type, body.Name.Trim(), body.Url?.Trim(), body.MaxPages, body.MaxDepth,
-            body.Entries?.Select(e => new KnowledgeEntry(e!.Question!.Trim(), e.Answer!.Trim())).ToArray(), body.Content), http.RequestAborted);
-        return TypedResults.Created($"/api/v1/knowledge-sources/{source.Id}", ToResponse(source));
+            body.Type, body.Name.Trim(), body.Url?.Trim(), body.MaxPages, body.MaxDepth, Entries(body.Entries), body.Content), http.RequestAborted);
+        return Created(source);
     }
 
     private static async Task<IResult> UploadAsync(HttpContext http, IGrainFactory grains, long maxDocument)
@@ -165,7 +164,7 @@ internal static class KnowledgeApi
 
         var source = await Knowledge(http, grains).CreateAsync(
             new NewKnowledgeSource(KnowledgeTypes.Document, name, FileName: Path.GetFileName(file.FileName), MediaType: mediaType, File: bytes), http.RequestAborted);
-        return TypedResults.Created($"/api/v1/knowledge-sources/{source.Id}", ToResponse(source));
+        return Created(source);
     }
 
     /// <summary>What multipart framing and the small fields may add to the file's own size.</summary>
@@ -216,7 +215,7 @@ internal static class KnowledgeApi
         }
 
         var updated = await knowledge.UpdateAsync(sourceId, new KnowledgeSourceChanges(
-            body.Name?.Trim(), body.Entries?.Select(e => new KnowledgeEntry(e!.Question!.Trim(), e.Answer!.Trim())).ToArray(), body.Content), http.RequestAborted);
+            body.Name?.Trim(), Entries(body.Entries), body.Content), http.RequestAborted);
         return updated is null ? NotFound(sourceId) : TypedResults.Ok(ToResponse(updated));
     }
 
@@ -228,6 +227,14 @@ internal static class KnowledgeApi
 
     private static IKnowledgeGrain Knowledge(HttpContext http, IGrainFactory grains) =>
         grains.GetGrain<IKnowledgeGrain>(http.GetCaller().WorkspaceId.ToString("D"));
+
+    /// <summary>The 201 of a new source, with its location.</summary>
+    private static Created<KnowledgeSourceResponse> Created(KnowledgeSourceInfo source) =>
+        TypedResults.Created($"/api/v1/knowledge-sources/{source.Id}", ToResponse(source));
+
+    /// <summary>Checked manual entries (<see cref="CheckEntries"/>), trimmed.</summary>
+    private static KnowledgeEntry[]? Entries(IReadOnlyList<KnowledgeEntryBody?>? entries) =>
+        entries?.Select(e => new KnowledgeEntry(e!.Question!.Trim(), e.Answer!.Trim())).ToArray();
 
     private static NotFound<ErrorBody> NotFound(string sourceId) => TypedResults.NotFound(new ErrorBody($"knowledge source '{sourceId}' not found"));
 

@@ -262,7 +262,7 @@ internal static class OpenAICompatibleApi
             return null;
         }
 
-        if (last.Content.EnumerateRunes().Count() > ChatTurns.MaxMessageLength)
+        if (ChatTurns.IsTooLong(last.Content))
         {
             error = $"the last user message must be at most {ChatTurns.MaxMessageLength} characters";
             return null;

@@ -221,7 +221,7 @@ internal static class OpenAIResponsesApi
     private static Input? Last(string message, IReadOnlyList<string> instructions, IReadOnlyList<SessionMessage> before, out string? error)
     {
         error = string.IsNullOrWhiteSpace(message) ? "the user's new message in 'input' must not be empty"
-            : message.EnumerateRunes().Count() > ChatTurns.MaxMessageLength ? $"the user's new message in 'input' must be at most {ChatTurns.MaxMessageLength} characters"
+            : ChatTurns.IsTooLong(message) ? $"the user's new message in 'input' must be at most {ChatTurns.MaxMessageLength} characters"
             : null;
         return error is null ? new Input(message, instructions, before) : null;
     }

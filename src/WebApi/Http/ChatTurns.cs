@@ -31,6 +31,9 @@ internal static class ChatTurns
     /// <summary>Longest user message, in characters (Unicode scalar values), on every surface.</summary>
     public const int MaxMessageLength = 4000;
 
+    /// <summary>Whether <paramref name="message"/> is longer than <see cref="MaxMessageLength"/> Unicode scalar values.</summary>
+    public static bool IsTooLong(string message) => message.EnumerateRunes().Count() > MaxMessageLength;
+
     /// <summary>Longest session id, in characters, on every surface.</summary>
     public const int MaxSessionIdLength = 128;
 

@@ -29,27 +29,9 @@ public sealed class OpenAICompatibleApiTests : IAsyncLifetime
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private OpenAIClient Sdk(LuluClawApp app, string key, string? sessionId = null)
-    {
-        var http = app.CreateClient();
-        if (sessionId is not null)
-        {
-            http.DefaultRequestHeaders.Add("X-Session-Id", sessionId);
-        }
+    private static OpenAIClient Sdk(LuluClawApp app, string key, string? sessionId = null) => app.OpenAISdk(key, sessionId);
 
-        return new OpenAIClient(new ApiKeyCredential(key), new OpenAIClientOptions
-        {
-            Endpoint = new Uri(http.BaseAddress!, "/v1"),
-            Transport = new HttpClientPipelineTransport(http),
-            RetryPolicy = new ClientRetryPolicy(maxRetries: 0),
-        });
-    }
-
-    private static async Task<string> PrimaryBotAsync(TestWorkspace workspace)
-    {
-        using var client = workspace.Client();
-        return (await client.GetFromJsonAsync<JsonElement>("/api/v1/bots", Ct))[0].GetProperty("id").GetString()!;
-    }
+    private static Task<string> PrimaryBotAsync(TestWorkspace workspace) => workspace.PrimaryBotIdAsync();
 
     [Fact]
     public async Task Sdk_CompleteChat_AnswersAsTheBot_AndChargesOneTurn()

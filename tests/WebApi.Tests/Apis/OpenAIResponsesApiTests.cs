@@ -33,25 +33,12 @@ public sealed class OpenAIResponsesApiTests : IAsyncLifetime
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private static ResponsesClient Responses(LuluClawApp app, string key)
-    {
-        var http = app.CreateClient();
-        return new OpenAIClient(new ApiKeyCredential(key), new OpenAIClientOptions
-        {
-            Endpoint = new Uri(http.BaseAddress!, "/v1"),
-            Transport = new HttpClientPipelineTransport(http),
-            RetryPolicy = new ClientRetryPolicy(maxRetries: 0),
-        }).GetResponsesClient();
-    }
+    private static ResponsesClient Responses(LuluClawApp app, string key) => app.OpenAISdk(key).GetResponsesClient();
 
     private Task<LuluClawApp> StubbedAppAsync() =>
         LuluClawApp.StartAsync(Provider.Sqlite, new Dictionary<string, string?> { ["Llm:OpenAI:BaseUrl"] = _stub.OpenAIBaseUrl.ToString() });
 
-    private static async Task<string> PrimaryBotAsync(TestWorkspace workspace)
-    {
-        using var client = workspace.Client();
-        return (await client.GetFromJsonAsync<JsonElement>("/api/v1/bots", Ct))[0].GetProperty("id").GetString()!;
-    }
+    private static Task<string> PrimaryBotAsync(TestWorkspace workspace) => workspace.PrimaryBotIdAsync();
 
     /// <summary>The workspace's sessions, as its grain lists them.</summary>
     private static Task<IReadOnlyList<SessionSummary>> SessionsAsync(LuluClawApp app, TestWorkspace workspace) =>

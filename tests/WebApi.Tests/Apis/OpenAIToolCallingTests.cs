@@ -35,21 +35,7 @@ public sealed class OpenAIToolCallingTests : IAsyncLifetime
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private ChatClient Chat(TestWorkspace workspace, string? sessionId = null)
-    {
-        var http = _app.CreateClient();
-        if (sessionId is not null)
-        {
-            http.DefaultRequestHeaders.Add("X-Session-Id", sessionId);
-        }
-
-        return new OpenAIClient(new ApiKeyCredential(workspace.Key), new OpenAIClientOptions
-        {
-            Endpoint = new Uri(http.BaseAddress!, "/v1"),
-            Transport = new HttpClientPipelineTransport(http),
-            RetryPolicy = new ClientRetryPolicy(maxRetries: 0),
-        }).GetChatClient("Acme assistant");
-    }
+    private ChatClient Chat(TestWorkspace workspace, string? sessionId = null) => _app.OpenAISdk(workspace.Key, sessionId).GetChatClient("Acme assistant");
 
     private static ChatTool Weather() =>
         ChatTool.CreateFunctionTool("get_weather", "The weather in a city now", BinaryData.FromString(WeatherSchema), functionSchemaIsStrict: true);
