@@ -95,7 +95,29 @@ public sealed record CreateBotRequest(
     [property: Id(1)] string Name,
     [property: Id(2)] string SystemPrompt,
     [property: Id(3)] string Model,
-    [property: Id(4)] IReadOnlyList<string> Channels);
+    [property: Id(4)] IReadOnlyList<string> Channels,
+    [property: Id(5)] BotKnowledge? Knowledge = null);
+
+/// <summary>
+/// How a bot uses its workspace's knowledge sources: whether at all, the evidence it needs before it
+/// answers from them, and what it says when the evidence is too weak.
+/// </summary>
+/// <param name="Enabled">Whether turns retrieve from the workspace's <c>ready</c> sources.</param>
+/// <param name="Threshold">
+/// The evidence gate: the least cosine similarity (0 to 1) between the question and the best passage
+/// found for the bot to answer; below it, the bot answers <see cref="Fallback"/> instead of calling the
+/// model. Null: the configured default (<c>Knowledge:EvidenceThreshold</c>).
+/// </param>
+/// <param name="Fallback">What the bot says when the gate holds; null: the configured default (<c>Knowledge:FallbackAnswer</c>).</param>
+[GenerateSerializer, Immutable, Alias("luluclaw.BotKnowledge")]
+public sealed record BotKnowledge(
+    [property: Id(0)] bool Enabled = true,
+    [property: Id(1)] double? Threshold = null,
+    [property: Id(2)] string? Fallback = null)
+{
+    /// <summary>What a bot has when nothing was said: knowledge on, the default gate and words.</summary>
+    public static BotKnowledge Default { get; } = new();
+}
 
 /// <summary>The fields a PATCH changes; null leaves a field as it is.</summary>
 [GenerateSerializer, Immutable, Alias("luluclaw.BotChanges")]
@@ -103,7 +125,10 @@ public sealed record BotChanges(
     [property: Id(0)] string? Name = null,
     [property: Id(1)] string? SystemPrompt = null,
     [property: Id(2)] string? Model = null,
-    [property: Id(3)] IReadOnlyList<string>? Channels = null);
+    [property: Id(3)] IReadOnlyList<string>? Channels = null,
+    [property: Id(4)] bool? Knowledge = null,
+    [property: Id(5)] double? KnowledgeThreshold = null,
+    [property: Id(6)] string? KnowledgeFallback = null);
 
 /// <summary>A bot: configuration, lifecycle and channel connections.</summary>
 /// <param name="Version">Grows with every configuration change and restart; a model client is built for one version.</param>
@@ -124,4 +149,5 @@ public sealed record BotInfo(
     [property: Id(10)] DateTimeOffset CreatedAt,
     [property: Id(11)] DateTimeOffset UpdatedAt,
     [property: Id(12)] DateTimeOffset? LastRestartedAt,
-    [property: Id(13)] string? Provider = null);
+    [property: Id(13)] string? Provider = null,
+    [property: Id(14)] BotKnowledge? Knowledge = null);

@@ -216,6 +216,10 @@ public sealed record ChatTurnResult
     [Id(11)]
     public long? ReplySeq { get; init; }
 
+    /// <summary>The knowledge sources the reply was given (<see cref="SessionMessage.Sources"/>); null when none was.</summary>
+    [Id(13)]
+    public IReadOnlyList<MessageSource>? Sources { get; init; }
+
     /// <summary>A failed turn.</summary>
     public static ChatTurnResult Failed(ChatTurnStatus status, string sessionId, string error, TimeSpan? retryAfter = null, WindowStanding? window = null) =>
         new() { Status = status, SessionId = sessionId, Error = error, RetryAfter = retryAfter, Window = window };
@@ -278,6 +282,7 @@ public sealed record ChatTurnEvent([property: Id(0)] string? Delta, [property: I
 /// <param name="CutShort">An assistant reply whose stream the client left before it ended: what the model had produced by then.</param>
 /// <param name="ToolCalls">In a stateless transcript: the function calls of an assistant message.</param>
 /// <param name="ToolCallId">In a stateless transcript: the call a <c>tool</c> message answers.</param>
+/// <param name="Sources">For an assistant reply: the knowledge sources its prompt carried, in the order it was shown them; null for none.</param>
 [GenerateSerializer, Immutable, Alias("luluclaw.SessionMessage")]
 public sealed record SessionMessage(
     [property: Id(0)] long Seq,
@@ -286,4 +291,16 @@ public sealed record SessionMessage(
     [property: Id(3)] DateTimeOffset CreatedAt,
     [property: Id(4)] bool CutShort = false,
     [property: Id(5)] IReadOnlyList<ToolCall>? ToolCalls = null,
-    [property: Id(6)] string? ToolCallId = null);
+    [property: Id(6)] string? ToolCallId = null,
+    [property: Id(7)] IReadOnlyList<MessageSource>? Sources = null);
+
+/// <summary>
+/// A knowledge source a reply used: the source, the page of it (a website's page URL; null for a
+/// document or a manual source) and the chunks of it that went into the prompt.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("luluclaw.MessageSource")]
+public sealed record MessageSource(
+    [property: Id(0)] string Id,
+    [property: Id(1)] string Name,
+    [property: Id(2)] string? Url,
+    [property: Id(3)] IReadOnlyList<long> ChunkIds);

@@ -44,7 +44,8 @@ public sealed partial class BotGrain(
         }
 
         var now = time.GetStoredNow();
-        var bot = new BotRecord(Id, request.WorkspaceId, request.Name, request.SystemPrompt, request.Model, request.Channels, 1, 0, now, now, null);
+        var bot = new BotRecord(Id, request.WorkspaceId, request.Name, request.SystemPrompt, request.Model, request.Channels, 1, 0, now, now, null,
+            request.Knowledge ?? BotKnowledge.Default);
         await tenants.InsertBotAsync(bot, cancellationToken);
         _bot = bot;
         return BeginTransition(BotStatus.Starting);
@@ -81,6 +82,7 @@ public sealed partial class BotGrain(
             SystemPrompt = changes.SystemPrompt ?? b.SystemPrompt,
             Model = changes.Model ?? b.Model,
             Channels = changes.Channels ?? b.Channels,
+            Knowledge = Changed(b.Knowledge ?? BotKnowledge.Default, changes),
         }, cancellationToken);
         return updated ? BeginTransition(BotStatus.Reloading) : null;
     }
@@ -199,8 +201,15 @@ public sealed partial class BotGrain(
         var b = _bot!;
         return new BotInfo(
             b.Id, b.WorkspaceId, b.Name, b.SystemPrompt, b.Model, b.Channels, _status, _reason, b.Version, b.RestartCount, b.CreatedAt, b.UpdatedAt,
-            b.LastRestartedAt, _provider);
+            b.LastRestartedAt, _provider, b.Knowledge ?? BotKnowledge.Default);
     }
+
+    private static BotKnowledge Changed(BotKnowledge knowledge, BotChanges changes) => knowledge with
+    {
+        Enabled = changes.Knowledge ?? knowledge.Enabled,
+        Threshold = changes.KnowledgeThreshold ?? knowledge.Threshold,
+        Fallback = changes.KnowledgeFallback ?? knowledge.Fallback,
+    };
 
     private static partial class Log
     {

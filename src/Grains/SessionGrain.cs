@@ -127,11 +127,15 @@ public sealed partial class SessionGrain(
 
         // :: Step 3: the model call, bounded by the configured timeout.
         ChatResponse response;
+        KnowledgeFindings knowledge;
         using (var deadline = Deadline(cancellationToken))
         {
             try
             {
-                response = await turn.Client.GetResponseAsync(await PromptAsync(turn.Bot, request, deadline.Token), Options(turn.Bot, request), deadline.Token);
+                (var prompt, knowledge) = await PromptAsync(turn.Bot, request, deadline.Token);
+                response = knowledge.GateAnswer is { } words
+                    ? new ChatResponse(new ChatMessage(ChatRole.Assistant, words)) { FinishReason = ChatFinishReason.Stop }
+                    : await turn.Client.GetResponseAsync(prompt, Options(turn.Bot, request), deadline.Token);
             }
             catch (Exception e)
             {
@@ -148,7 +152,7 @@ public sealed partial class SessionGrain(
 
         // :: Step 5.
         var calls = ToolCalls(response.Messages.SelectMany(m => m.Contents));
-        return await CommitAsync(turn, request, response.Text, Usage(response.Usage), cutShort: false, Finish(response.FinishReason), calls);
+        return await CommitAsync(turn, request, response.Text, Usage(response.Usage), cutShort: false, Finish(response.FinishReason), calls, knowledge.Sources());
     }
 
     public async IAsyncEnumerable<ChatTurnEvent> StreamAsync(ChatTurnRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
@@ -253,8 +257,11 @@ public sealed partial class SessionGrain(
         var settled = false;
         var aliveAt = time.GetUtcNow();
         using var deadline = Deadline(cancellationToken);
-        var prompt = await PromptAsync(turn.Bot, request, deadline.Token);
-        var updates = turn.Client.GetStreamingResponseAsync(prompt, Options(turn.Bot, request), deadline.Token).GetAsyncEnumerator(deadline.Token);
+        var (prompt, knowledge) = await PromptAsync(turn.Bot, request, deadline.Token);
+        var sources = knowledge.Sources();
+        var updates = (knowledge.GateAnswer is { } words
+            ? GateAnswer(words)
+            : turn.Client.GetStreamingResponseAsync(prompt, Options(turn.Bot, request), deadline.Token)).GetAsyncEnumerator(deadline.Token);
 
         try
         {
@@ -306,7 +313,8 @@ public sealed partial class SessionGrain(
                     await RefundAsync(turn);
                 }
 
-                yield return ChatTurnEvent.Done(failed ?? await CommitAsync(turn, request, reply.ToString(), usage, cutShort: false, Finish(finish), calls is [] ? null : calls));
+                yield return ChatTurnEvent.Done(
+                    failed ?? await CommitAsync(turn, request, reply.ToString(), usage, cutShort: false, Finish(finish), calls is [] ? null : calls, sources));
             }
         }
         finally
@@ -317,7 +325,7 @@ public sealed partial class SessionGrain(
                 // The caller stopped reading: keep what the model produced, marked; if it produced nothing, give the turn back.
                 if (reply.Length > 0)
                 {
-                    await CommitAsync(turn, request, reply.ToString(), usage, cutShort: true);
+                    await CommitAsync(turn, request, reply.ToString(), usage, cutShort: true, sources: sources);
                 }
                 else
                 {
@@ -470,12 +478,15 @@ public sealed partial class SessionGrain(
 
     /// <summary>Step 5: appends both messages and settles the admission in one transaction; only then is the turn answered.</summary>
     private async Task<ChatTurnResult> CommitAsync(
-        Turn turn, ChatTurnRequest request, string reply, TokenUsage? usage, bool cutShort, string? finishReason = null, IReadOnlyList<ToolCall>? toolCalls = null)
+        Turn turn, ChatTurnRequest request, string reply, TokenUsage? usage, bool cutShort, string? finishReason = null, IReadOnlyList<ToolCall>? toolCalls = null,
+        IReadOnlyList<MessageSource>? sources = null)
     {
         var now = time.GetStoredNow();
         var next = LastSeq + 1;
         var stateless = request.Transcript is not null;
-        SessionMessage[] turnMessages = stateless ? [] : [new(next, "user", request.Message, now), new(next + 1, "assistant", reply, now, cutShort)];
+        SessionMessage[] turnMessages = stateless
+            ? []
+            : [new(next, "user", request.Message, now), new(next + 1, "assistant", reply, now, cutShort, Sources: sources)];
         try
         {
             // A stateless turn only settles its admission: nothing of the conversation is kept.
@@ -519,6 +530,7 @@ public sealed partial class SessionGrain(
             ToolCalls = toolCalls,
             Window = turn.Admission.Window,
             ReplySeq = stateless ? null : next + 1,
+            Sources = sources,
         };
     }
 
@@ -626,23 +638,36 @@ public sealed partial class SessionGrain(
 
     /// <summary>
     /// The prompt, with the workspace's knowledge that bears on the new message right after the bot's
-    /// system prompt (<see cref="KnowledgePrompt.Format"/>). Knowledge that cannot be read leaves the
+    /// system prompt (<see cref="KnowledgePrompt.Format"/>), unless the bot has knowledge off; and
+    /// what was found, whose <see cref="KnowledgeFindings.GateAnswer"/> the bot answers instead of
+    /// calling the model when the evidence gate holds. The gate does not hold for a turn that
+    /// declares tools or asks for JSON: words would break what the caller expects back, so the model
+    /// answers (without passages, none being close enough). Knowledge that cannot be read leaves the
     /// prompt without it, logged: the turn still answers.
     /// </summary>
-    private async Task<List<ChatMessage>> PromptAsync(BotInfo bot, ChatTurnRequest request, CancellationToken cancellationToken)
+    private async Task<(List<ChatMessage> Prompt, KnowledgeFindings Knowledge)> PromptAsync(BotInfo bot, ChatTurnRequest request, CancellationToken cancellationToken)
     {
         var prompt = Prompt(bot, request);
-        if (knowledge is null || string.IsNullOrWhiteSpace(request.Message))
+        var settings = bot.Knowledge ?? BotKnowledge.Default;
+        if (knowledge is null || !settings.Enabled || string.IsNullOrWhiteSpace(request.Message))
         {
-            return prompt;
+            return (prompt, KnowledgeFindings.None);
         }
 
         try
         {
-            if (await knowledge.FindAsync(_key.WorkspaceId, request.Message, cancellationToken) is { Count: > 0 } passages)
+            var found = await knowledge.FindAsync(_key.WorkspaceId, request.Message, settings, cancellationToken);
+            if (found.GateAnswer is not null && request.Options is { Tools.Count: > 0 } or { ResponseFormat: "json_object" or "json_schema" })
             {
-                prompt.Insert(1, new ChatMessage(ChatRole.System, KnowledgePrompt.Format(passages)));
+                return (prompt, KnowledgeFindings.None);
             }
+
+            if (found.Passages.Count > 0)
+            {
+                prompt.Insert(1, new ChatMessage(ChatRole.System, KnowledgePrompt.Format(found.Passages)));
+            }
+
+            return (prompt, found);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -653,7 +678,14 @@ public sealed partial class SessionGrain(
             Log.KnowledgeFailed(logger, _key.WorkspaceId, e);
         }
 
-        return prompt;
+        return (prompt, KnowledgeFindings.None);
+    }
+
+    /// <summary>The evidence gate's words as the one piece of a streamed reply.</summary>
+    private static async IAsyncEnumerable<ChatResponseUpdate> GateAnswer(string words)
+    {
+        await Task.CompletedTask;
+        yield return new ChatResponseUpdate(ChatRole.Assistant, words) { FinishReason = ChatFinishReason.Stop };
     }
 
     private List<ChatMessage> Prompt(BotInfo bot, ChatTurnRequest request)

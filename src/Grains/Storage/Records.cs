@@ -20,7 +20,8 @@ public sealed record BotRecord(
     long RestartCount,
     DateTimeOffset CreatedAt,
     DateTimeOffset UpdatedAt,
-    DateTimeOffset? LastRestartedAt);
+    DateTimeOffset? LastRestartedAt,
+    BotKnowledge? Knowledge = null);
 
 /// <summary>A workspace's own provider key, as stored: encrypted, with a masked hint.</summary>
 public sealed record ProviderKeyRecord(Guid WorkspaceId, string Provider, string Ciphertext, string Hint, DateTimeOffset UpdatedAt);

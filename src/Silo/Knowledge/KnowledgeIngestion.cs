@@ -45,6 +45,23 @@ public sealed class KnowledgeOptions
 
     /// <summary>How many tokens of passages a chat turn's prompt gets, at most.</summary>
     public int PromptTokens { get; set; } = 1500;
+
+    /// <summary>
+    /// The evidence gate of a bot that sets none of its own: the least cosine similarity (0 to 1) between
+    /// the question's embedding and the closest passage retrieved for it, in a workspace that has
+    /// knowledge, for the model to be asked. Below it the bot answers <see cref="FallbackAnswer"/>.
+    /// Calibrated on the quality corpus (docs/benchmarks.md, "Retrieval quality").
+    /// </summary>
+    public double EvidenceThreshold { get; set; } = DefaultEvidenceThreshold;
+
+    /// <summary>What a bot that sets no words of its own says when the evidence gate holds.</summary>
+    public string FallbackAnswer { get; set; } = DefaultFallbackAnswer;
+
+    /// <summary>The default of <see cref="EvidenceThreshold"/>.</summary>
+    public const double DefaultEvidenceThreshold = 0.35;
+
+    /// <summary>The default of <see cref="FallbackAnswer"/>.</summary>
+    public const string DefaultFallbackAnswer = "I don't know: the information I have doesn't cover that.";
 }
 
 /// <summary>

@@ -1,3 +1,4 @@
+using LuluClaw.Grains.Knowledge;
 using LuluClaw.Grains.Storage;
 
 namespace LuluClaw.Silo.Knowledge;
@@ -97,16 +98,29 @@ internal sealed class KnowledgeRetriever(IKnowledgeStore store, ITextEmbedder em
 
 /// <summary>
 /// The knowledge a chat turn gets: the best <see cref="KnowledgeOptions.PromptPassages"/> passages
-/// for its message that fit in <see cref="KnowledgeOptions.PromptTokens"/> tokens, best first.
+/// for its message that fit in <see cref="KnowledgeOptions.PromptTokens"/> tokens, best first; or,
+/// in a workspace that has knowledge, the evidence gate's answer when no passage retrieved comes as
+/// close to the question as the bot's threshold asks (cosine similarity of the embeddings: the fused
+/// score ranks, but only the similarity says how near the best passage is).
 /// </summary>
-internal sealed class KnowledgeLookup(KnowledgeRetriever retriever, Microsoft.Extensions.Options.IOptionsMonitor<KnowledgeOptions> options) : Grains.Knowledge.IKnowledgeLookup
+internal sealed class KnowledgeLookup(KnowledgeRetriever retriever, Microsoft.Extensions.Options.IOptionsMonitor<KnowledgeOptions> options) : IKnowledgeLookup
 {
     /// <inheritdoc />
-    public async Task<IReadOnlyList<Grains.Knowledge.KnowledgePassage>> FindAsync(Guid workspaceId, string question, CancellationToken cancellationToken)
+    public async Task<KnowledgeFindings> FindAsync(Guid workspaceId, string question, BotKnowledge bot, CancellationToken cancellationToken)
     {
         var settings = options.CurrentValue;
         var hits = await retriever.RetrieveAsync(workspaceId, question, settings.PromptPassages, RetrievalMode.Hybrid, cancellationToken);
-        var passages = new List<Grains.Knowledge.KnowledgePassage>(hits.Count);
+        if (hits.Count == 0)
+        {
+            return KnowledgeFindings.None; // no ready knowledge: the bot answers as it would without
+        }
+
+        if (hits.Max(h => h.Similarity) < (bot.Threshold ?? settings.EvidenceThreshold))
+        {
+            return new KnowledgeFindings([], bot.Fallback ?? settings.FallbackAnswer);
+        }
+
+        var passages = new List<KnowledgePassage>(hits.Count);
         var tokens = 0;
         foreach (var hit in hits)
         {
@@ -116,9 +130,9 @@ internal sealed class KnowledgeLookup(KnowledgeRetriever retriever, Microsoft.Ex
             }
 
             tokens += hit.Chunk.Tokens;
-            passages.Add(new Grains.Knowledge.KnowledgePassage(hit.Chunk.SourceId, hit.Chunk.SourceName, hit.Chunk.Url, hit.Chunk.Heading, hit.Chunk.Text));
+            passages.Add(new KnowledgePassage(hit.Chunk.ChunkId, hit.Chunk.SourceId, hit.Chunk.SourceName, hit.Chunk.Url, hit.Chunk.Heading, hit.Chunk.Text));
         }
 
-        return passages;
+        return new KnowledgeFindings(passages);
     }
 }

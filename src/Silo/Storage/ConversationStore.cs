@@ -16,7 +16,7 @@ namespace LuluClaw.Silo.Storage;
 /// </remarks>
 public sealed class ConversationStore(Database database, PostgresCommits? batches = null) : IConversationStore
 {
-    private const int MessageColumns = 5;
+    private const int MessageColumns = 6;
     private static readonly ConcurrentDictionary<int, (string Sql, string[][] Names)> MessageInserts = new();
 
     public Task<SessionRecord?> GetSessionAsync(Guid workspaceId, string sessionId, CancellationToken cancellationToken) =>
@@ -31,10 +31,10 @@ public sealed class ConversationStore(Database database, PostgresCommits? batche
     public async Task<IReadOnlyList<SessionMessage>> GetMessagesAsync(Guid workspaceId, string sessionId, CancellationToken cancellationToken) =>
         await database.ReadAsync(c => Statements.RowsAsync(c, null,
             """
-            SELECT seq, role, content, created_at, cut_short FROM messages
+            SELECT seq, role, content, created_at, cut_short, sources FROM messages
             WHERE workspace_id = @WorkspaceId AND session_id = @SessionId ORDER BY seq
             """,
-            r => new SessionMessage(r.GetInt64(0), r.GetString(1), r.GetString(2), r.Time(3), r.GetInt64(4) != 0),
+            r => new SessionMessage(r.GetInt64(0), r.GetString(1), r.GetString(2), r.Time(3), r.GetInt64(4) != 0, Sources: StoredJson.Sources(r.StringOrNull(5))),
             cancellationToken, ("WorkspaceId", Id(workspaceId)), ("SessionId", sessionId)), cancellationToken).ConfigureAwait(false);
 
     public async Task<IReadOnlyList<SessionSummary>> ListSessionsAsync(Guid workspaceId, CancellationToken cancellationToken) =>
@@ -98,6 +98,7 @@ public sealed class ConversationStore(Database database, PostgresCommits? batche
                     parameters[k + 2] = (name[2], m.Content);
                     parameters[k + 3] = (name[3], Ms(m.CreatedAt));
                     parameters[k + 4] = (name[4], m.CutShort ? 1 : 0);
+                    parameters[k + 5] = (name[5], StoredJson.Of(m.Sources));
                 }
 
                 await Statements.ExecuteAsync(c, tx, sql, cancellationToken, parameters);
@@ -108,13 +109,13 @@ public sealed class ConversationStore(Database database, PostgresCommits? batche
 
     /// <summary>
     /// The INSERT of <paramref name="count"/> messages in one statement, and the names of each
-    /// message's parameters (Seq0, Role0, Content0, CreatedAt0, CutShort0, then Seq1…): made once
+    /// message's parameters (Seq0, Role0, Content0, CreatedAt0, CutShort0, Sources0, then Seq1…): made once
     /// per count instead of on every turn.
     /// </summary>
     private static (string Sql, string[][] Names) MessageInsert(int count) => MessageInserts.GetOrAdd(count, static n =>
     {
-        var names = Enumerable.Range(0, n).Select(i => new[] { $"Seq{i}", $"Role{i}", $"Content{i}", $"CreatedAt{i}", $"CutShort{i}" }).ToArray();
-        var rows = names.Select(p => $"(@WorkspaceId, @SessionId, @{p[0]}, @{p[1]}, @{p[2]}, @{p[3]}, @TurnId, @{p[4]})");
-        return ($"INSERT INTO messages (workspace_id, session_id, seq, role, content, created_at, turn_id, cut_short) VALUES {string.Join(", ", rows)}", names);
+        var names = Enumerable.Range(0, n).Select(i => new[] { $"Seq{i}", $"Role{i}", $"Content{i}", $"CreatedAt{i}", $"CutShort{i}", $"Sources{i}" }).ToArray();
+        var rows = names.Select(p => $"(@WorkspaceId, @SessionId, @{p[0]}, @{p[1]}, @{p[2]}, @{p[3]}, @TurnId, @{p[4]}, @{p[5]})");
+        return ($"INSERT INTO messages (workspace_id, session_id, seq, role, content, created_at, turn_id, cut_short, sources) VALUES {string.Join(", ", rows)}", names);
     });
 }

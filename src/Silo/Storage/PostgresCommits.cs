@@ -49,10 +49,10 @@ public sealed class PostgresCommits : IAsyncDisposable
             UPDATE sessions s SET last_activity = @Now, message_count = s.message_count + t.n
             FROM t WHERE NOT t.is_new AND s.workspace_id = t.workspace_id AND s.session_id = t.session_id),
         new_messages AS (
-            INSERT INTO messages (workspace_id, session_id, seq, role, content, created_at, turn_id, cut_short)
-            SELECT m.workspace_id, m.session_id, m.seq, m.role, m.content, m.created_at, m.turn_id, m.cut_short
+            INSERT INTO messages (workspace_id, session_id, seq, role, content, created_at, turn_id, cut_short, sources)
+            SELECT m.workspace_id, m.session_id, m.seq, m.role, m.content, m.created_at, m.turn_id, m.cut_short, m.sources
             FROM unnest(@MTurns::text[], @MWorkspaces::text[], @MSessions::text[], @MSeqs::bigint[], @MRoles::text[], @MContents::text[],
-                @MTimes::bigint[], @MCut::int[]) AS m(turn_id, workspace_id, session_id, seq, role, content, created_at, cut_short)
+                @MTimes::bigint[], @MCut::int[], @MSources::text[]) AS m(turn_id, workspace_id, session_id, seq, role, content, created_at, cut_short, sources)
             WHERE m.turn_id IN (SELECT id FROM settled))
         SELECT id FROM settled
         """;
@@ -126,7 +126,8 @@ public sealed class PostgresCommits : IAsyncDisposable
             ("MTurns", messages.Select(m => m.Turn.TurnId).ToArray()), ("MWorkspaces", messages.Select(m => Id(m.Turn.WorkspaceId)).ToArray()),
             ("MSessions", messages.Select(m => m.Turn.SessionId).ToArray()), ("MSeqs", messages.Select(m => m.Message.Seq).ToArray()),
             ("MRoles", messages.Select(m => m.Message.Role).ToArray()), ("MContents", messages.Select(m => m.Message.Content).ToArray()),
-            ("MTimes", messages.Select(m => Ms(m.Message.CreatedAt)).ToArray()), ("MCut", messages.Select(m => m.Message.CutShort ? 1 : 0).ToArray()));
+            ("MTimes", messages.Select(m => Ms(m.Message.CreatedAt)).ToArray()), ("MCut", messages.Select(m => m.Message.CutShort ? 1 : 0).ToArray()),
+            ("MSources", messages.Select(m => StoredJson.Of(m.Message.Sources)).ToArray()));
         var settled = new HashSet<string>(StringComparer.Ordinal);
         await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
         while (await reader.ReadAsync().ConfigureAwait(false))

@@ -13,7 +13,7 @@ public sealed class TenantStore(Database database, ClusterChangeLog changes) : I
 {
     private const string WorkspaceColumns = "id, name, plan, credits, primary_bot_id, version, created_at, updated_at";
     private const string BotColumns =
-        "id, workspace_id, name, system_prompt, model, channels, version, restart_count, created_at, updated_at, last_restarted_at";
+        "id, workspace_id, name, system_prompt, model, channels, version, restart_count, created_at, updated_at, last_restarted_at, knowledge";
     private const string ProviderKeyColumns = "workspace_id, provider, ciphertext, hint, updated_at";
     private const string ApiKeyColumns = "id, workspace_id, key_hash, prefix, scopes, plan, created_at, revoked_at";
 
@@ -22,7 +22,7 @@ public sealed class TenantStore(Database database, ClusterChangeLog changes) : I
 
     private static BotRecord ReadBot(IRow r) =>
         new(r.GetString(0), r.Guid(1), r.GetString(2), r.GetString(3), r.GetString(4), r.Words(5), r.GetInt64(6), r.GetInt64(7), r.Time(8), r.Time(9),
-            r.TimeOrNull(10));
+            r.TimeOrNull(10), StoredJson.Knowledge(r.StringOrNull(11)));
 
     private static ProviderKeyRecord ReadProviderKey(IRow r) => new(r.Guid(0), r.GetString(1), r.GetString(2), r.GetString(3), r.Time(4));
 
@@ -93,24 +93,26 @@ public sealed class TenantStore(Database database, ClusterChangeLog changes) : I
         Statements.ExecuteAsync(c, tx,
             $"""
             INSERT INTO bots ({BotColumns})
-            VALUES (@Id, @WorkspaceId, @Name, @SystemPrompt, @Model, @Channels, @Version, @RestartCount, @CreatedAt, @UpdatedAt, @LastRestartedAt)
+            VALUES (@Id, @WorkspaceId, @Name, @SystemPrompt, @Model, @Channels, @Version, @RestartCount, @CreatedAt, @UpdatedAt, @LastRestartedAt, @Knowledge)
             """,
             cancellationToken,
             ("Id", bot.Id), ("WorkspaceId", Id(bot.WorkspaceId)), ("Name", bot.Name), ("SystemPrompt", bot.SystemPrompt), ("Model", bot.Model),
             ("Channels", string.Join(' ', bot.Channels)), ("Version", bot.Version), ("RestartCount", bot.RestartCount),
-            ("CreatedAt", Ms(bot.CreatedAt)), ("UpdatedAt", Ms(bot.UpdatedAt)), ("LastRestartedAt", Ms(bot.LastRestartedAt)));
+            ("CreatedAt", Ms(bot.CreatedAt)), ("UpdatedAt", Ms(bot.UpdatedAt)), ("LastRestartedAt", Ms(bot.LastRestartedAt)),
+            ("Knowledge", StoredJson.Of(bot.Knowledge)));
 
     public async Task<BotRecord> UpdateBotAsync(BotRecord bot, long expectedVersion, CancellationToken cancellationToken) =>
         await database.WriteAsync((c, tx) => Statements.RowAsync(c, tx,
             $"""
             UPDATE bots SET name = @Name, system_prompt = @SystemPrompt, model = @Model, channels = @Channels,
-                restart_count = @RestartCount, updated_at = @UpdatedAt, last_restarted_at = @LastRestartedAt, version = version + 1
+                restart_count = @RestartCount, updated_at = @UpdatedAt, last_restarted_at = @LastRestartedAt, knowledge = @Knowledge, version = version + 1
             WHERE id = @Id AND version = @ExpectedVersion
             RETURNING {BotColumns}
             """,
             ReadBot, cancellationToken,
             ("Name", bot.Name), ("SystemPrompt", bot.SystemPrompt), ("Model", bot.Model), ("Channels", string.Join(' ', bot.Channels)),
-            ("RestartCount", bot.RestartCount), ("UpdatedAt", Ms(bot.UpdatedAt)), ("LastRestartedAt", Ms(bot.LastRestartedAt)), ("Id", bot.Id),
+            ("RestartCount", bot.RestartCount), ("UpdatedAt", Ms(bot.UpdatedAt)), ("LastRestartedAt", Ms(bot.LastRestartedAt)),
+            ("Knowledge", StoredJson.Of(bot.Knowledge)), ("Id", bot.Id),
             ("ExpectedVersion", expectedVersion)), cancellationToken).ConfigureAwait(false)
         ?? throw new StaleStateException($"bot {bot.Id} is no longer at version {expectedVersion}");
 

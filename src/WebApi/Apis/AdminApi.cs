@@ -209,7 +209,7 @@ internal static class AdminApi
 
         var silo = await grains.GetGrain<IManagementGrain>(0).GetActivationAddress(session, cancellationToken);
         return TypedResults.Json(
-            new HistoryResponse(sessionId, history.Select(m => new MessageResponse(m.Seq, m.Role, m.Content, m.CreatedAt, m.CutShort)).ToArray(), silo?.ToParsableString()),
+            new HistoryResponse(sessionId, history.Select(m => new MessageResponse(m.Seq, m.Role, m.Content, m.CreatedAt, m.CutShort, SourceResponse.Of(m.Sources))).ToArray(), silo?.ToParsableString()),
             LuluJsonContext.Web.HistoryResponse);
     }
 

@@ -30,6 +30,9 @@ internal static partial class DeveloperApi
     /// <summary>Longest bot id a request may name.</summary>
     public const int MaxBotIdLength = 128;
 
+    /// <summary>Longest evidence-gate answer.</summary>
+    public const int MaxKnowledgeFallbackLength = 2_000;
+
     /// <summary>Longest provider key.</summary>
     public const int MaxProviderKeyLength = 1_000;
 
@@ -42,7 +45,7 @@ internal static partial class DeveloperApi
             .WithSummary("Send a message to a bot (the workspace's primary bot unless bot_id names another)")
             .WithDescription(LuluChat.StreamingNote).WithTags("Developer API: chat")
             .RequireApiKey(ApiScopes.Chat).RunsChatTurn()
-            .Produces<ChatResponse>(StatusCodes.Status200OK, "application/json", "text/event-stream");
+            .Produces<DeveloperChatResponse>(StatusCodes.Status200OK, "application/json", "text/event-stream");
 
         var bots = api.MapGroup("/bots").WithTags("Developer API: bots").RequireApiKey(ApiScopes.Bots);
         bots.MapPost("/", CreateBotAsync).WithName("CreateBot").WithSummary("Create a bot; it is 'starting', then 'running'");
@@ -70,7 +73,7 @@ internal static partial class DeveloperApi
         var caller = http.GetCaller();
         var session = grains.Session(caller, body.SessionId ?? ChatTurns.NewSessionId());
         return ChatTurns.RunAsync(
-            http, session, new ChatTurnRequest(body.Message, caller.Key.Id, "api", body.BotId), SseResponse.IsWanted(http.Request, body.Stream), LuluChat.Answers);
+            http, session, new ChatTurnRequest(body.Message, caller.Key.Id, "api", body.BotId), SseResponse.IsWanted(http.Request, body.Stream), LuluChat.Developer);
     }
 
     // ---- bots ----
@@ -79,7 +82,9 @@ internal static partial class DeveloperApi
     {
         var id = BotIds.New();
         var bot = await grains.GetGrain<IBotGrain>(id).CreateAsync(
-            new CreateBotRequest(http.GetCaller().WorkspaceId, body.Name.Trim(), body.SystemPrompt, body.Model?.Trim() ?? BotDefaults.Model, Normalize(body.Channels) ?? []),
+            new CreateBotRequest(
+                http.GetCaller().WorkspaceId, body.Name.Trim(), body.SystemPrompt, body.Model?.Trim() ?? BotDefaults.Model, Normalize(body.Channels) ?? [],
+                new BotKnowledge(body.Knowledge ?? true, body.KnowledgeThreshold, body.KnowledgeFallback?.Trim())),
             http.RequestAborted);
         return TypedResults.Created($"/api/v1/bots/{id}", ToResponse(bot));
     }
@@ -99,7 +104,9 @@ internal static partial class DeveloperApi
     private static async Task<Results<Ok<BotResponse>, NotFound<ErrorBody>>> UpdateBotAsync(string botId, UpdateBotBody body, HttpContext http, IGrainFactory grains)
     {
         var bot = await grains.GetGrain<IBotGrain>(botId).UpdateAsync(
-            http.GetCaller().WorkspaceId, new BotChanges(body.Name?.Trim(), body.SystemPrompt, body.Model?.Trim(), Normalize(body.Channels)), http.RequestAborted);
+            http.GetCaller().WorkspaceId,
+            new BotChanges(body.Name?.Trim(), body.SystemPrompt, body.Model?.Trim(), Normalize(body.Channels), body.Knowledge, body.KnowledgeThreshold, body.KnowledgeFallback?.Trim()),
+            http.RequestAborted);
         return bot is null ? BotNotFound(botId) : TypedResults.Ok(ToResponse(bot));
     }
 
@@ -173,7 +180,7 @@ internal static partial class DeveloperApi
 
     private static BotResponse ToResponse(BotInfo b) => new(
         b.Id, b.Name, b.SystemPrompt, b.Model, b.Channels, b.Status.ToString().ToLowerInvariant(), b.StatusReason, b.RestartCount,
-        b.CreatedAt, b.UpdatedAt, b.LastRestartedAt);
+        b.CreatedAt, b.UpdatedAt, b.LastRestartedAt, b.Knowledge?.Enabled ?? true, b.Knowledge?.Threshold, b.Knowledge?.Fallback);
 
     [GeneratedRegex("^[A-Za-z0-9._:/-]+$")]
     private static partial Regex ModelName();
@@ -187,7 +194,10 @@ internal sealed record CreateBotBody(
     [property: StringLength(DeveloperApi.MaxModelLength, MinimumLength = 1),
         Description("LLM model identifier; defaults to gpt-4o-mini. claude-* models use Anthropic, 'echo' answers without a provider.")]
     string? Model = null,
-    [property: Description("Channel types: telegram, discord, slack."), AllowedValues("telegram", "discord", "slack")] IReadOnlyList<string>? Channels = null)
+    [property: Description("Channel types: telegram, discord, slack."), AllowedValues("telegram", "discord", "slack")] IReadOnlyList<string>? Channels = null,
+    [property: Description(BotKnowledgeFields.Knowledge)] bool? Knowledge = null,
+    [property: Range(0.0, 1.0), Description(BotKnowledgeFields.Threshold)] double? KnowledgeThreshold = null,
+    [property: StringLength(DeveloperApi.MaxKnowledgeFallbackLength, MinimumLength = 1), Description(BotKnowledgeFields.Fallback)] string? KnowledgeFallback = null)
     : IRequestBody
 {
     /// <summary>Fields the body had that this type does not know: refused.</summary>
@@ -195,7 +205,23 @@ internal sealed record CreateBotBody(
     public Dictionary<string, JsonElement>? Unknown { get; init; }
 
     /// <inheritdoc />
-    public string? Check() => DeveloperApi.CheckModel(Model) ?? DeveloperApi.CheckChannels(Channels);
+    public string? Check() => DeveloperApi.CheckModel(Model) ?? DeveloperApi.CheckChannels(Channels) ?? BotKnowledgeFields.Check(KnowledgeFallback);
+}
+
+/// <summary>What the knowledge fields of a bot's create and PATCH bodies mean.</summary>
+internal static class BotKnowledgeFields
+{
+    public const string Knowledge = "Whether the bot answers from the workspace's ready knowledge sources (default true).";
+
+    public const string Threshold =
+        "The evidence gate, 0 to 1: the least cosine similarity between the question and the closest passage found for the bot to answer " +
+        "from the knowledge; below it the bot says knowledge_fallback instead of guessing. Omit for the server's default.";
+
+    public const string Fallback = "What the bot says when the evidence gate holds. Omit for the server's default words.";
+
+    /// <summary>The 400 message for blank fallback words, or null.</summary>
+    public static string? Check(string? fallback) =>
+        fallback is not null && string.IsNullOrWhiteSpace(fallback) ? "'knowledge_fallback' must not be blank" : null;
 }
 
 /// <summary><c>PATCH /api/v1/bots/{bot_id}</c>: only the fields given change, and the bot reloads.</summary>
@@ -203,7 +229,10 @@ internal sealed record UpdateBotBody(
     [property: StringLength(DeveloperApi.MaxNameLength, MinimumLength = 1), Description("Display name.")] string? Name = null,
     [property: StringLength(DeveloperApi.MaxSystemPromptLength, MinimumLength = 1), Description("The system prompt.")] string? SystemPrompt = null,
     [property: StringLength(DeveloperApi.MaxModelLength, MinimumLength = 1), Description("LLM model identifier.")] string? Model = null,
-    [property: Description("Channel types: telegram, discord, slack."), AllowedValues("telegram", "discord", "slack")] IReadOnlyList<string>? Channels = null)
+    [property: Description("Channel types: telegram, discord, slack."), AllowedValues("telegram", "discord", "slack")] IReadOnlyList<string>? Channels = null,
+    [property: Description(BotKnowledgeFields.Knowledge)] bool? Knowledge = null,
+    [property: Range(0.0, 1.0), Description(BotKnowledgeFields.Threshold)] double? KnowledgeThreshold = null,
+    [property: StringLength(DeveloperApi.MaxKnowledgeFallbackLength, MinimumLength = 1), Description(BotKnowledgeFields.Fallback)] string? KnowledgeFallback = null)
     : IRequestBody
 {
     /// <summary>Fields the body had that this type does not know: refused.</summary>
@@ -212,9 +241,9 @@ internal sealed record UpdateBotBody(
 
     /// <inheritdoc />
     public string? Check() =>
-        Name is null && SystemPrompt is null && Model is null && Channels is null
-            ? "nothing to change: send at least one of 'name', 'system_prompt', 'model', 'channels'"
-            : DeveloperApi.CheckModel(Model) ?? DeveloperApi.CheckChannels(Channels);
+        Name is null && SystemPrompt is null && Model is null && Channels is null && Knowledge is null && KnowledgeThreshold is null && KnowledgeFallback is null
+            ? "nothing to change: send at least one of 'name', 'system_prompt', 'model', 'channels', 'knowledge', 'knowledge_threshold', 'knowledge_fallback'"
+            : DeveloperApi.CheckModel(Model) ?? DeveloperApi.CheckChannels(Channels) ?? BotKnowledgeFields.Check(KnowledgeFallback);
 }
 
 /// <summary><c>PUT /api/v1/provider-keys/{provider}</c>.</summary>

@@ -24,6 +24,6 @@ internal static class GatewayApi
         var caller = http.GetCaller();
         var session = grains.Session(caller, body.SessionId ?? ChatTurns.NewSessionId());
         return ChatTurns.RunAsync(
-            http, session, new ChatTurnRequest(body.Message, caller.Key.Id, "gateway"), SseResponse.IsWanted(http.Request, body.Stream), LuluChat.Answers);
+            http, session, new ChatTurnRequest(body.Message, caller.Key.Id, "gateway"), SseResponse.IsWanted(http.Request, body.Stream), LuluChat.Gateway);
     }
 }

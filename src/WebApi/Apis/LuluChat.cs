@@ -16,26 +16,39 @@ internal sealed class LuluChat : TurnAnswers
         "the JSON answer's fields, or 'error' ({\"error\": \"...\"}) if the model fails. Refusals (401, 402, 404, 409, 429, ...) " +
         "come before the stream starts and keep their status codes.";
 
-    /// <summary>The one instance: the answers keep no state.</summary>
-    public static readonly LuluChat Answers = new();
+    /// <summary>The Gateway's answers: exactly its documented fields.</summary>
+    public static readonly LuluChat Gateway = new(sources: false);
 
-    private LuluChat()
-    {
-    }
+    /// <summary>The Developer API's answers: the Gateway's fields and the knowledge sources used.</summary>
+    public static readonly LuluChat Developer = new(sources: true);
+
+    private readonly bool _sources;
+
+    private LuluChat(bool sources) => _sources = sources;
 
     /// <inheritdoc />
-    public override IResult Whole(ChatTurnResult result) => TypedResults.Json(Answer(result), LuluJsonContext.Web.ChatResponse);
+    public override IResult Whole(ChatTurnResult result) => _sources
+        ? TypedResults.Json(DeveloperAnswer(result), LuluJsonContext.Web.DeveloperChatResponse)
+        : TypedResults.Json(GatewayAnswer(result), LuluJsonContext.Web.ChatResponse);
 
     /// <inheritdoc />
     public override IEnumerable<SseEvent> Events(ChatTurnEvent turnEvent) => [turnEvent switch
     {
         { Delta: { } text } => new SseEvent("delta", JsonSerializer.Serialize(new DeltaEvent(text), LuluJsonContext.Web.DeltaEvent)),
-        { Result: { Status: ChatTurnStatus.Ok } ok } => new SseEvent("done", JsonSerializer.Serialize(Answer(ok), LuluJsonContext.Web.ChatResponse)),
+        { Result: { Status: ChatTurnStatus.Ok } ok } => new SseEvent("done", Answer(ok)),
         { Result: { } failed } => new SseEvent("error", JsonSerializer.Serialize(new ErrorBody(failed.Error!), LuluJsonContext.Web.ErrorBody)),
         _ => throw new InvalidOperationException("A turn event carries neither text nor an outcome."),
     }];
 
-    private static ChatResponse Answer(ChatTurnResult result) => new(result.Reply!, result.SessionId, result.CreditsUsed, result.CreditsRemaining);
+    /// <summary>The answer's JSON, as a stream's <c>done</c> event carries it.</summary>
+    private string Answer(ChatTurnResult result) => _sources
+        ? JsonSerializer.Serialize(DeveloperAnswer(result), LuluJsonContext.Web.DeveloperChatResponse)
+        : JsonSerializer.Serialize(GatewayAnswer(result), LuluJsonContext.Web.ChatResponse);
+
+    private static ChatResponse GatewayAnswer(ChatTurnResult result) => new(result.Reply!, result.SessionId, result.CreditsUsed, result.CreditsRemaining);
+
+    private static DeveloperChatResponse DeveloperAnswer(ChatTurnResult result) =>
+        new(result.Reply!, result.SessionId, result.CreditsUsed, result.CreditsRemaining, SourceResponse.Of(result.Sources));
 }
 
 /// <summary><c>POST /api/gateway/chat</c>.</summary>

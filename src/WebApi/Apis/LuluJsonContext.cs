@@ -6,8 +6,23 @@ using LuluClaw.WebApi.Http;
 
 namespace LuluClaw.WebApi.Apis;
 
-/// <summary>The chat response of the Gateway and the Developer API.</summary>
+/// <summary>The chat response of the Gateway: exactly its documented fields.</summary>
 internal sealed record ChatResponse(string Reply, string SessionId, long CreditsUsed, long? CreditsRemaining);
+
+/// <summary>The chat response of the Developer API: the Gateway's fields, and the knowledge sources the reply was given, if any.</summary>
+/// <param name="Sources">The knowledge sources the reply was given (one per source and page, in the order the prompt showed them); absent when none was.</param>
+internal sealed record DeveloperChatResponse(
+    string Reply, string SessionId, long CreditsUsed, long? CreditsRemaining,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<SourceResponse>? Sources = null);
+
+/// <summary>A knowledge source a reply used.</summary>
+/// <param name="Id">The source (<c>ks_…</c>).</param>
+/// <param name="Url">The page of a website the passages came from; null for a document or a manual source.</param>
+internal sealed record SourceResponse(string Id, string Name, string? Url)
+{
+    /// <summary>The sources of a reply as the surfaces show them; null for none.</summary>
+    public static SourceResponse[]? Of(IReadOnlyList<MessageSource>? sources) => sources?.Select(s => new SourceResponse(s.Id, s.Name, s.Url)).ToArray();
+}
 
 /// <summary>The data of a streamed <c>delta</c> event: the next piece of the reply.</summary>
 internal sealed record DeltaEvent(string Content);
@@ -29,6 +44,9 @@ internal sealed record KeyResponse(string Id, string Key, string Prefix, IReadOn
 /// <param name="Status"><c>starting</c>, <c>running</c>, <c>reloading</c>, <c>restarting</c> or <c>error</c>.</param>
 /// <param name="StatusReason">Why the bot is in <c>error</c>; null otherwise.</param>
 /// <param name="Channels">The channel types the bot is connected to: <c>telegram</c>, <c>discord</c>, <c>slack</c>.</param>
+/// <param name="Knowledge">Whether its turns answer from the workspace's knowledge sources.</param>
+/// <param name="KnowledgeThreshold">Its evidence gate (0 to 1); null: the server's default (<c>Knowledge:EvidenceThreshold</c>).</param>
+/// <param name="KnowledgeFallback">What it says when the gate holds; null: the server's default (<c>Knowledge:FallbackAnswer</c>).</param>
 internal sealed record BotResponse(
     string Id,
     string Name,
@@ -40,14 +58,20 @@ internal sealed record BotResponse(
     long RestartCount,
     DateTimeOffset CreatedAt,
     DateTimeOffset UpdatedAt,
-    DateTimeOffset? LastRestartedAt);
+    DateTimeOffset? LastRestartedAt,
+    bool Knowledge,
+    double? KnowledgeThreshold,
+    string? KnowledgeFallback);
 
 /// <summary>A stored provider key: only its masked hint is ever shown.</summary>
 internal sealed record ProviderKeyResponse(string Provider, string Hint, DateTimeOffset UpdatedAt);
 
 /// <summary>One message of a thread.</summary>
 /// <param name="CutShort">A streamed reply the client left before it ended.</param>
-internal sealed record MessageResponse(long Seq, string Role, string Content, DateTimeOffset CreatedAt, bool CutShort);
+/// <param name="Sources">For a reply that was given knowledge: its sources; absent otherwise.</param>
+internal sealed record MessageResponse(
+    long Seq, string Role, string Content, DateTimeOffset CreatedAt, bool CutShort,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<SourceResponse>? Sources = null);
 
 /// <summary>A thread's history.</summary>
 /// <param name="Silo">The Orleans silo the session's activation lives on now (admin only), for operators following a conversation through the cluster.</param>
@@ -69,6 +93,7 @@ internal sealed record GrainActivationsResponse(string GrainType, int Count, IRe
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
 [JsonSerializable(typeof(ErrorBody))]
 [JsonSerializable(typeof(ChatResponse))]
+[JsonSerializable(typeof(DeveloperChatResponse))]
 [JsonSerializable(typeof(DeltaEvent))]
 [JsonSerializable(typeof(WorkspaceResponse))]
 [JsonSerializable(typeof(WorkspaceListResponse))]

@@ -148,7 +148,7 @@ internal static class OpenClawApi
             return Error(StatusCodes.Status404NotFound, $"Session '{key}' not found.");
         }
 
-        var newest = history.Skip(Math.Max(0, history.Count - limit)).Select(m => new OpenClawMessage(m.Role, m.Content, m.CreatedAt)).ToArray();
+        var newest = history.Skip(Math.Max(0, history.Count - limit)).Select(m => new OpenClawMessage(m.Role, m.Content, m.CreatedAt, SourceResponse.Of(m.Sources))).ToArray();
         return TypedResults.Json(new OpenClawHistory(newest), OpenClawJsonContext.Web.OpenClawHistory);
     }
 
@@ -257,7 +257,10 @@ internal sealed record OpenClawSession(string Key, string Channel, DateTimeOffse
 internal sealed record OpenClawHistory(IReadOnlyList<OpenClawMessage> Messages);
 
 /// <summary>One message.</summary>
-internal sealed record OpenClawMessage(string Role, string Content, DateTimeOffset Timestamp);
+/// <param name="Sources">For a reply that was given knowledge: its sources (LuluClaw's addition); absent otherwise.</param>
+internal sealed record OpenClawMessage(
+    string Role, string Content, DateTimeOffset Timestamp,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<SourceResponse>? Sources = null);
 
 /// <summary>The gateway status.</summary>
 internal sealed record OpenClawStatus([property: AllowedValues("healthy", "degraded")] string Status, string Version, long Uptime, long ActiveSessions, OpenClawModel Model);

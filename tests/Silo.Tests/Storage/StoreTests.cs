@@ -365,6 +365,11 @@ public abstract class StoreTests : IAsyncLifetime
         Assert.Equal(updated with { Channels = [] }, stored! with { Channels = [] }); // records compare lists by reference
         Assert.Equal(["telegram"], stored.Channels);
         Assert.Equal("Be kind.", stored.SystemPrompt);
+        Assert.Equal(BotKnowledge.Default, stored.Knowledge); // never set: the defaults
+
+        var gated = await Store.Tenants.UpdateBotAsync(stored with { Knowledge = new BotKnowledge(false, 0.42, "Ask a person.") }, 2, Ct);
+        Assert.Equal(new BotKnowledge(false, 0.42, "Ask a person."), (await Store.Tenants.GetBotAsync("bot_second", Ct))!.Knowledge);
+        Assert.Equal(3, gated.Version);
 
         Assert.False(await Store.Tenants.DeleteBotAsync(Guid.NewGuid(), workspace.PrimaryBotId, Ct)); // not another workspace's to delete
         Assert.True(await Store.Tenants.DeleteBotAsync(workspace.Id, workspace.PrimaryBotId, Ct));
@@ -520,6 +525,23 @@ public abstract class StoreTests : IAsyncLifetime
         Assert.Equal(98, (await Store.Tenants.GetWorkspaceAsync(workspace.Id, Ct))!.Credits);
         var session = await Store.Conversations.GetSessionAsync(workspace.Id, "s1", Ct);
         Assert.Equal(workspace.PrimaryBotId, session!.BotId);
+    }
+
+    [Fact]
+    public async Task CommitTurn_KeepsTheKnowledgeSourcesOfAReply_AndNoneForMessagesWithout()
+    {
+        var workspace = await NewWorkspaceAsync();
+        var admission = Admission(workspace, T0);
+        await Store.Ledger.TryAdmitAsync(admission, Ct);
+        MessageSource[] sources = [new("ks_a", "Help site", "https://help.example.com/boiling", [12, 14]), new("ks_b", "Warranty", null, [3])];
+        var turn = Turn(workspace, admission.TurnId, newSession: true, 1);
+        await Store.Conversations.CommitTurnAsync(turn with { Messages = [turn.Messages[0], turn.Messages[1] with { Sources = sources }] }, T0, Ct);
+
+        var messages = await Store.Conversations.GetMessagesAsync(workspace.Id, "s1", Ct);
+        Assert.Null(messages[0].Sources);
+        Assert.Equal(
+            [("ks_a", "Help site", "https://help.example.com/boiling", "12 14"), ("ks_b", "Warranty", null, "3")],
+            messages[1].Sources!.Select(s => (s.Id, s.Name, s.Url, string.Join(' ', s.ChunkIds))));
     }
 
     [Fact]

@@ -72,7 +72,7 @@ public sealed class DeveloperApiTests : IAsyncLifetime
     [InlineData("""{"name": "b", "system_prompt": "p", "channels": ["icq"]}""", "'channels' may contain 'telegram', 'discord', 'slack' (got 'icq')")]
     [InlineData("""{"name": "b", "system_prompt": "p", "channels": "telegram"}""", "'channels' must be an array of strings")]
     [InlineData("""{"name": "b", "system_prompt": "p", "model": "gpt 4"}""", "'model' may contain only letters, digits and . _ : / -")]
-    [InlineData("""{"name": "b", "systemPrompt": "p"}""", "unknown field 'systemPrompt'; expected 'name', 'system_prompt', 'model', 'channels'")]
+    [InlineData("""{"name": "b", "systemPrompt": "p"}""", "unknown field 'systemPrompt'; expected 'name', 'system_prompt', 'model', 'channels', 'knowledge', 'knowledge_threshold', 'knowledge_fallback'")]
     [InlineData("""[1]""", "request body must be a JSON object")]
     [InlineData("""{"name": """, "request body is not valid JSON (line 1, byte 10)")]
     public async Task CreateBot_BadInput_Is400NamingTheProblem(string body, string error)
@@ -355,7 +355,7 @@ public sealed class DeveloperApiTests : IAsyncLifetime
         Assert.Equal(["bot_id", "message", "session_id", "stream"], requestSchema.GetProperty("properties").EnumerateObject().Select(p => p.Name).Order());
         Assert.Equal(["message"], requestSchema.GetProperty("required").EnumerateArray().Select(r => r.GetString()));
         Assert.Equal("integer", ok.GetProperty("properties").GetProperty("credits_used").GetProperty("type").GetString());
-        Assert.Equal(["credits_remaining", "credits_used", "reply", "session_id"], ok.GetProperty("properties").EnumerateObject().Select(p => p.Name).Order());
+        Assert.Equal(["credits_remaining", "credits_used", "reply", "session_id", "sources"], ok.GetProperty("properties").EnumerateObject().Select(p => p.Name).Order());
         Assert.True(chat.GetProperty("responses").TryGetProperty("429", out _));
         Assert.True(chat.GetProperty("responses").GetProperty("200").GetProperty("content").TryGetProperty("text/event-stream", out _));
         var bot = Resolve(document, paths.GetProperty("/api/v1/bots/{botId}").GetProperty("get").GetProperty("responses").GetProperty("200")

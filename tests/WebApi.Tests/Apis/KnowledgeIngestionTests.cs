@@ -1,16 +1,11 @@
 using System.Net;
-using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json;
 using LuluClaw.Grains.Storage;
 using LuluClaw.Silo.Knowledge;
 using LuluClaw.Tests;
 using Microsoft.Extensions.DependencyInjection;
-using UglyToad.PdfPig.Content;
-using UglyToad.PdfPig.Core;
-using UglyToad.PdfPig.Fonts.Standard14Fonts;
-using UglyToad.PdfPig.Writer;
+using static LuluClaw.WebApi.Tests.Apis.KnowledgeRequests;
 
 namespace LuluClaw.WebApi.Tests.Apis;
 
@@ -30,52 +25,9 @@ public sealed class KnowledgeIngestionTests : IAsyncLifetime
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private KnowledgeIngestion Ingestion => _app.Services.GetRequiredService<KnowledgeIngestion>();
-
     private IKnowledgeStore Store => _app.Services.GetRequiredService<IKnowledgeStore>();
 
-    private async Task<int> IngestAllAsync()
-    {
-        var count = 0;
-        while (await Ingestion.IngestNextAsync(Ct))
-        {
-            count++;
-        }
-
-        return count;
-    }
-
-    private static async Task<JsonElement> BodyAsync(HttpResponseMessage response) => await response.Content.ReadFromJsonAsync<JsonElement>(Ct);
-
-    private static async Task<string> CreateAsync(HttpClient client, HttpContent content) =>
-        (await BodyAsync(await client.PostAsync("/api/v1/knowledge-sources", content, Ct))).GetProperty("id").GetString()!;
-
-    private static StringContent Json(string body) => new(body, Encoding.UTF8, "application/json");
-
-    private static MultipartFormDataContent Upload(string name, string fileName, byte[] content)
-    {
-        var file = new ByteArrayContent(content);
-        file.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
-        return new MultipartFormDataContent { { new StringContent("document"), "type" }, { new StringContent(name), "name" }, { file, "file", fileName } };
-    }
-
-    private static byte[] Pdf(params string[] pages)
-    {
-        var builder = new PdfDocumentBuilder();
-        var font = builder.AddStandard14Font(Standard14Font.Helvetica);
-        foreach (var text in pages)
-        {
-            var page = builder.AddPage(PageSize.A4);
-            if (text.Length > 0)
-            {
-                page.AddText(text, 12, new PdfPoint(50, 700), font);
-            }
-        }
-
-        return builder.Build();
-    }
-
-    private static async Task<JsonElement> SourceAsync(HttpClient client, string id) => await BodyAsync(await client.GetAsync($"/api/v1/knowledge-sources/{id}", Ct));
+    private Task<int> IngestAllAsync() => KnowledgeRequests.IngestAllAsync(_app);
 
     [Fact]
     public async Task EachTypeIsIngested_ReadyWithItsChunks_OrInErrorWithAReasonAPersonCanActOn()
@@ -184,9 +136,7 @@ public sealed class KnowledgeIngestionTests : IAsyncLifetime
               {"question": "How long is the Zorbulator warranty?", "answer": "The warranty lasts seven years from purchase."},
               {"question": "Where do you deliver?", "answer": "We deliver to Mars on Tuesdays only."}]}
             """));
-        while (await app.Services.GetRequiredService<KnowledgeIngestion>().IngestNextAsync(Ct))
-        {
-        }
+        await KnowledgeRequests.IngestAllAsync(app);
 
         await client.PostAsJsonAsync("/api/v1/chat", new { message = "How long is the Zorbulator warranty?" }, Ct);
         var developer = stub.Requests[^1].Messages;
@@ -228,9 +178,7 @@ public sealed class KnowledgeIngestionTests : IAsyncLifetime
 
         await IngestAllAsync();
         Assert.Empty(site.Requests); // refused before connecting: the site never saw a request
-        while (await open.Services.GetRequiredService<KnowledgeIngestion>().IngestNextAsync(Ct))
-        {
-        }
+        await KnowledgeRequests.IngestAllAsync(open);
 
         var refusedSource = await SourceAsync(client, refused);
         Assert.Equal("error", refusedSource.GetProperty("status").GetString());
