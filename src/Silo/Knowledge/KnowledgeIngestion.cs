@@ -58,7 +58,7 @@ public sealed class KnowledgeOptions
     public string FallbackAnswer { get; set; } = DefaultFallbackAnswer;
 
     /// <summary>The default of <see cref="EvidenceThreshold"/>.</summary>
-    public const double DefaultEvidenceThreshold = 0.35;
+    public const double DefaultEvidenceThreshold = 0.3;
 
     /// <summary>The default of <see cref="FallbackAnswer"/>.</summary>
     public const string DefaultFallbackAnswer = "I don't know: the information I have doesn't cover that.";

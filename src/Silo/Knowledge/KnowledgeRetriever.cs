@@ -6,7 +6,7 @@ namespace LuluClaw.Silo.Knowledge;
 /// <summary>How retrieval ranks: both rankings fused (the default), or one of them alone (to measure what fusion adds).</summary>
 public enum RetrievalMode
 {
-    /// <summary>Embeddings and full text: each chunk's cosine, plus a bonus where the full-text ranking found it.</summary>
+    /// <summary>Embeddings and full text, fused by weighted reciprocal rank.</summary>
     Hybrid,
     /// <summary>Full-text ranking only.</summary>
     TextOnly,
@@ -18,31 +18,31 @@ public enum RetrievalMode
 public sealed record KnowledgeHit(RetrievedChunk Chunk, double Score, float Similarity, int? TextRank, int? VectorRank);
 
 /// <summary>
-/// Hybrid retrieval over a workspace's <c>ready</c> knowledge: the store's full-text ranking and the
-/// cosine similarity of the question's embedding to every chunk's (brute force over the workspace's
-/// vectors), each giving <see cref="Candidates"/> candidates, fused as the chunk's cosine plus
-/// <see cref="TextBonus"/> × (<see cref="RankConstant"/> + 1) / (<see cref="RankConstant"/> + full-text rank)
-/// where full text found it. Everything is read from the database on every call, so a source deleted
-/// on any silo is out of the next retrieval everywhere.
+/// Hybrid retrieval over a workspace's knowledge: the store's full-text ranking and the cosine
+/// similarity of the question's embedding to every chunk's (brute force over the workspace's
+/// vectors), each giving <see cref="Candidates"/> candidates, fused by weighted reciprocal rank:
+/// score = 1 / (<see cref="RankConstant"/> + embedding rank) + <see cref="TextWeight"/> / (<see cref="RankConstant"/> + full-text rank).
 /// </summary>
 /// <remarks>
-/// Why not reciprocal rank fusion of both rankings: on the quality corpus
-/// (<c>tests/WebApi.Tests/Knowledge</c>, <c>docs/benchmarks.md</c>) it was worse than the embeddings
-/// alone (hit@3 0.857 against 0.886), because questions that say it in other words make the word
-/// ranking weak (0.63) and reciprocal rank gives it an equal vote. Adding a bounded bonus to the cosine
-/// keeps the embedding's judgement and lets the question's exact words (an error code, a part's name)
-/// decide between chunks of similar meaning: 0.914, and the same for any bonus from 0.02 to 0.12.
+/// Why these constants (the quality corpus, <c>tests/WebApi.Tests/Knowledge</c>; figures in
+/// <c>docs/benchmarks.md</c>): plain reciprocal rank fusion (k = 60, equal votes) was worse than the
+/// embeddings alone (hit@3 0.857 against 0.886), because questions that say it in other words make
+/// the word ranking weak (0.63 alone), and an equal vote lets it push good chunks out of the top three.
+/// With the word ranking at a quarter of the vote and k = 20 (so the first few ranks weigh more),
+/// fusion reaches 0.914: the exact words (an error code, a part's name) then only decide between
+/// chunks the embedding already ranks near each other. The plateau is narrow (k 15 to 25, weight
+/// 0.15 to 0.3), so a new corpus may want other values.
 /// </remarks>
 internal sealed class KnowledgeRetriever(IKnowledgeStore store, ITextEmbedder embedder)
 {
     /// <summary>How many candidates each ranking gives before fusing.</summary>
     public const int Candidates = 50;
 
-    /// <summary>How slowly the full-text bonus fades with rank: the first match gets all of <see cref="TextBonus"/>, the 50th about half.</summary>
-    public const int RankConstant = 60;
+    /// <summary>Reciprocal rank fusion's constant: how much a rank past the first few still counts.</summary>
+    public const int RankConstant = 20;
 
-    /// <summary>What being the full-text ranking's first match adds to a chunk's cosine similarity.</summary>
-    public const double TextBonus = 0.05;
+    /// <summary>The full-text ranking's vote against the embedding ranking's 1.</summary>
+    public const double TextWeight = 0.25;
 
     /// <summary>The <paramref name="count"/> best chunks for <paramref name="question"/>, best first.</summary>
     public async Task<IReadOnlyList<KnowledgeHit>> RetrieveAsync(
@@ -64,14 +64,13 @@ internal sealed class KnowledgeRetriever(IKnowledgeStore store, ITextEmbedder em
         var scores = new Dictionary<long, (double Score, int? Text, int? Vector)>();
         for (var rank = 0; rank < byVector.Count; rank++)
         {
-            scores[byVector[rank]] = (similarity[byVector[rank]], null, rank + 1);
+            scores[byVector[rank]] = (1.0 / (RankConstant + rank + 1), null, rank + 1);
         }
 
         for (var rank = 0; rank < byText.Count; rank++)
         {
-            var cosine = mode == RetrievalMode.TextOnly ? 0 : similarity.GetValueOrDefault(byText[rank]);
-            var bonus = TextBonus * (RankConstant + 1) / (RankConstant + rank + 1);
-            scores[byText[rank]] = (cosine + bonus, rank + 1, scores.GetValueOrDefault(byText[rank]).Vector);
+            var (score, _, vector) = scores.GetValueOrDefault(byText[rank]);
+            scores[byText[rank]] = (score + TextWeight / (RankConstant + rank + 1), rank + 1, vector);
         }
 
         var best = scores.OrderByDescending(p => p.Value.Score).ThenBy(p => p.Key).Take(count).ToList();

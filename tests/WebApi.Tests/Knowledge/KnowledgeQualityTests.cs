@@ -95,8 +95,8 @@ public sealed class KnowledgeQualityTests(KnowledgeQualityTests.Corpus corpus) :
             output.WriteLine(Invariant($"hit@{Top} {mode}: {rate:F3}"));
         }
 
-        // Calibration for an evidence gate (not asserted: the gate is not built). The best cosine among
-        // the hybrid top three, for questions the corpus answers and for those it does not.
+        // Calibration of the evidence gate: the best cosine among the hybrid top three, for questions the
+        // corpus answers and for those it does not.
         var (threshold, coveredBelow, uncoveredAbove) = Separate(bestSimilarity, uncovered);
         output.WriteLine(Invariant($"best cosine, covered: min {bestSimilarity.Min():F3}, median {Median(bestSimilarity):F3}"));
         output.WriteLine(Invariant($"best cosine, uncovered: max {uncovered.Max():F3}, median {Median(uncovered):F3}"));
@@ -114,6 +114,34 @@ public sealed class KnowledgeQualityTests(KnowledgeQualityTests.Corpus corpus) :
             Invariant($"hybrid {hitRate[RetrievalMode.Hybrid]:F3} against full text alone {hitRate[RetrievalMode.TextOnly]:F3}"));
         Assert.True(hitRate[RetrievalMode.Hybrid] > hitRate[RetrievalMode.VectorOnly],
             Invariant($"hybrid {hitRate[RetrievalMode.Hybrid]:F3} against embeddings alone {hitRate[RetrievalMode.VectorOnly]:F3}"));
+    }
+
+    [Fact]
+    public async Task TheDefaultEvidenceGate_LetsEveryCoveredQuestionThrough_AndStopsEveryOffTopicOne()
+    {
+        var lookup = corpus.App.Services.GetRequiredService<LuluClaw.Grains.Knowledge.IKnowledgeLookup>();
+        var stopped = new List<string>();
+        foreach (var question in corpus.Questions.Covered)
+        {
+            if ((await lookup.FindAsync(corpus.WorkspaceId, question.Question, BotKnowledge.Default, Ct)).GateAnswer is not null)
+            {
+                stopped.Add(question.Question);
+            }
+        }
+
+        var through = new List<string>();
+        foreach (var question in corpus.Questions.OffTopic)
+        {
+            if ((await lookup.FindAsync(corpus.WorkspaceId, question, BotKnowledge.Default, Ct)).GateAnswer is null)
+            {
+                through.Add(question);
+            }
+        }
+
+        Assert.Empty(stopped);
+        Assert.Empty(through);
+        Assert.Equal(5, corpus.Questions.OffTopic.Count);
+        Assert.All(corpus.Questions.OffTopic, q => Assert.Contains(q, corpus.Questions.Uncovered));
     }
 
     /// <summary>Whether <paramref name="text"/> holds <paramref name="phrase"/>, ignoring case and how whitespace runs (a PDF's line breaks).</summary>
@@ -153,8 +181,8 @@ public sealed class KnowledgeQualityTests(KnowledgeQualityTests.Corpus corpus) :
     /// <summary>A question the corpus answers, and where (any one of the answers counts).</summary>
     public sealed record CoveredQuestion(string Question, IReadOnlyList<Answer> Answers);
 
-    /// <summary><c>Corpus/questions.json</c>.</summary>
-    public sealed record QuestionSet(IReadOnlyList<CoveredQuestion> Covered, IReadOnlyList<string> Uncovered);
+    /// <summary><c>Corpus/questions.json</c>: <see cref="OffTopic"/> are the uncovered questions that are not about the product at all.</summary>
+    public sealed record QuestionSet(IReadOnlyList<CoveredQuestion> Covered, IReadOnlyList<string> Uncovered, [property: System.Text.Json.Serialization.JsonPropertyName("off_topic")] IReadOnlyList<string> OffTopic);
 
     /// <summary>
     /// The corpus ingested once for the class (the real embedder takes a few seconds): a help website
