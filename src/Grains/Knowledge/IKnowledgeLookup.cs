@@ -3,7 +3,7 @@ namespace LuluClaw.Grains.Knowledge;
 /// <summary>What a chat turn asks of the workspace's knowledge: the passages that bear on its question.</summary>
 public interface IKnowledgeLookup
 {
-    /// <summary>The passages of the workspace's <c>ready</c> sources that best answer <paramref name="question"/>, best first; empty when it has none.</summary>
+    /// <summary>The passages of the workspace's ingested sources (ready, or being ingested again; not in error) that best answer <paramref name="question"/>, best first; empty when it has none.</summary>
     Task<IReadOnlyList<KnowledgePassage>> FindAsync(Guid workspaceId, string question, CancellationToken cancellationToken);
 }
 

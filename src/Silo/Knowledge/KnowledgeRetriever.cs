@@ -17,7 +17,7 @@ public enum RetrievalMode
 public sealed record KnowledgeHit(RetrievedChunk Chunk, double Score, float Similarity, int? TextRank, int? VectorRank);
 
 /// <summary>
-/// Hybrid retrieval over a workspace's <c>ready</c> knowledge: the store's full-text ranking and the
+/// Hybrid retrieval over a workspace's ingested knowledge (sources ready, or being ingested again and answering from their last ingestion until it settles; not in error): the store's full-text ranking and the
 /// cosine similarity of the question's embedding to every chunk's (brute force over the workspace's
 /// vectors), each giving <see cref="Candidates"/> candidates, fused by reciprocal rank
 /// (score = Σ 1 / (<see cref="RankConstant"/> + rank)). Everything is read from the database on every
@@ -38,7 +38,7 @@ internal sealed class KnowledgeRetriever(IKnowledgeStore store, ITextEmbedder em
         var vectors = await store.GetEmbeddingsAsync(workspaceId, cancellationToken);
         if (vectors.Count == 0)
         {
-            return []; // no ready knowledge: nothing to embed the question for
+            return []; // no ingested knowledge: nothing to embed the question for
         }
 
         var query = embedder.Embed([question], cancellationToken)[0];
