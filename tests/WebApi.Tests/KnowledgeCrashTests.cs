@@ -44,6 +44,7 @@ public sealed class KnowledgeCrashTests : IDisposable
         var folder = NewFolder();
         await using var site = await LocalSite.StartAsync();
         var held = new Held(site, "/charlie");
+        held.Hold();
         var settings = Settings(new Dictionary<string, string?>());
         string key, sourceId;
 
@@ -96,6 +97,7 @@ public sealed class KnowledgeCrashTests : IDisposable
         await using var stub = await StubModelServer.StartAsync(Ct);
         await using var site = await LocalSite.StartAsync();
         var held = new Held(site, "/charlie");
+        held.Hold();
         var settings = Settings(new Dictionary<string, string?>
         {
             ["Storage:Provider"] = "postgres",
@@ -136,16 +138,68 @@ public sealed class KnowledgeCrashTests : IDisposable
         Assert.Equal(PagePaths.Length, await db.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM knowledge_chunks WHERE source_id = @sourceId", new { sourceId }));
 
         // :: Step 2: B's chat turns get the source's passages until A deletes it; the next turn on B, right after, gets none.
-        Assert.Equal(HttpStatusCode.OK, (await onB.PostAsJsonAsync("/api/v1/chat", new { message = "What colour is the charlie gadget?" }, Ct)).StatusCode);
-        var before = stub.Requests[^1].Messages;
-        Assert.Contains(before, m => m.Role == "system" && m.Content.Contains("charlie gadget is painted vermilion", StringComparison.Ordinal));
+        await AssertAnsweredFromAsync(onB, stub, knowledge: true);
 
         Assert.Equal(HttpStatusCode.NoContent, (await onA.DeleteAsync($"/api/v1/knowledge-sources/{sourceId}", Ct)).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await onB.GetAsync($"/api/v1/knowledge-sources/{sourceId}", Ct)).StatusCode);
-        Assert.Equal(HttpStatusCode.OK, (await onB.PostAsJsonAsync("/api/v1/chat", new { message = "What colour is the charlie gadget?" }, Ct)).StatusCode);
-        var after = stub.Requests[^1].Messages;
-        Assert.Equal(["system", "user"], after.Select(m => m.Role));
-        Assert.DoesNotContain(after, m => m.Content.Contains("vermilion", StringComparison.Ordinal) || m.Content.Contains("Knowledge sources", StringComparison.Ordinal));
+        var after = await AssertAnsweredFromAsync(onB, stub, knowledge: false);
+        Assert.Equal(["system", "user"], after.Select(m => m.Role)); // no knowledge message at all: the workspace has no source left
+    }
+
+    [Fact]
+    public async Task KillNine_MidRecrawl_SourceKeepsAnsweringFromItsLastCrawl_AndSettlesWithoutDuplicates()
+    {
+        var folder = NewFolder();
+        await using var stub = await StubModelServer.StartAsync(Ct);
+        await using var site = await LocalSite.StartAsync();
+        var held = new Held(site, "/charlie");
+        var settings = Settings(new Dictionary<string, string?> { ["Llm:OpenAI:BaseUrl"] = stub.OpenAIBaseUrl.ToString() });
+        string key, sourceId;
+
+        // :: Step 1: a clean crawl, then a refresh whose crawl is held on its fourth page when the silo is killed.
+        using (var first = await ServerProcess.StartAsync(folder, Ct, settings))
+        {
+            (_, key) = await first.CreateWorkspaceAsync("Recrawl", "starter", 100, Ct);
+            using var client = first.Client(key);
+            sourceId = await CreateWebsiteAsync(client, site);
+            Assert.Equal(("ready", PagePaths.Length), StatusAndCount(await SettledAsync(client, sourceId, first)));
+            await AssertAnsweredFromAsync(client, stub, knowledge: true);
+
+            held.Hold();
+            Assert.Equal(HttpStatusCode.OK, (await client.PostAsync($"/api/v1/knowledge-sources/{sourceId}/refresh", null, Ct)).StatusCode);
+            await held.Requested.WaitAsync(Patience, Ct);
+            Assert.Equal("crawling", (await SourceAsync(client, sourceId)).GetProperty("status").GetString());
+            await AssertAnsweredFromAsync(client, stub, knowledge: true); // the last crawl's chunks answer while the next one runs
+            first.KillNine();
+        }
+
+        held.Release();
+
+        // :: Step 2: on the restarted process the source answers from its last crawl until the new one settles, with each page's chunk once.
+        using var second = await ServerProcess.StartAsync(folder, Ct, settings);
+        using var secondClient = second.Client(key);
+        await AssertAnsweredFromAsync(secondClient, stub, knowledge: true);
+        Assert.Equal(("ready", PagePaths.Length), StatusAndCount(await SettledAsync(secondClient, sourceId, second)));
+        var chunks = await SqliteChunksAsync(folder, sourceId);
+        Assert.Equal(PagePaths.Length, chunks.Distinct().Count());
+        Assert.Equal(PagePaths.Length, chunks.Select(c => c.PageKey).Distinct().Count());
+        await AssertAnsweredFromAsync(secondClient, stub, knowledge: true);
+    }
+
+    private static (string?, int) StatusAndCount(JsonElement source) => (source.GetProperty("status").GetString(), source.GetProperty("chunk_count").GetInt32());
+
+    /// <summary>
+    /// Asks about the held page's gadget in a new session and checks whether the model's prompt carried the
+    /// site's passage (<paramref name="knowledge"/>); returns the prompt.
+    /// </summary>
+    private static async Task<IReadOnlyList<StubMessage>> AssertAnsweredFromAsync(HttpClient client, StubModelServer stub, bool knowledge)
+    {
+        var asked = stub.Requests.Count;
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsJsonAsync("/api/v1/chat", new { message = "What colour is the charlie gadget?" }, Ct)).StatusCode);
+        var prompt = stub.Requests.Skip(asked).Last().Messages;
+        Assert.True(knowledge == prompt.Any(m => m.Role == "system" && m.Content.Contains("charlie gadget is painted vermilion", StringComparison.Ordinal)),
+            $"the prompt {(knowledge ? "lacks" : "has")} the site's passage: {string.Join(" | ", prompt.Select(m => $"{m.Role}: {m.Content}"))}");
+        return prompt;
     }
 
     private string NewFolder()
@@ -220,14 +274,14 @@ public sealed class KnowledgeCrashTests : IDisposable
     private sealed record LeaseRow(string Status, string? Owner, long? Until);
 
     /// <summary>
-    /// The test site's pages, one short paragraph each (one chunk each), the home page linking the rest; the
-    /// page at <c>heldPath</c> does not answer its first request until <see cref="Release"/>.
+    /// The test site's pages, one short paragraph each (one chunk each), the home page linking the rest; while
+    /// held (<see cref="Hold"/>), the page at <c>heldPath</c> does not answer until <see cref="Release"/>.
     /// </summary>
     private sealed class Held
     {
-        private readonly TaskCompletionSource _requested = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly ConcurrentQueue<DateTimeOffset> _afterRelease = new();
+        private volatile TaskCompletionSource _requested = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private volatile TaskCompletionSource _released = Completed();
 
         public Held(LocalSite site, string heldPath)
         {
@@ -239,14 +293,15 @@ public sealed class KnowledgeCrashTests : IDisposable
                 var html = $"<html><head><title>{name}</title></head><body><main><h1>The {name} gadget</h1><p>The {name} gadget is painted {Colour(name)}.</p></main></body></html>";
                 site.Route(path, async context =>
                 {
-                    if (_released.Task.IsCompleted)
+                    var released = _released;
+                    if (released.Task.IsCompleted)
                     {
                         _afterRelease.Enqueue(DateTimeOffset.UtcNow);
                     }
                     else if (path == heldPath)
                     {
                         _requested.TrySetResult();
-                        await _released.Task.WaitAsync(context.RequestAborted);
+                        await released.Task.WaitAsync(context.RequestAborted);
                     }
 
                     context.Response.ContentType = "text/html; charset=utf-8";
@@ -255,14 +310,32 @@ public sealed class KnowledgeCrashTests : IDisposable
             }
         }
 
-        /// <summary>Completes when the held page is first asked for.</summary>
+        /// <summary>Completes when the held page is first asked for while held.</summary>
         public Task Requested => _requested.Task;
 
-        /// <summary>When the first page after <see cref="Release"/> was asked for.</summary>
+        /// <summary>When the first page other than the home page was asked for after the last <see cref="Release"/>.</summary>
         public DateTimeOffset FirstRequestAfterRelease => _afterRelease.TryPeek(out var at) ? at : DateTimeOffset.MaxValue;
 
+        /// <summary>From now on the held page waits for <see cref="Release"/>.</summary>
+        public void Hold()
+        {
+            _requested = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _released = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+
         /// <summary>Lets the held request (if its client is still there) and every later one answer.</summary>
-        public void Release() => _released.TrySetResult();
+        public void Release()
+        {
+            _afterRelease.Clear();
+            _released.TrySetResult();
+        }
+
+        private static TaskCompletionSource Completed()
+        {
+            var done = new TaskCompletionSource();
+            done.SetResult();
+            return done;
+        }
 
         private static string Colour(string name) => name switch
         {
