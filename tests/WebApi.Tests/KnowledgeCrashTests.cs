@@ -14,10 +14,15 @@ namespace LuluClaw.WebApi.Tests;
 /// <summary>
 /// Knowledge ingestion across real processes (issue 17, "cluster and durability"): a website crawl
 /// whose silo is killed with SIGKILL is claimed again once its lease runs out and settles once, with
-/// each page's chunks once; in a cluster of two silos on one PostgreSQL database a source is crawled
-/// by one silo only, even while a page holds the crawl past the first lease, and a source deleted
-/// through one silo is gone from the other's retrieval at once.
+/// each page's chunks once; a re-crawl killed the same way leaves the source answering from its last
+/// crawl until the new one settles; in a cluster of two silos on one PostgreSQL database a source is
+/// crawled by one silo only, even while a page holds the crawl past the first lease, and a source
+/// deleted through one silo is gone from the other's retrieval at once.
 /// </summary>
+/// <remarks>
+/// Leases are 4 s and polls 0.3 s, so a test waits seconds, not the default minute, for a dead silo's
+/// lease. A held page is a barrier, not a delay; the waits poll a state under an overall limit.
+/// </remarks>
 public sealed class KnowledgeCrashTests : IDisposable
 {
     private const string LeaseSeconds = "4";
