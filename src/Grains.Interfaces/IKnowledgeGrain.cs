@@ -59,7 +59,7 @@ public static class KnowledgeStatus
     public const string Pending = "pending";
     /// <summary>Being fetched, chunked and embedded.</summary>
     public const string Crawling = "crawling";
-    /// <summary>Ingested: its chunks are used for retrieval. Only ready sources are.</summary>
+    /// <summary>Ingested: its chunks are used for retrieval (and go on being used while it is pending or crawling again, until the next ingestion settles; not once in error).</summary>
     public const string Ready = "ready";
     /// <summary>Ingestion failed; <see cref="KnowledgeSourceInfo.StatusReason"/> says why.</summary>
     public const string Error = "error";

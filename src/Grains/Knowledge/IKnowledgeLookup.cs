@@ -4,7 +4,7 @@ namespace LuluClaw.Grains.Knowledge;
 public interface IKnowledgeLookup
 {
     /// <summary>
-    /// The passages of the workspace's <c>ready</c> sources that best answer <paramref name="question"/>,
+    /// The passages of the workspace's ingested sources (ready, or being ingested again; not in error) that best answer <paramref name="question"/>,
     /// best first (none when it has no knowledge); or, when it has knowledge but none of it comes close
     /// enough to the question for <paramref name="bot"/>'s evidence gate, the words the bot says instead.
     /// </summary>

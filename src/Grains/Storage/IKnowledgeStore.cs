@@ -49,15 +49,15 @@ public interface IKnowledgeStore
     Task<IReadOnlyList<KnowledgeChunkRecord>> GetChunksAsync(string sourceId, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Full-text search of the workspace's <c>ready</c> sources: the ids of up to <paramref name="limit"/>
+    /// Full-text search of the workspace's ingested sources (any not in <c>error</c>; one being ingested again answers from its last ingestion): the ids of up to <paramref name="limit"/>
     /// chunks matching any of <paramref name="terms"/>, best ranked first (BM25 on SQLite, <c>ts_rank</c> on PostgreSQL).
     /// </summary>
     Task<IReadOnlyList<long>> SearchTextAsync(Guid workspaceId, IReadOnlyList<string> terms, int limit, CancellationToken cancellationToken);
 
-    /// <summary>The embeddings of every chunk of the workspace's <c>ready</c> sources, by chunk id.</summary>
+    /// <summary>The embeddings of every chunk of the workspace's sources not in <c>error</c>, by chunk id.</summary>
     Task<IReadOnlyList<(long ChunkId, float[] Embedding)>> GetEmbeddingsAsync(Guid workspaceId, CancellationToken cancellationToken);
 
-    /// <summary>The chunks of <paramref name="chunkIds"/> that still belong to a <c>ready</c> source of the workspace, with their source.</summary>
+    /// <summary>The chunks of <paramref name="chunkIds"/> that still belong to a source of the workspace not in <c>error</c>, with their source.</summary>
     Task<IReadOnlyList<RetrievedChunk>> GetRetrievedChunksAsync(Guid workspaceId, IReadOnlyList<long> chunkIds, CancellationToken cancellationToken);
 }
 

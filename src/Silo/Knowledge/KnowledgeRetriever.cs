@@ -18,7 +18,8 @@ public enum RetrievalMode
 public sealed record KnowledgeHit(RetrievedChunk Chunk, double Score, float Similarity, int? TextRank, int? VectorRank);
 
 /// <summary>
-/// Hybrid retrieval over a workspace's knowledge: the store's full-text ranking and the cosine
+/// Hybrid retrieval over a workspace's ingested knowledge (sources ready, or being ingested again and
+/// answering from their last ingestion until it settles; not in error): the store's full-text ranking and the cosine
 /// similarity of the question's embedding to every chunk's (brute force over the workspace's
 /// vectors), each giving <see cref="Candidates"/> candidates, fused by weighted reciprocal rank:
 /// score = 1 / (<see cref="RankConstant"/> + embedding rank) + <see cref="TextWeight"/> / (<see cref="RankConstant"/> + full-text rank).
@@ -51,7 +52,7 @@ internal sealed class KnowledgeRetriever(IKnowledgeStore store, ITextEmbedder em
         var vectors = await store.GetEmbeddingsAsync(workspaceId, cancellationToken);
         if (vectors.Count == 0)
         {
-            return []; // no ready knowledge: nothing to embed the question for
+            return []; // no ingested knowledge: nothing to embed the question for
         }
 
         var query = embedder.Embed([question], cancellationToken)[0];

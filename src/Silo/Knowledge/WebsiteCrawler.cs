@@ -16,7 +16,8 @@ namespace LuluClaw.Silo.Knowledge;
 ///    404 or 410 allows everything, any other failure stops the crawl.
 /// 2. Pages are taken from a queue in breadth-first order until <see cref="CrawlOptions.MaxPages"/>
 ///    pages are reached or the crawl's time is up; robots.txt is asked first for each.
-/// 3. Each request carries the previous crawl's validators, follows at most five redirects itself
+/// 3. A request at the depth limit carries the previous crawl's validators (elsewhere a 304 would hide
+///    the page's links, and every page below it would look gone), follows at most five redirects itself
 ///    (each hop checked, each connection guarded by the client <see cref="UrlGuard.CreateClient"/> built),
 ///    and reads at most <see cref="CrawlOptions.MaxBodyBytes"/>.
 /// 4. An HTML page is parsed once: its links are collected, then its text is extracted and hashed.
@@ -99,7 +100,10 @@ internal sealed class WebsiteCrawler(HttpClient http, TimeProvider time)
             Fetched fetched;
             try
             {
-                fetched = await run.FetchPageAsync(url, previous.GetValueOrDefault(url.AbsoluteUri), robots).ConfigureAwait(false);
+                // A 304 has no links: only a page whose links are not followed (at the depth limit) is asked for
+                // conditionally; any other is read whole, and its unchanged text is told by its hash (step 4).
+                var validators = depth >= options.MaxDepth ? previous.GetValueOrDefault(url.AbsoluteUri) : null;
+                fetched = await run.FetchPageAsync(url, validators, robots).ConfigureAwait(false);
             }
             catch (FetchFailedException e)
             {

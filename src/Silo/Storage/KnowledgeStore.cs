@@ -189,12 +189,12 @@ public sealed class KnowledgeStore(Database database) : IKnowledgeStore
         var sql = postgres
             ? """
               SELECT c.chunk_id FROM knowledge_chunks c JOIN knowledge_sources s ON s.id = c.source_id
-              WHERE c.workspace_id = @WorkspaceId AND s.status = 'ready' AND c.search @@ to_tsquery('english', @Query)
+              WHERE c.workspace_id = @WorkspaceId AND s.status <> 'error' AND c.search @@ to_tsquery('english', @Query)
               ORDER BY ts_rank(c.search, to_tsquery('english', @Query)) DESC, c.chunk_id LIMIT @Limit
               """
             : """
               SELECT c.chunk_id FROM knowledge_chunks_fts f JOIN knowledge_chunks c ON c.chunk_id = f.rowid JOIN knowledge_sources s ON s.id = c.source_id
-              WHERE knowledge_chunks_fts MATCH @Query AND c.workspace_id = @WorkspaceId AND s.status = 'ready'
+              WHERE knowledge_chunks_fts MATCH @Query AND c.workspace_id = @WorkspaceId AND s.status <> 'error'
               ORDER BY bm25(knowledge_chunks_fts), c.chunk_id LIMIT @Limit
               """;
         return await database.ReadAsync(c => Statements.RowsAsync(c, null, sql, r => r.GetInt64(0), cancellationToken,
@@ -205,7 +205,7 @@ public sealed class KnowledgeStore(Database database) : IKnowledgeStore
         await database.ReadAsync(c => Statements.RowsAsync(c, null,
             """
             SELECT c.chunk_id, c.embedding FROM knowledge_chunks c JOIN knowledge_sources s ON s.id = c.source_id
-            WHERE c.workspace_id = @WorkspaceId AND s.status = 'ready' AND c.embedding IS NOT NULL
+            WHERE c.workspace_id = @WorkspaceId AND s.status <> 'error' AND c.embedding IS NOT NULL
             """,
             r => (r.GetInt64(0), Floats(r.GetBytes(1))), cancellationToken, ("WorkspaceId", Id(workspaceId))), cancellationToken).ConfigureAwait(false);
 
@@ -222,7 +222,7 @@ public sealed class KnowledgeStore(Database database) : IKnowledgeStore
             $"""
             SELECT c.chunk_id, c.source_id, s.name, CASE WHEN s.type = 'website' THEN c.page_key END, c.title, c.heading, c.text, c.tokens
             FROM knowledge_chunks c JOIN knowledge_sources s ON s.id = c.source_id
-            WHERE c.workspace_id = @WorkspaceId AND s.status = 'ready' AND c.chunk_id IN ({list})
+            WHERE c.workspace_id = @WorkspaceId AND s.status <> 'error' AND c.chunk_id IN ({list})
             """,
             r => new RetrievedChunk(r.GetInt64(0), r.GetString(1), r.GetString(2), r.StringOrNull(3), r.StringOrNull(4), r.StringOrNull(5), r.GetString(6), (int)r.GetInt64(7)),
             cancellationToken, ("WorkspaceId", Id(workspaceId))), cancellationToken).ConfigureAwait(false);

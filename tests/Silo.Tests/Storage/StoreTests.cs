@@ -729,7 +729,7 @@ public abstract class StoreTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Knowledge_FullTextSearch_FindsStemmedWordsInReadySourcesOfTheWorkspaceOnly_AndEmbeddingsComeFromReadySourcesOnly()
+    public async Task Knowledge_FullTextSearch_FindsStemmedWordsInTheWorkspacesIngestedSourcesOnly_NotInOnesInError_AndStillWhileOneIsIngestedAgain()
     {
         var ws = await NewWorkspaceAsync();
         var other = await NewWorkspaceAsync();
@@ -754,6 +754,14 @@ public abstract class StoreTests : IAsyncLifetime
         Assert.Empty(await Store.Knowledge.SearchTextAsync(ws.Id, [], 10, Ct));
         Assert.Equal(2, (await Store.Knowledge.GetEmbeddingsAsync(ws.Id, Ct)).Count);
         Assert.Empty(await Store.Knowledge.GetRetrievedChunksAsync(other.Id, hits, Ct));
+
+        // Refreshed (pending), then claimed (crawling): its last ingestion's chunks answer until the new one settles.
+        await Store.Knowledge.RequestIngestionAsync(ws.Id, "ks_a", T0, Ct);
+        Assert.Equal(hits, await Store.Knowledge.SearchTextAsync(ws.Id, ["delivering", "mars"], 10, Ct));
+        Assert.Equal("ks_a", (await Store.Knowledge.ClaimDueSourceAsync("b", T0, T0.AddMinutes(1), Ct))!.Source.Id);
+        Assert.Equal(hits, await Store.Knowledge.SearchTextAsync(ws.Id, ["delivering", "mars"], 10, Ct));
+        Assert.Equal(chunks, await Store.Knowledge.GetRetrievedChunksAsync(ws.Id, hits, Ct));
+        Assert.Equal(2, (await Store.Knowledge.GetEmbeddingsAsync(ws.Id, Ct)).Count);
     }
 }
 

@@ -192,6 +192,38 @@ public sealed class KnowledgeIngestionTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ARecrawlOfAnUnchangedSite_KeepsEveryPagesChunks()
+    {
+        await using var site = await LocalSite.StartAsync();
+        site.Page("/", """<html><head><title>Zorb help</title></head><body><h1>Help</h1><p>See <a href="/warranty">warranty</a> and <a href="/returns">returns</a>.</p></body></html>""");
+        site.Page("/warranty", """<html><head><title>Warranty</title></head><body><h1>Warranty</h1><p>The Zorbulator warranty lasts seven years.</p></body></html>""");
+        site.Page("/returns", """<html><head><title>Returns</title></head><body><h1>Returns</h1><p>Returns are accepted within 30 days.</p></body></html>""");
+        await using var app = await LuluClawApp.StartAsync(Provider.Sqlite, new Dictionary<string, string?>
+        {
+            ["Knowledge:RunInBackground"] = "false",
+            ["Knowledge:AllowPrivateAddresses"] = "true",
+        });
+        var workspace = await app.CreateWorkspaceAsync();
+        using var client = workspace.Client();
+        var ingestion = app.Services.GetRequiredService<KnowledgeIngestion>();
+        var store = app.Services.GetRequiredService<IKnowledgeStore>();
+        var id = await CreateAsync(client, Json($$"""{"type": "website", "name": "Help", "url": "{{site.BaseUrl}}"}"""));
+        Assert.True(await ingestion.IngestNextAsync(Ct));
+        var first = await store.GetChunksAsync(id, Ct);
+
+        // The home page has not changed (its ETag still matches), yet the pages it links to are crawled again, not dropped as gone.
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync($"/api/v1/knowledge-sources/{id}/refresh", null, Ct)).StatusCode);
+        var before = site.Requests.Count;
+        Assert.True(await ingestion.IngestNextAsync(Ct));
+
+        Assert.Equal(["/robots.txt", "/", "/warranty", "/returns"], site.Requests.Skip(before));
+        var source = await SourceAsync(client, id);
+        Assert.Equal(("ready", 3), (source.GetProperty("status").GetString(), source.GetProperty("chunk_count").GetInt32()));
+        var again = await store.GetChunksAsync(id, Ct);
+        Assert.Equal(first.Select(c => (c.PageKey, c.Text)), again.Select(c => (c.PageKey, c.Text)));
+    }
+
+    [Fact]
     public async Task InTheBackground_ANewSourceReachesReady_WithoutAnyoneAsking()
     {
         await using var app = await LuluClawApp.StartAsync(Provider.Sqlite);
