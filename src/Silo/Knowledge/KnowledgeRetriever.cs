@@ -19,11 +19,12 @@ public sealed record KnowledgeHit(RetrievedChunk Chunk, double Score, float Simi
 /// <summary>
 /// Hybrid retrieval over a workspace's <c>ready</c> knowledge: the store's full-text ranking and the
 /// cosine similarity of the question's embedding to every chunk's (brute force over the workspace's
-/// vectors), each giving <see cref="Candidates"/> candidates, fused by reciprocal rank
-/// (score = Σ 1 / (<see cref="RankConstant"/> + rank)). Everything is read from the database on every
-/// call, so a source deleted on any silo is out of the next retrieval everywhere.
+/// vectors, held in memory by <see cref="KnowledgeVectorCache"/>), each giving <see cref="Candidates"/>
+/// candidates, fused by reciprocal rank (score = Σ 1 / (<see cref="RankConstant"/> + rank)). The cache
+/// checks the workspace's sources in the database on every call, and the chunks are read from it, so a
+/// source deleted on any silo is out of the next retrieval everywhere.
 /// </summary>
-internal sealed class KnowledgeRetriever(IKnowledgeStore store, ITextEmbedder embedder)
+internal sealed class KnowledgeRetriever(IKnowledgeStore store, KnowledgeVectorCache vectorCache, ITextEmbedder embedder)
 {
     /// <summary>How many candidates each ranking gives before fusing.</summary>
     public const int Candidates = 50;
@@ -35,17 +36,15 @@ internal sealed class KnowledgeRetriever(IKnowledgeStore store, ITextEmbedder em
     public async Task<IReadOnlyList<KnowledgeHit>> RetrieveAsync(
         Guid workspaceId, string question, int count, RetrievalMode mode = RetrievalMode.Hybrid, CancellationToken cancellationToken = default)
     {
-        var vectors = await store.GetEmbeddingsAsync(workspaceId, cancellationToken);
+        var vectors = await vectorCache.GetAsync(workspaceId, cancellationToken);
         if (vectors.Count == 0)
         {
             return []; // no ready knowledge: nothing to embed the question for
         }
 
         var query = embedder.Embed([question], cancellationToken)[0];
-        var similarity = vectors.ToDictionary(v => v.ChunkId, v => Dot(query, v.Embedding));
-        var byVector = mode == RetrievalMode.TextOnly
-            ? []
-            : similarity.OrderByDescending(p => p.Value).ThenBy(p => p.Key).Take(Candidates).Select(p => p.Key).ToList();
+        var similarity = vectors.Score(query);
+        var byVector = mode == RetrievalMode.TextOnly ? [] : similarity.Top(Candidates);
         var byText = mode == RetrievalMode.VectorOnly ? [] : await store.SearchTextAsync(workspaceId, Terms(question), Candidates, cancellationToken);
 
         var scores = new Dictionary<long, (double Score, int? Text, int? Vector)>();
@@ -91,8 +90,6 @@ internal sealed class KnowledgeRetriever(IKnowledgeStore store, ITextEmbedder em
 
         return [.. terms.Take(32)];
     }
-
-    private static float Dot(float[] a, float[] b) => System.Numerics.Tensors.TensorPrimitives.Dot(a, b);
 }
 
 /// <summary>

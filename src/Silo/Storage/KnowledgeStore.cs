@@ -209,6 +209,17 @@ public sealed class KnowledgeStore(Database database) : IKnowledgeStore
             """,
             r => (r.GetInt64(0), Floats(r.GetBytes(1))), cancellationToken, ("WorkspaceId", Id(workspaceId))), cancellationToken).ConfigureAwait(false);
 
+    public async Task<IReadOnlyList<KnowledgeSourceStamp>> GetReadySourceStampsAsync(Guid workspaceId, CancellationToken cancellationToken) =>
+        await database.ReadAsync(c => Statements.RowsAsync(c, null,
+            "SELECT id, version, COALESCE(last_ingested_at, 0), chunk_count FROM knowledge_sources WHERE workspace_id = @WorkspaceId AND status = 'ready' ORDER BY id",
+            r => new KnowledgeSourceStamp(r.GetString(0), r.GetInt64(1), r.GetInt64(2), r.GetInt64(3)),
+            cancellationToken, ("WorkspaceId", Id(workspaceId))), cancellationToken).ConfigureAwait(false);
+
+    public async Task<IReadOnlyList<(long ChunkId, byte[] Embedding)>> GetSourceEmbeddingsAsync(string sourceId, CancellationToken cancellationToken) =>
+        await database.ReadAsync(c => Statements.RowsAsync(c, null,
+            "SELECT chunk_id, embedding FROM knowledge_chunks WHERE source_id = @Id AND embedding IS NOT NULL ORDER BY chunk_id",
+            r => (r.GetInt64(0), r.GetBytes(1)), cancellationToken, ("Id", sourceId)), cancellationToken).ConfigureAwait(false);
+
     public async Task<IReadOnlyList<RetrievedChunk>> GetRetrievedChunksAsync(Guid workspaceId, IReadOnlyList<long> chunkIds, CancellationToken cancellationToken)
     {
         if (chunkIds.Count == 0)
