@@ -3,6 +3,7 @@
 #   gateway|provider  CONFIG  CLIENTS  RPS  P50_MS  P99_MS  REQUESTS  NON2XX  ERRORS  CPU_SERVER  CPU_DEP  CPU_WRK  CPU_OTHER  STEAL
 #   sse               key=value ... (bench/LoadGen's RESULT line)
 #   memory            key=value ... (bench/Memory's RESULT line)
+#   knowledge         PROVIDER  key=value ... (bench/Knowledge's RESULT lines: kind=ingest|seed|turns|retrieval|cache)
 #   failover          TRIAL  MS (kill -9 of a silo to its session's next answer through a survivor)
 #   pgbench           SCRIPT  WORKSPACES  CLIENTS  TPS  TRANSACTIONS  FAILED  ABORTED_CLIENTS  LATENCY_MS  CPU_PG  CPU_PGBENCH  CPU_OTHER  STEAL
 #                     TURNS_ADDED  DONE_ADDED  MESSAGES_ADDED  SESSIONS_ADDED
@@ -84,6 +85,13 @@ $1 == "gateway" || $1 == "provider" {
 }
 $1 == "sse" { sse[++ns] = $2; next }
 $1 == "memory" { memrow[++nm] = $2; next }
+$1 == "knowledge" {
+  if (!($2 in kn_seen)) { kn_seen[$2] = 1; kn_prov[++nkp] = $2 }
+  k = kv($3, "kind")
+  if (k == "retrieval") { kn_part[$2, kv($3, "part")] = $3; if (!(kv($3, "part") in kn_partseen)) { kn_partseen[kv($3, "part")] = 1; kn_parts[++nkparts] = kv($3, "part") } }
+  else kn[$2, k] = $3
+  next
+}
 $1 == "failover" { fo[++nf] = num($3); next }
 $1 == "pgbench-script" { if (!($2 in pgb_desc)) pgb_scripts[++npgs] = $2; pgb_desc[$2] = $3; next }
 $1 == "pgbench" {
@@ -296,6 +304,37 @@ END {
     print ""
   }
 
+  # :: Knowledge
+  if (nkp > 0) {
+    print "### Knowledge at scale (bench/Knowledge)\n"
+    print "| storage | ingestion: pages | chunks | pages/s | chunks/s | seeded chunks | chat turn p50 / p95 / p99, workspace with the chunks | the same, workspace without knowledge | added at p95 | target |"
+    print "|---|---:|---:|---:|---:|---:|---|---|---:|---|"
+    for (i = 1; i <= nkp; i++) {
+      p = kn_prov[i]; ing = kn[p, "ingest"]; t = kn[p, "turns"]; sd = kn[p, "seed"]
+      name = (p == "postgres" ? "PostgreSQL" : "SQLite")
+      if ((p, "failed") in kn) { print "| " name " | **failed** | | | | | | | | |"; continue }
+      added = num(kv(t, "added_p95"))
+      if (t != "") { kn_target_seen = 1; kn_target = kn_target (kn_target == "" ? "" : "; ") name " " ms(added) " ms"; if (added >= 20) kn_target_fail = 1 }
+      printf "| %s | %s | %s | %s | %s | %s | %s / %s / %s ms | %s / %s / %s ms | %s ms | < 20 ms: %s |\n", name,
+        (ing == "" ? "not run" : group(kv(ing, "pages"))), (ing == "" ? "" : group(kv(ing, "chunks"))), (ing == "" ? "" : kv(ing, "pages_per_s")), (ing == "" ? "" : kv(ing, "chunks_per_s")),
+        group(kv(sd, "chunks")), ms(kv(t, "knowledge_p50")), ms(kv(t, "knowledge_p95")), ms(kv(t, "knowledge_p99")),
+        ms(kv(t, "empty_p50")), ms(kv(t, "empty_p95")), ms(kv(t, "empty_p99")), ms(added), (t == "" ? "not run" : verdict(added < 20, 1))
+    }
+    print ""
+    print "Retrieval alone and its parts, in process (p50 / p95 / p99 ms):\n"
+    line = "| part |"; sep = "|---|"
+    for (i = 1; i <= nkp; i++) { line = line " " (kn_prov[i] == "postgres" ? "PostgreSQL" : "SQLite") " |"; sep = sep "---|" }
+    print line; print sep
+    for (j = 1; j <= nkparts; j++) {
+      line = "| `" kn_parts[j] "` |"
+      for (i = 1; i <= nkp; i++) { r = kn_part[kn_prov[i], kn_parts[j]]; line = line " " (r == "" ? "" : ms(kv(r, "p50")) " / " ms(kv(r, "p95")) " / " ms(kv(r, "p99"))) " |" }
+      print line
+    }
+    print ""
+    print "One process with LuluClaw's real services and HTTP host (Kestrel on 127.0.0.1), the echo model. Ingestion: a generated website (a tree of links three deep, about " kv(kn[kn_prov[1], "ingest"], "words_per_page") " words a page) served on 127.0.0.1, one website source made through `POST /api/v1/knowledge-sources`, ingested by the silo's own ingestion (crawler through the URL guard, chunker, MiniLM embedder, store) until nothing is due. Seeded chunks: generated English-like text (Zipf vocabulary), 500 chunks a source, through the store; the first " kv(kn[kn_prov[1], "seed"], "real_vectors") " have MiniLM embeddings, the rest random unit vectors (brute force costs the same whatever the values). Turns: `POST /api/gateway/chat` one at a time, alternating the workspace with the chunks and one without knowledge, the same generated questions, after a warm-up; the difference of the two p95s is what retrieval adds. Parts: `retrieve` is `KnowledgeRetriever.RetrieveAsync` (5 passages); `cache_check` the in-memory vectors' check against the sources' stamps; `embed` the question's MiniLM embedding; `vector_top50` the 8-bit brute-force scan of every vector with the top 50 kept; `text_top50` the store's full-text search."
+    print ""
+  }
+
   # :: Targets
   print "### Targets\n"
   print "| target | measured | verdict |"
@@ -320,6 +359,7 @@ END {
   else print "| 10,000 concurrent idle SSE streams | not run | |"
   if (mem_seen) printf "| < 4 KB per idle session activation beyond its message text | %s B | %s |\n", group(mem_beyond), verdict(mem_beyond < 4096, 1)
   else print "| < 4 KB per idle session activation beyond its message text | not run | |"
+  if (kn_target_seen) printf "| retrieval over 100,000 chunks adds < 20 ms at p95 to a chat turn | %s | %s |\n", kn_target, verdict(!kn_target_fail, 1)
   if (npr > 0) {
     line = ""
     for (j = 1; j <= npr; j++) {

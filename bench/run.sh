@@ -18,6 +18,9 @@
 #   provider  through the OpenAI provider to a loopback stub vs the stub directly (1 and 64 connections)
 #   sse       concurrent idle SSE streams one LuluClaw process holds (1000, 5000, 10000)
 #   memory    managed memory per idle session activation (10,000 sessions, in process)
+#   knowledge (not in all: about 15 minutes per provider on 2 cores) ingestion of a generated
+#             1,000-page local website, pages/s; what retrieval over 100,000 chunks adds to a chat
+#             turn at p95, SQLite and PostgreSQL (bench/Knowledge, in process)
 #
 # Quick mode: BENCH_SECONDS=5 BENCH_WARMUP=5 bench/run.sh all (default 15 s per measurement, 15 s warm-up). Other settings
 # (all in bench/README.md): BENCH_CLIENTS="1 64 512", BENCH_NODES="1 2 3",
@@ -70,9 +73,9 @@ SECTIONS=()
 for arg in "${@:-all}"; do
   case "$arg" in
     all) SECTIONS=(gateway cluster pgbench failover provider sse memory) ;;
-    gateway|cluster|pgbench|failover|provider|sse|memory) SECTIONS+=("$arg") ;;
+    gateway|cluster|pgbench|failover|provider|sse|memory|knowledge) SECTIONS+=("$arg") ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$SELF"; exit 0 ;;
-    *) echo "run.sh: unknown section '$arg' (all, gateway, cluster, pgbench, failover, provider, sse, memory)" >&2; exit 2 ;;
+    *) echo "run.sh: unknown section '$arg' (all, gateway, cluster, pgbench, failover, provider, sse, memory, knowledge)" >&2; exit 2 ;;
   esac
 done
 has() { [[ " ${SECTIONS[*]} " == *" $1 "* ]]; }
@@ -836,6 +839,26 @@ section_sse() {
   done
 }
 
+# Knowledge at scale (bench/Knowledge): on SQLite, then on a fresh PostgreSQL database, the tool's
+# RESULT lines kept as "knowledge PROVIDER key=value...".
+section_knowledge() {
+  local provider out conn args
+  for provider in sqlite postgres; do
+    args=(--provider "$provider" --pages "${BENCH_KNOWLEDGE_PAGES:-1000}" --chunks "${BENCH_KNOWLEDGE_CHUNKS:-100000}"
+      --real-vectors "${BENCH_KNOWLEDGE_REAL_VECTORS:-200}" --turns "${BENCH_KNOWLEDGE_TURNS:-300}" --retrievals 200)
+    if [ "$provider" = postgres ]; then
+      start_postgres
+      conn=$(pg_database "bench_knowledge_$RANDOM")
+      args+=(--connection "$conn")
+    fi
+    wait_quiet
+    log "knowledge: $provider"
+    out=$WORK/knowledge-$provider.txt
+    "$BUILD/knowledge/LuluClaw.Bench.Knowledge" "${args[@]}" > "$out" 2> >(sed 's/^/  /' >&2) || echo "RESULT kind=failed" >> "$out"
+    grep '^RESULT' "$out" | sed "s/^RESULT /knowledge\t$provider\t/" >> "$RESULTS"
+  done
+}
+
 section_memory() {
   wait_quiet
   log "memory: $SESSIONS sessions with one turn each, in process"
@@ -880,6 +903,7 @@ if has gateway; then build bench/Bare/Bare.csproj bare; fi
 if has provider || has sse; then build bench/Stub/Stub.csproj stub; fi
 if has sse; then build bench/LoadGen/LoadGen.csproj loadgen; fi
 if has memory; then build bench/Memory/Memory.csproj memory; fi
+if has knowledge; then build bench/Knowledge/Knowledge.csproj knowledge; fi
 
 # Anything else running competes for the same cores: say so.
 wait_quiet
@@ -913,6 +937,7 @@ if has failover; then section_failover; fi
 if has provider; then section_provider; fi
 if has sse; then section_sse; fi
 if has memory; then section_memory; fi
+if has knowledge; then section_knowledge; fi
 
 # :: Report
 

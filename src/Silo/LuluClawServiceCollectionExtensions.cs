@@ -39,6 +39,7 @@ public static class LuluClawServiceCollectionExtensions
         services.AddOptions<Knowledge.KnowledgeOptions>().Bind(configuration.GetSection("Knowledge"));
         services.TryAddSingleton<Knowledge.ITextEmbedder, Knowledge.MiniLmEmbedder>();
         services.AddSingleton<Knowledge.KnowledgeIngestion>();
+        services.AddSingleton<Knowledge.KnowledgeVectorCache>();
         services.AddSingleton<Knowledge.KnowledgeRetriever>();
         services.AddSingleton<Grains.Knowledge.IKnowledgeLookup, Knowledge.KnowledgeLookup>();
         services.AddSingleton<Grains.Knowledge.IKnowledgeIngestionSignal>(sp => sp.GetRequiredService<Knowledge.KnowledgeIngestion>());

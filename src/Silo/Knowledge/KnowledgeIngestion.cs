@@ -62,6 +62,14 @@ public sealed class KnowledgeOptions
 
     /// <summary>The default of <see cref="FallbackAnswer"/>.</summary>
     public const string DefaultFallbackAnswer = "I don't know: the information I have doesn't cover that.";
+
+    /// <summary>
+    /// How many megabytes of chunk vectors a silo keeps in memory for retrieval, over all workspaces
+    /// (at 8 bits a dimension, about 40 MB per 100,000 chunks of 384 dimensions). Past it, the least
+    /// recently retrieved workspaces are dropped and read from the database again when next needed;
+    /// the workspace being retrieved stays even if it alone is larger.
+    /// </summary>
+    public double VectorCacheMegabytes { get; set; } = 512;
 }
 
 /// <summary>

@@ -21,7 +21,8 @@ public sealed record KnowledgeHit(RetrievedChunk Chunk, double Score, float Simi
 /// Hybrid retrieval over a workspace's ingested knowledge (sources ready, or being ingested again and
 /// answering from their last ingestion until it settles; not in error): the store's full-text ranking and the cosine
 /// similarity of the question's embedding to every chunk's (brute force over the workspace's
-/// vectors), each giving <see cref="Candidates"/> candidates, fused by weighted reciprocal rank:
+/// vectors, held in memory by <see cref="KnowledgeVectorCache"/>, which checks the workspace's
+/// sources in the database on every call), each giving <see cref="Candidates"/> candidates, fused by weighted reciprocal rank:
 /// score = 1 / (<see cref="RankConstant"/> + embedding rank) + <see cref="TextWeight"/> / (<see cref="RankConstant"/> + full-text rank).
 /// </summary>
 /// <remarks>
@@ -34,7 +35,7 @@ public sealed record KnowledgeHit(RetrievedChunk Chunk, double Score, float Simi
 /// chunks the embedding already ranks near each other. The plateau is narrow (k 15 to 25, weight
 /// 0.15 to 0.3), so a new corpus may want other values.
 /// </remarks>
-internal sealed class KnowledgeRetriever(IKnowledgeStore store, ITextEmbedder embedder)
+internal sealed class KnowledgeRetriever(IKnowledgeStore store, KnowledgeVectorCache vectorCache, ITextEmbedder embedder)
 {
     /// <summary>How many candidates each ranking gives before fusing.</summary>
     public const int Candidates = 50;
@@ -49,17 +50,15 @@ internal sealed class KnowledgeRetriever(IKnowledgeStore store, ITextEmbedder em
     public async Task<IReadOnlyList<KnowledgeHit>> RetrieveAsync(
         Guid workspaceId, string question, int count, RetrievalMode mode = RetrievalMode.Hybrid, CancellationToken cancellationToken = default)
     {
-        var vectors = await store.GetEmbeddingsAsync(workspaceId, cancellationToken);
+        var vectors = await vectorCache.GetAsync(workspaceId, cancellationToken);
         if (vectors.Count == 0)
         {
             return []; // no ingested knowledge: nothing to embed the question for
         }
 
         var query = embedder.Embed([question], cancellationToken)[0];
-        var similarity = vectors.ToDictionary(v => v.ChunkId, v => Dot(query, v.Embedding));
-        var byVector = mode == RetrievalMode.TextOnly
-            ? []
-            : similarity.OrderByDescending(p => p.Value).ThenBy(p => p.Key).Take(Candidates).Select(p => p.Key).ToList();
+        var similarity = vectors.Score(query);
+        var byVector = mode == RetrievalMode.TextOnly ? [] : similarity.Top(Candidates);
         var byText = mode == RetrievalMode.VectorOnly ? [] : await store.SearchTextAsync(workspaceId, Terms(question), Candidates, cancellationToken);
 
         var scores = new Dictionary<long, (double Score, int? Text, int? Vector)>();
@@ -125,8 +124,6 @@ internal sealed class KnowledgeRetriever(IKnowledgeStore store, ITextEmbedder em
 
         return [.. terms.Take(32)];
     }
-
-    private static float Dot(float[] a, float[] b) => System.Numerics.Tensors.TensorPrimitives.Dot(a, b);
 }
 
 /// <summary>

@@ -175,30 +175,68 @@ public sealed class KnowledgeStore(Database database) : IKnowledgeStore
                 r.IsNull(6) ? null : Floats(r.GetBytes(6))),
             cancellationToken, ("Id", sourceId)), cancellationToken).ConfigureAwait(false);
 
+    /// <summary>A term matching more chunks than this is common: it is left out of the ranked query (see <see cref="SearchTextAsync"/>).</summary>
+    internal const int CommonTermMatches = 1000;
+
+    /// <summary>How many matches are ranked when every term is common.</summary>
+    internal const int CommonQueryMatches = 250;
+
+    /// <remarks>
+    /// Ranking every match of a common word costs a BM25 or <c>ts_rank</c> per match: at 100,000 chunks
+    /// "the" or "order" match most of them, hundreds of milliseconds. So each term's matches are first
+    /// counted up to <see cref="CommonTermMatches"/> (one statement, cheap: no ranking, a bounded scan), and
+    /// only the terms under that (and over 0) are ranked over all their matches: those are the ones that
+    /// decide a BM25 ranking (a word in many chunks weighs little), and there are few of their matches.
+    /// When every term is common, the first <see cref="CommonQueryMatches"/> matches of all of them are
+    /// ranked. The counts on SQLite are over every workspace's chunks (FTS5's index is one), on
+    /// PostgreSQL the workspace's.
+    /// </remarks>
     public async Task<IReadOnlyList<long>> SearchTextAsync(Guid workspaceId, IReadOnlyList<string> terms, int limit, CancellationToken cancellationToken)
     {
         // Terms are letters and digits only (the retriever makes them so), each quoted on SQLite: nothing of the user's text is query syntax.
-        var words = terms.Where(t => t.Length > 0 && t.All(char.IsLetterOrDigit)).ToArray();
+        var words = terms.Where(t => t.Length > 0 && t.All(char.IsLetterOrDigit)).Distinct(StringComparer.Ordinal).ToArray();
         if (words.Length == 0)
         {
             return [];
         }
 
         var postgres = database.Dialect.Name == "postgres";
-        var query = postgres ? string.Join(" | ", words) : string.Join(" OR ", words.Select(w => $"\"{w}\""));
-        var sql = postgres
-            ? """
-              SELECT c.chunk_id FROM knowledge_chunks c JOIN knowledge_sources s ON s.id = c.source_id
-              WHERE c.workspace_id = @WorkspaceId AND s.status <> 'error' AND c.search @@ to_tsquery('english', @Query)
-              ORDER BY ts_rank(c.search, to_tsquery('english', @Query)) DESC, c.chunk_id LIMIT @Limit
-              """
-            : """
-              SELECT c.chunk_id FROM knowledge_chunks_fts f JOIN knowledge_chunks c ON c.chunk_id = f.rowid JOIN knowledge_sources s ON s.id = c.source_id
-              WHERE knowledge_chunks_fts MATCH @Query AND c.workspace_id = @WorkspaceId AND s.status <> 'error'
-              ORDER BY bm25(knowledge_chunks_fts), c.chunk_id LIMIT @Limit
-              """;
-        return await database.ReadAsync(c => Statements.RowsAsync(c, null, sql, r => r.GetInt64(0), cancellationToken,
-            ("WorkspaceId", Id(workspaceId)), ("Query", query), ("Limit", limit)), cancellationToken).ConfigureAwait(false);
+        string Query(IEnumerable<string> some) => postgres ? string.Join(" | ", some) : string.Join(" OR ", some.Select(w => $"\"{w}\""));
+        var counts = string.Join(", ", words.Select((_, i) => postgres
+            ? $"(SELECT COUNT(*) FROM (SELECT 1 FROM knowledge_chunks WHERE workspace_id = @WorkspaceId AND search @@ to_tsquery('english', @T{i}) LIMIT {CommonTermMatches + 1}) m)"
+            : $"(SELECT COUNT(*) FROM (SELECT 1 FROM knowledge_chunks_fts WHERE knowledge_chunks_fts MATCH @T{i} LIMIT {CommonTermMatches + 1}))"));
+        var countParameters = words.Select((w, i) => ($"T{i}", (object?)(postgres ? w : $"\"{w}\""))).Append(("WorkspaceId", Id(workspaceId))).ToArray();
+        const string RankedPostgres = """
+            SELECT c.chunk_id FROM knowledge_chunks c JOIN knowledge_sources s ON s.id = c.source_id
+            WHERE c.workspace_id = @WorkspaceId AND s.status <> 'error' AND c.search @@ to_tsquery('english', @Query)
+            ORDER BY ts_rank(c.search, to_tsquery('english', @Query)) DESC, c.chunk_id LIMIT @Limit
+            """;
+        const string RankedSqlite = """
+            SELECT c.chunk_id FROM knowledge_chunks_fts f JOIN knowledge_chunks c ON c.chunk_id = f.rowid JOIN knowledge_sources s ON s.id = c.source_id
+            WHERE knowledge_chunks_fts MATCH @Query AND c.workspace_id = @WorkspaceId AND s.status <> 'error'
+            ORDER BY bm25(knowledge_chunks_fts), c.chunk_id LIMIT @Limit
+            """;
+        var boundedPostgres = $"""
+            SELECT chunk_id FROM (
+                SELECT c.chunk_id, ts_rank(c.search, to_tsquery('english', @Query)) AS score FROM knowledge_chunks c JOIN knowledge_sources s ON s.id = c.source_id
+                WHERE c.workspace_id = @WorkspaceId AND s.status <> 'error' AND c.search @@ to_tsquery('english', @Query) LIMIT {CommonQueryMatches}) m
+            ORDER BY score DESC, chunk_id LIMIT @Limit
+            """;
+        var boundedSqlite = $"""
+            SELECT chunk_id FROM (
+                SELECT c.chunk_id, bm25(knowledge_chunks_fts) AS score FROM knowledge_chunks_fts f JOIN knowledge_chunks c ON c.chunk_id = f.rowid JOIN knowledge_sources s ON s.id = c.source_id
+                WHERE knowledge_chunks_fts MATCH @Query AND c.workspace_id = @WorkspaceId AND s.status <> 'error' LIMIT {CommonQueryMatches}) m
+            ORDER BY score, chunk_id LIMIT @Limit
+            """;
+        return await database.ReadAsync(async c =>
+        {
+            var matches = await Statements.RowAsync(c, null, $"SELECT {counts}",
+                r => Enumerable.Range(0, words.Length).Select(r.GetInt64).ToArray(), cancellationToken, countParameters);
+            var rare = words.Where((_, i) => matches![i] is > 0 and <= CommonTermMatches).ToArray();
+            var sql = rare.Length > 0 ? (postgres ? RankedPostgres : RankedSqlite) : (postgres ? boundedPostgres : boundedSqlite);
+            return await Statements.RowsAsync(c, null, sql, r => r.GetInt64(0), cancellationToken,
+                ("WorkspaceId", Id(workspaceId)), ("Query", Query(rare.Length > 0 ? rare : words)), ("Limit", limit));
+        }, cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<IReadOnlyList<(long ChunkId, float[] Embedding)>> GetEmbeddingsAsync(Guid workspaceId, CancellationToken cancellationToken) =>
@@ -208,6 +246,17 @@ public sealed class KnowledgeStore(Database database) : IKnowledgeStore
             WHERE c.workspace_id = @WorkspaceId AND s.status <> 'error' AND c.embedding IS NOT NULL
             """,
             r => (r.GetInt64(0), Floats(r.GetBytes(1))), cancellationToken, ("WorkspaceId", Id(workspaceId))), cancellationToken).ConfigureAwait(false);
+
+    public async Task<IReadOnlyList<KnowledgeSourceStamp>> GetReadySourceStampsAsync(Guid workspaceId, CancellationToken cancellationToken) =>
+        await database.ReadAsync(c => Statements.RowsAsync(c, null,
+            "SELECT id, version, COALESCE(last_ingested_at, 0), chunk_count FROM knowledge_sources WHERE workspace_id = @WorkspaceId AND status <> 'error' ORDER BY id",
+            r => new KnowledgeSourceStamp(r.GetString(0), r.GetInt64(1), r.GetInt64(2), r.GetInt64(3)),
+            cancellationToken, ("WorkspaceId", Id(workspaceId))), cancellationToken).ConfigureAwait(false);
+
+    public async Task<IReadOnlyList<(long ChunkId, byte[] Embedding)>> GetSourceEmbeddingsAsync(string sourceId, CancellationToken cancellationToken) =>
+        await database.ReadAsync(c => Statements.RowsAsync(c, null,
+            "SELECT chunk_id, embedding FROM knowledge_chunks WHERE source_id = @Id AND embedding IS NOT NULL ORDER BY chunk_id",
+            r => (r.GetInt64(0), r.GetBytes(1)), cancellationToken, ("Id", sourceId)), cancellationToken).ConfigureAwait(false);
 
     public async Task<IReadOnlyList<RetrievedChunk>> GetRetrievedChunksAsync(Guid workspaceId, IReadOnlyList<long> chunkIds, CancellationToken cancellationToken)
     {

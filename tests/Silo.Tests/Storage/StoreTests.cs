@@ -763,6 +763,24 @@ public abstract class StoreTests : IAsyncLifetime
         Assert.Equal(chunks, await Store.Knowledge.GetRetrievedChunksAsync(ws.Id, hits, Ct));
         Assert.Equal(2, (await Store.Knowledge.GetEmbeddingsAsync(ws.Id, Ct)).Count);
     }
+
+    [Fact]
+    public async Task Knowledge_FullTextSearch_RanksByTheRarerTerms_WhenATermMatchesMoreThanTheCommonLimit_AndStillAnswersWhenEveryTermIsCommon()
+    {
+        var ws = await NewWorkspaceAsync();
+        var texts = Enumerable.Range(0, KnowledgeStore.CommonTermMatches + 100)
+            .Select(i => i % 400 == 7 ? $"Every order ships with a zorbulator manual, number {i}." : $"Every order ships within two days, number {i}.").ToArray();
+        await Store.Knowledge.InsertSourceAsync(Source(ws.Id, "ks_big"), null, Ct);
+        var claim = await Store.Knowledge.ClaimDueSourceAsync("a", T0, T0.AddMinutes(1), Ct);
+        Assert.True(await Store.Knowledge.CompleteIngestionAsync(new IngestionOutcome("ks_big", claim!.Source.Version, "a", "ready", null, [Page("", "h", texts)], null), T0, Ct));
+
+        var rare = await Store.Knowledge.GetRetrievedChunksAsync(ws.Id, await Store.Knowledge.SearchTextAsync(ws.Id, ["order", "ships", "zorbulator"], 10, Ct), Ct);
+        var common = await Store.Knowledge.SearchTextAsync(ws.Id, ["order", "ships"], 10, Ct);
+
+        Assert.Equal(3, rare.Count); // chunks 7, 407 and 807: the common words alone do not fill the list
+        Assert.All(rare, c => Assert.Contains("zorbulator", c.Text));
+        Assert.Equal(10, common.Count);
+    }
 }
 
 public sealed class SqliteStoreTests : StoreTests
