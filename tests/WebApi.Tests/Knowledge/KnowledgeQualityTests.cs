@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
@@ -232,8 +231,8 @@ public sealed class KnowledgeQualityTests(KnowledgeQualityTests.Corpus corpus) :
             WorkspaceId = Guid.Parse(workspace.Id);
             using var client = workspace.Client();
             Sources[Website] = await CreateAsync(client, JsonContent.Create(new { type = "website", name = Website, url = site.BaseUrl.ToString() }), ct);
-            Sources["Advanced Roasting Guide"] = await CreateAsync(client, Upload("Advanced Roasting Guide", "advanced-roasting.pdf", Pdf("advanced-roasting-guide.txt")), ct);
-            Sources["Service Guide"] = await CreateAsync(client, Upload("Service Guide", "service-guide.pdf", Pdf("service-guide.txt")), ct);
+            Sources["Advanced Roasting Guide"] = await CreateAsync(client, Apis.KnowledgeRequests.Upload("Advanced Roasting Guide", "advanced-roasting.pdf", Pdf("advanced-roasting-guide.txt")), ct);
+            Sources["Service Guide"] = await CreateAsync(client, Apis.KnowledgeRequests.Upload("Service Guide", "service-guide.pdf", Pdf("service-guide.txt")), ct);
             var entries = JsonSerializer.Deserialize<JsonElement>(await File.ReadAllTextAsync(Path.Combine(Folder, "faq.json"), ct));
             Sources["Roastmate FAQ"] = await CreateAsync(client, JsonContent.Create(new { type = "manual", name = "Roastmate FAQ", entries }), ct);
 
@@ -272,13 +271,6 @@ public sealed class KnowledgeQualityTests(KnowledgeQualityTests.Corpus corpus) :
             using var response = await client.PostAsync("/api/v1/knowledge-sources", content, ct);
             response.EnsureSuccessStatusCode();
             return (await response.Content.ReadFromJsonAsync<JsonElement>(ct)).GetProperty("id").GetString()!;
-        }
-
-        private static MultipartFormDataContent Upload(string name, string fileName, byte[] content)
-        {
-            var file = new ByteArrayContent(content);
-            file.Headers.ContentType = new MediaTypeHeaderValue("application/pdf");
-            return new MultipartFormDataContent { { new StringContent("document"), "type" }, { new StringContent(name), "name" }, { file, "file", fileName } };
         }
 
         /// <summary>
