@@ -54,16 +54,13 @@ public interface IKnowledgeStore
     /// </summary>
     Task<IReadOnlyList<long>> SearchTextAsync(Guid workspaceId, IReadOnlyList<string> terms, int limit, CancellationToken cancellationToken);
 
-    /// <summary>The embeddings of every chunk of the workspace's sources not in <c>error</c>, by chunk id.</summary>
-    Task<IReadOnlyList<(long ChunkId, float[] Embedding)>> GetEmbeddingsAsync(Guid workspaceId, CancellationToken cancellationToken);
-
     /// <summary>
     /// What identifies the chunks of each of the workspace's sources that answer (not in <c>error</c>) as they stand: a
     /// source's chunks change only when an ingestion settles (which sets its last ingestion time, and
     /// its chunk count) and when it is deleted (its row goes). One small indexed read of the sources
     /// table, made on every retrieval to tell whether a silo's cached vectors still hold.
     /// </summary>
-    Task<IReadOnlyList<KnowledgeSourceStamp>> GetReadySourceStampsAsync(Guid workspaceId, CancellationToken cancellationToken);
+    Task<IReadOnlyList<KnowledgeSourceStamp>> GetAnsweringSourceStampsAsync(Guid workspaceId, CancellationToken cancellationToken);
 
     /// <summary>The embeddings of the source's chunks, by chunk id, ascending (chunks without one are left out).</summary>
     Task<IReadOnlyList<(long ChunkId, byte[] Embedding)>> GetSourceEmbeddingsAsync(string sourceId, CancellationToken cancellationToken);
@@ -72,7 +69,7 @@ public interface IKnowledgeStore
     Task<IReadOnlyList<RetrievedChunk>> GetRetrievedChunksAsync(Guid workspaceId, IReadOnlyList<long> chunkIds, CancellationToken cancellationToken);
 }
 
-/// <summary>A <c>ready</c> source's stamp: while it is the same, so are the source's chunks (see <see cref="IKnowledgeStore.GetReadySourceStampsAsync"/>).</summary>
+/// <summary>An answering source's stamp (not in <c>error</c>): while it is the same, so are the source's chunks (see <see cref="IKnowledgeStore.GetAnsweringSourceStampsAsync"/>).</summary>
 public sealed record KnowledgeSourceStamp(string SourceId, long Version, long LastIngestedAtMs, long ChunkCount);
 
 /// <summary>A chunk as retrieval hands it on: its text and where it came from.</summary>

@@ -11,9 +11,9 @@ namespace LuluClaw.Silo.Knowledge;
 /// A silo's copy of its workspaces' chunk embeddings, so that a retrieval scores the question
 /// against memory instead of reading every vector from the database (100,000 chunks are 150 MB of
 /// float32s). Never stale: every <see cref="GetAsync"/> first reads the workspace's
-/// answering sources' stamps (every source not in <c>error</c>) (<see cref="IKnowledgeStore.GetReadySourceStampsAsync"/>, a few
+/// answering sources' stamps (every source not in <c>error</c>; <see cref="IKnowledgeStore.GetAnsweringSourceStampsAsync"/>, a few
 /// rows of the sources table), and a source whose stamp changed, or that is new, is loaded again
-/// before the answer; a source no longer ready, or deleted, is dropped. So a source deleted or
+/// before the answer; a source now in error, or deleted, is dropped. So a source deleted or
 /// re-ingested through any silo is out of (or updated in) the next retrieval on every silo.
 /// </summary>
 /// <remarks>
@@ -50,11 +50,11 @@ internal sealed class KnowledgeVectorCache(IKnowledgeStore store, IOptionsMonito
         }
     }
 
-    /// <summary>The workspace's vectors as its <c>ready</c> sources stand now.</summary>
+    /// <summary>The workspace's vectors as its answering sources (not in <c>error</c>) stand now.</summary>
     public async Task<WorkspaceVectors> GetAsync(Guid workspaceId, CancellationToken cancellationToken)
     {
         // :: Step 1: the stamps, read on every call: what the vectors must be now.
-        var stamps = await store.GetReadySourceStampsAsync(workspaceId, cancellationToken).ConfigureAwait(false);
+        var stamps = await store.GetAnsweringSourceStampsAsync(workspaceId, cancellationToken).ConfigureAwait(false);
         var entry = Touch(workspaceId);
         var vectors = entry.Vectors;
         if (vectors.Matches(stamps))
@@ -177,7 +177,7 @@ internal sealed class SourceVectors(KnowledgeSourceStamp stamp, long[] ids, sbyt
     }
 }
 
-/// <summary>A workspace's vectors at one moment: a block per <c>ready</c> source, in the order of their stamps (by source id).</summary>
+/// <summary>A workspace's vectors at one moment: a block per answering source, in the order of their stamps (by source id).</summary>
 internal sealed class WorkspaceVectors
 {
     public static readonly WorkspaceVectors Empty = new([]);

@@ -239,15 +239,7 @@ public sealed class KnowledgeStore(Database database) : IKnowledgeStore
         }, cancellationToken).ConfigureAwait(false);
     }
 
-    public async Task<IReadOnlyList<(long ChunkId, float[] Embedding)>> GetEmbeddingsAsync(Guid workspaceId, CancellationToken cancellationToken) =>
-        await database.ReadAsync(c => Statements.RowsAsync(c, null,
-            """
-            SELECT c.chunk_id, c.embedding FROM knowledge_chunks c JOIN knowledge_sources s ON s.id = c.source_id
-            WHERE c.workspace_id = @WorkspaceId AND s.status <> 'error' AND c.embedding IS NOT NULL
-            """,
-            r => (r.GetInt64(0), Floats(r.GetBytes(1))), cancellationToken, ("WorkspaceId", Id(workspaceId))), cancellationToken).ConfigureAwait(false);
-
-    public async Task<IReadOnlyList<KnowledgeSourceStamp>> GetReadySourceStampsAsync(Guid workspaceId, CancellationToken cancellationToken) =>
+    public async Task<IReadOnlyList<KnowledgeSourceStamp>> GetAnsweringSourceStampsAsync(Guid workspaceId, CancellationToken cancellationToken) =>
         await database.ReadAsync(c => Statements.RowsAsync(c, null,
             "SELECT id, version, COALESCE(last_ingested_at, 0), chunk_count FROM knowledge_sources WHERE workspace_id = @WorkspaceId AND status <> 'error' ORDER BY id",
             r => new KnowledgeSourceStamp(r.GetString(0), r.GetInt64(1), r.GetInt64(2), r.GetInt64(3)),

@@ -752,7 +752,8 @@ public abstract class StoreTests : IAsyncLifetime
         Assert.Equal(("ks_a", "FAQ"), (chunks[0].SourceId, chunks[0].SourceName));
         Assert.Empty(await Store.Knowledge.SearchTextAsync(ws.Id, ["\"); DROP TABLE knowledge_chunks; --"], 10, Ct));
         Assert.Empty(await Store.Knowledge.SearchTextAsync(ws.Id, [], 10, Ct));
-        Assert.Equal(2, (await Store.Knowledge.GetEmbeddingsAsync(ws.Id, Ct)).Count);
+        Assert.Equal(["ks_a"], (await Store.Knowledge.GetAnsweringSourceStampsAsync(ws.Id, Ct)).Select(s => s.SourceId));
+        Assert.Equal(2, (await Store.Knowledge.GetSourceEmbeddingsAsync("ks_a", Ct)).Count);
         Assert.Empty(await Store.Knowledge.GetRetrievedChunksAsync(other.Id, hits, Ct));
 
         // Refreshed (pending), then claimed (crawling): its last ingestion's chunks answer until the new one settles.
@@ -761,7 +762,8 @@ public abstract class StoreTests : IAsyncLifetime
         Assert.Equal("ks_a", (await Store.Knowledge.ClaimDueSourceAsync("b", T0, T0.AddMinutes(1), Ct))!.Source.Id);
         Assert.Equal(hits, await Store.Knowledge.SearchTextAsync(ws.Id, ["delivering", "mars"], 10, Ct));
         Assert.Equal(chunks, await Store.Knowledge.GetRetrievedChunksAsync(ws.Id, hits, Ct));
-        Assert.Equal(2, (await Store.Knowledge.GetEmbeddingsAsync(ws.Id, Ct)).Count);
+        Assert.Equal(["ks_a"], (await Store.Knowledge.GetAnsweringSourceStampsAsync(ws.Id, Ct)).Select(s => s.SourceId));
+        Assert.Equal(2, (await Store.Knowledge.GetSourceEmbeddingsAsync("ks_a", Ct)).Count);
     }
 
     [Fact]

@@ -230,11 +230,11 @@ public sealed class KnowledgeQualityTests(KnowledgeQualityTests.Corpus corpus) :
             var workspace = await App.CreateWorkspaceAsync();
             WorkspaceId = Guid.Parse(workspace.Id);
             using var client = workspace.Client();
-            Sources[Website] = await CreateAsync(client, JsonContent.Create(new { type = "website", name = Website, url = site.BaseUrl.ToString() }), ct);
-            Sources["Advanced Roasting Guide"] = await CreateAsync(client, Apis.KnowledgeRequests.Upload("Advanced Roasting Guide", "advanced-roasting.pdf", Pdf("advanced-roasting-guide.txt")), ct);
-            Sources["Service Guide"] = await CreateAsync(client, Apis.KnowledgeRequests.Upload("Service Guide", "service-guide.pdf", Pdf("service-guide.txt")), ct);
+            Sources[Website] = await Apis.KnowledgeRequests.CreateAsync(client, JsonContent.Create(new { type = "website", name = Website, url = site.BaseUrl.ToString() }));
+            Sources["Advanced Roasting Guide"] = await Apis.KnowledgeRequests.CreateAsync(client, Apis.KnowledgeRequests.Upload("Advanced Roasting Guide", "advanced-roasting.pdf", Pdf("advanced-roasting-guide.txt")));
+            Sources["Service Guide"] = await Apis.KnowledgeRequests.CreateAsync(client, Apis.KnowledgeRequests.Upload("Service Guide", "service-guide.pdf", Pdf("service-guide.txt")));
             var entries = JsonSerializer.Deserialize<JsonElement>(await File.ReadAllTextAsync(Path.Combine(Folder, "faq.json"), ct));
-            Sources["Roastmate FAQ"] = await CreateAsync(client, JsonContent.Create(new { type = "manual", name = "Roastmate FAQ", entries }), ct);
+            Sources["Roastmate FAQ"] = await Apis.KnowledgeRequests.CreateAsync(client, JsonContent.Create(new { type = "manual", name = "Roastmate FAQ", entries }));
 
             var ingestion = App.Services.GetRequiredService<KnowledgeIngestion>();
             while (await ingestion.IngestNextAsync(ct))
@@ -264,13 +264,6 @@ public sealed class KnowledgeQualityTests(KnowledgeQualityTests.Corpus corpus) :
             {
                 await _site.DisposeAsync();
             }
-        }
-
-        private static async Task<string> CreateAsync(HttpClient client, HttpContent content, CancellationToken ct)
-        {
-            using var response = await client.PostAsync("/api/v1/knowledge-sources", content, ct);
-            response.EnsureSuccessStatusCode();
-            return (await response.Content.ReadFromJsonAsync<JsonElement>(ct)).GetProperty("id").GetString()!;
         }
 
         /// <summary>
