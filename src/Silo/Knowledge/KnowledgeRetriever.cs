@@ -56,10 +56,26 @@ internal sealed class KnowledgeRetriever(IKnowledgeStore store, KnowledgeVectorC
             return []; // no ingested knowledge: nothing to embed the question for
         }
 
-        var query = embedder.Embed([question], cancellationToken)[0];
-        var similarity = vectors.Score(query);
-        var byVector = mode == RetrievalMode.TextOnly ? [] : similarity.Top(Candidates);
-        var byText = mode == RetrievalMode.VectorOnly ? [] : await store.SearchTextAsync(workspaceId, Terms(question), Candidates, cancellationToken);
+        // The full-text search runs on another thread (SQLite's reads are synchronous) while this one
+        // embeds the question and scans the vectors: a turn waits for the slower side, not for both.
+        var textSearch = mode == RetrievalMode.VectorOnly
+            ? Task.FromResult<IReadOnlyList<long>>([])
+            : Task.Run(() => store.SearchTextAsync(workspaceId, Terms(question), Candidates, cancellationToken), cancellationToken);
+        VectorScores similarity;
+        IReadOnlyList<long> byVector;
+        try
+        {
+            var query = embedder.Embed([question], cancellationToken)[0];
+            similarity = vectors.Score(query);
+            byVector = mode == RetrievalMode.TextOnly ? [] : similarity.Top(Candidates);
+        }
+        catch
+        {
+            await textSearch.ContinueWith(static _ => { }, TaskScheduler.Default).ConfigureAwait(false); // the search's own failure is not this one's
+            throw;
+        }
+
+        var byText = await textSearch;
 
         var scores = new Dictionary<long, (double Score, int? Text, int? Vector)>();
         for (var rank = 0; rank < byVector.Count; rank++)
