@@ -33,13 +33,15 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 //    question's embedding, the vector scan, the full-text search), p50/p95/p99.
 // Prints RESULT lines (key=value) on stdout, progress on stderr.
 // Usage: LuluClaw.Bench.Knowledge --provider sqlite|postgres [--connection CONN] [--pages 1000]
-//        [--chunks 100000] [--real-vectors 1000] [--turns 400] [--retrievals 300]
+//        [--chunks 100000] [--real-vectors 1000] [--turns 400] [--retrievals 300] [--keep]
+// --keep leaves the SQLite file (its path on stderr) for looking into the queries afterwards.
 var provider = Str("--provider", "sqlite");
 var pages = Arg("--pages", 1000);
 var chunkCount = Arg("--chunks", 100_000);
 var realVectors = Arg("--real-vectors", 1000);
 var turns = Arg("--turns", 400);
 var retrievals = Arg("--retrievals", 300);
+var keepFiles = args.Contains("--keep");
 var ct = CancellationToken.None;
 const string AdminToken = "bench-knowledge-admin";
 
@@ -64,6 +66,9 @@ try
         ["Knowledge:RunInBackground"] = "false",
         ["Knowledge:AllowPrivateAddresses"] = "true",
         ["Knowledge:CrawlSeconds"] = "3600",
+        // The generated questions share words with the chunks but little meaning (random vectors,
+        // made-up words): with the gate at 0 every turn takes its passages to the model, the full cost.
+        ["Knowledge:EvidenceThreshold"] = "0",
         ["Logging:LogLevel:Default"] = "Warning",
         ["Cluster:SiloPort"] = FreePort().ToString(CultureInfo.InvariantCulture),
         ["Cluster:GatewayPort"] = FreePort().ToString(CultureInfo.InvariantCulture),
@@ -273,7 +278,14 @@ finally
 {
     Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
     Npgsql.NpgsqlConnection.ClearAllPools();
-    dir.Delete(recursive: true);
+    if (keepFiles)
+    {
+        Log($"kept {dir.FullName}");
+    }
+    else
+    {
+        dir.Delete(recursive: true);
+    }
 }
 
 static float[] RandomUnit(Random random, int dimensions)
