@@ -103,6 +103,7 @@ public sealed class KnowledgeStore(Database database) : IKnowledgeStore
                 return false;
             }
 
+            await CountTermsAsync(c, tx, Id(workspaceId), sourceId, null, -1, cancellationToken);
             foreach (var table in new[] { "knowledge_chunks", "knowledge_pages", "knowledge_files" })
             {
                 await Statements.ExecuteAsync(c, tx, $"DELETE FROM {table} WHERE source_id = @Id", cancellationToken, ("Id", sourceId));
@@ -175,25 +176,26 @@ public sealed class KnowledgeStore(Database database) : IKnowledgeStore
                 r.IsNull(6) ? null : Floats(r.GetBytes(6))),
             cancellationToken, ("Id", sourceId)), cancellationToken).ConfigureAwait(false);
 
-    /// <summary>A term matching more chunks than this is common: it is left out of the ranked query (see <see cref="SearchTextAsync"/>).</summary>
-    internal const int CommonTermMatches = 1000;
+    /// <summary>How many matches the ranked query may rank: the rarest terms are taken while their matches add up to no more.</summary>
+    internal const int RankedMatches = 1000;
 
-    /// <summary>How many matches are ranked when every term is common.</summary>
+    /// <summary>How many matches are ranked when even the rarest term is common.</summary>
     internal const int CommonQueryMatches = 250;
 
     /// <remarks>
     /// Ranking every match of a common word costs a BM25 or <c>ts_rank</c> per match: at 100,000 chunks
-    /// "the" or "order" match most of them, hundreds of milliseconds. So each term's matches are first
-    /// counted up to <see cref="CommonTermMatches"/> (one statement, cheap: no ranking, a bounded scan), and
-    /// only the terms under that (and over 0) are ranked over all their matches: those are the ones that
-    /// decide a BM25 ranking (a word in many chunks weighs little), and there are few of their matches.
-    /// When every term is common, the first <see cref="CommonQueryMatches"/> matches of all of them are
-    /// ranked. The counts on SQLite are over every workspace's chunks (FTS5's index is one), on
-    /// PostgreSQL the workspace's.
+    /// "the" or "order" match most of them, hundreds of milliseconds. So each term's matches are counted
+    /// first (cheap: no ranking), and the ranked query takes the rarest terms, rarest first, while their
+    /// matches add up to at most <see cref="RankedMatches"/>: those are the ones that decide a BM25
+    /// ranking (a word in many chunks weighs little), and there are few of their matches. When even the
+    /// rarest term is common, the first <see cref="CommonQueryMatches"/> matches are ranked. SQLite counts
+    /// a term's first matches in its FTS5 index (one index, every workspace's chunks); PostgreSQL reads
+    /// the workspace's count of each lexeme from <c>knowledge_terms</c>, which the writes below keep,
+    /// because counting through its GIN index visits every matching row.
     /// </remarks>
     public async Task<IReadOnlyList<long>> SearchTextAsync(Guid workspaceId, IReadOnlyList<string> terms, int limit, CancellationToken cancellationToken)
     {
-        // Terms are letters and digits only (the retriever makes them so), each quoted on SQLite: nothing of the user's text is query syntax.
+        // Terms are letters and digits only (the retriever makes them so), each quoted: nothing of the user's text is query syntax.
         var words = terms.Where(t => t.Length > 0 && t.All(char.IsLetterOrDigit)).Distinct(StringComparer.Ordinal).ToArray();
         if (words.Length == 0)
         {
@@ -201,43 +203,82 @@ public sealed class KnowledgeStore(Database database) : IKnowledgeStore
         }
 
         var postgres = database.Dialect.Name == "postgres";
-        string Query(IEnumerable<string> some) => postgres ? string.Join(" | ", some) : string.Join(" OR ", some.Select(w => $"\"{w}\""));
-        var counts = string.Join(", ", words.Select((_, i) => postgres
-            ? $"(SELECT COUNT(*) FROM (SELECT 1 FROM knowledge_chunks WHERE workspace_id = @WorkspaceId AND search @@ to_tsquery('english', @T{i}) LIMIT {CommonTermMatches + 1}) m)"
-            : $"(SELECT COUNT(*) FROM (SELECT 1 FROM knowledge_chunks_fts WHERE knowledge_chunks_fts MATCH @T{i} LIMIT {CommonTermMatches + 1}))"));
-        var countParameters = words.Select((w, i) => ($"T{i}", (object?)(postgres ? w : $"\"{w}\""))).Append(("WorkspaceId", Id(workspaceId))).ToArray();
-        const string RankedPostgres = """
-            SELECT c.chunk_id FROM knowledge_chunks c JOIN knowledge_sources s ON s.id = c.source_id
-            WHERE c.workspace_id = @WorkspaceId AND s.status <> 'error' AND c.search @@ to_tsquery('english', @Query)
-            ORDER BY ts_rank(c.search, to_tsquery('english', @Query)) DESC, c.chunk_id LIMIT @Limit
-            """;
-        const string RankedSqlite = """
-            SELECT c.chunk_id FROM knowledge_chunks_fts f JOIN knowledge_chunks c ON c.chunk_id = f.rowid JOIN knowledge_sources s ON s.id = c.source_id
-            WHERE knowledge_chunks_fts MATCH @Query AND c.workspace_id = @WorkspaceId AND s.status <> 'error'
-            ORDER BY bm25(knowledge_chunks_fts), c.chunk_id LIMIT @Limit
-            """;
-        var boundedPostgres = $"""
-            SELECT chunk_id FROM (
-                SELECT c.chunk_id, ts_rank(c.search, to_tsquery('english', @Query)) AS score FROM knowledge_chunks c JOIN knowledge_sources s ON s.id = c.source_id
-                WHERE c.workspace_id = @WorkspaceId AND s.status <> 'error' AND c.search @@ to_tsquery('english', @Query) LIMIT {CommonQueryMatches}) m
-            ORDER BY score DESC, chunk_id LIMIT @Limit
-            """;
-        var boundedSqlite = $"""
-            SELECT chunk_id FROM (
-                SELECT c.chunk_id, bm25(knowledge_chunks_fts) AS score FROM knowledge_chunks_fts f JOIN knowledge_chunks c ON c.chunk_id = f.rowid JOIN knowledge_sources s ON s.id = c.source_id
-                WHERE knowledge_chunks_fts MATCH @Query AND c.workspace_id = @WorkspaceId AND s.status <> 'error' LIMIT {CommonQueryMatches}) m
-            ORDER BY score, chunk_id LIMIT @Limit
-            """;
         return await database.ReadAsync(async c =>
         {
-            var matches = await Statements.RowAsync(c, null, $"SELECT {counts}",
-                r => Enumerable.Range(0, words.Length).Select(r.GetInt64).ToArray(), cancellationToken, countParameters);
-            var rare = words.Where((_, i) => matches![i] is > 0 and <= CommonTermMatches).ToArray();
-            var sql = rare.Length > 0 ? (postgres ? RankedPostgres : RankedSqlite) : (postgres ? boundedPostgres : boundedSqlite);
+            var counted = postgres ? await PostgresTermCountsAsync(c, workspaceId, words, cancellationToken) : await SqliteTermCountsAsync(c, words, cancellationToken);
+            var present = counted.Where(t => t.Chunks > 0).OrderBy(t => t.Chunks).ThenBy(t => t.Term, StringComparer.Ordinal).ToArray();
+            if (present.Length == 0)
+            {
+                return [];
+            }
+
+            var rare = new List<string>();
+            var total = 0L;
+            foreach (var (term, chunks) in present)
+            {
+                if ((total += chunks) > RankedMatches)
+                {
+                    break;
+                }
+
+                rare.Add(term);
+            }
+
+            string Query(IEnumerable<string> some) => string.Join(postgres ? " | " : " OR ", some);
+            var sql = (rare.Count > 0, postgres) switch
+            {
+                (true, true) => """
+                    SELECT c.chunk_id FROM knowledge_chunks c JOIN knowledge_sources s ON s.id = c.source_id
+                    WHERE c.workspace_id = @WorkspaceId AND s.status <> 'error' AND c.search @@ @Query::tsquery
+                    ORDER BY ts_rank(c.search, @Query::tsquery) DESC, c.chunk_id LIMIT @Limit
+                    """,
+                (true, false) => """
+                    SELECT c.chunk_id FROM knowledge_chunks_fts f JOIN knowledge_chunks c ON c.chunk_id = f.rowid JOIN knowledge_sources s ON s.id = c.source_id
+                    WHERE knowledge_chunks_fts MATCH @Query AND c.workspace_id = @WorkspaceId AND s.status <> 'error'
+                    ORDER BY bm25(knowledge_chunks_fts), c.chunk_id LIMIT @Limit
+                    """,
+                // PostgreSQL takes the first matches of the rarest lexeme and ranks them by all of them; FTS5 ranks by what it matched.
+                (false, true) => $"""
+                    SELECT chunk_id FROM (
+                        SELECT c.chunk_id, ts_rank(c.search, @Query::tsquery) AS score FROM knowledge_chunks c JOIN knowledge_sources s ON s.id = c.source_id
+                        WHERE c.workspace_id = @WorkspaceId AND s.status <> 'error' AND c.search @@ @Match::tsquery LIMIT {CommonQueryMatches}) m
+                    ORDER BY score DESC, chunk_id LIMIT @Limit
+                    """,
+                (false, false) => $"""
+                    SELECT chunk_id FROM (
+                        SELECT c.chunk_id, bm25(knowledge_chunks_fts) AS score FROM knowledge_chunks_fts f JOIN knowledge_chunks c ON c.chunk_id = f.rowid JOIN knowledge_sources s ON s.id = c.source_id
+                        WHERE knowledge_chunks_fts MATCH @Query AND c.workspace_id = @WorkspaceId AND s.status <> 'error' LIMIT {CommonQueryMatches}) m
+                    ORDER BY score, chunk_id LIMIT @Limit
+                    """,
+            };
             return await Statements.RowsAsync(c, null, sql, r => r.GetInt64(0), cancellationToken,
-                ("WorkspaceId", Id(workspaceId)), ("Query", Query(rare.Length > 0 ? rare : words)), ("Limit", limit));
+                ("WorkspaceId", Id(workspaceId)), ("Query", Query(rare.Count > 0 ? rare : present.Select(t => t.Term))), ("Match", present[0].Term), ("Limit", limit));
         }, cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>Each word quoted for FTS5, with how many chunks match it, counted up to one more than <see cref="RankedMatches"/>.</summary>
+    private static async Task<IReadOnlyList<(string Term, long Chunks)>> SqliteTermCountsAsync(System.Data.Common.DbConnection c, string[] words, CancellationToken cancellationToken)
+    {
+        var quoted = words.Select(w => $"\"{w}\"").ToArray();
+        var counts = string.Join(", ", quoted.Select((_, i) =>
+            $"(SELECT COUNT(*) FROM (SELECT 1 FROM knowledge_chunks_fts WHERE knowledge_chunks_fts MATCH @T{i} LIMIT {RankedMatches + 1}))"));
+        var matches = await Statements.RowAsync(c, null, $"SELECT {counts}", r => Enumerable.Range(0, quoted.Length).Select(r.GetInt64).ToArray(),
+            cancellationToken, quoted.Select((w, i) => ($"T{i}", (object?)w)).ToArray());
+        return quoted.Select((w, i) => (w, matches![i])).ToArray();
+    }
+
+    /// <summary>
+    /// The lexemes PostgreSQL makes of the words (English stemming, stop words dropped), each quoted for
+    /// a <c>tsquery</c>, with the workspace's count of chunks holding it.
+    /// </summary>
+    private static Task<List<(string Term, long Chunks)>> PostgresTermCountsAsync(System.Data.Common.DbConnection c, Guid workspaceId, string[] words, CancellationToken cancellationToken) =>
+        Statements.RowsAsync(c, null,
+            """
+            SELECT l.lexeme, COALESCE(t.chunks, 0) FROM unnest(tsvector_to_array(to_tsvector('english', @Text))) AS l (lexeme)
+            LEFT JOIN knowledge_terms t ON t.workspace_id = @WorkspaceId AND t.lexeme = l.lexeme
+            """,
+            r => ($"'{r.GetString(0).Replace("'", "''", StringComparison.Ordinal)}'", r.GetInt64(1)), cancellationToken,
+            ("Text", string.Join(' ', words)), ("WorkspaceId", Id(workspaceId)));
 
     public async Task<IReadOnlyList<KnowledgeSourceStamp>> GetAnsweringSourceStampsAsync(Guid workspaceId, CancellationToken cancellationToken) =>
         await database.ReadAsync(c => Statements.RowsAsync(c, null,
@@ -278,9 +319,12 @@ public sealed class KnowledgeStore(Database database) : IKnowledgeStore
         var workspaceId = await Statements.RowAsync(c, tx, "SELECT workspace_id FROM knowledge_sources WHERE id = @Id", r => r.GetString(0), cancellationToken, ("Id", sourceId));
         var kept = pages.Select(p => p.Page.Key).ToHashSet(StringComparer.Ordinal);
         var stored = await Statements.RowsAsync(c, tx, "SELECT page_key FROM knowledge_pages WHERE source_id = @Id", r => r.GetString(0), cancellationToken, ("Id", sourceId));
-        foreach (var gone in stored.Where(key => !kept.Contains(key)))
+        var gone = stored.Where(key => !kept.Contains(key)).ToArray();
+        var replaced = pages.Where(p => p.Chunks is not null).Select(p => p.Page.Key).ToArray();
+        await CountTermsAsync(c, tx, workspaceId!, sourceId, [.. gone, .. replaced], -1, cancellationToken);
+        foreach (var key in gone)
         {
-            await DeletePageAsync(c, tx, sourceId, gone, cancellationToken);
+            await DeletePageAsync(c, tx, sourceId, key, cancellationToken);
         }
 
         foreach (var (page, chunks) in pages)
@@ -315,6 +359,38 @@ public sealed class KnowledgeStore(Database database) : IKnowledgeStore
                     "UPDATE knowledge_pages SET etag = @ETag, last_modified = @LastModified WHERE source_id = @SourceId AND page_key = @PageKey",
                     cancellationToken, ("ETag", page.ETag), ("LastModified", page.LastModified), ("SourceId", sourceId), ("PageKey", page.Key));
             }
+        }
+
+        await CountTermsAsync(c, tx, workspaceId!, sourceId, replaced, 1, cancellationToken);
+    }
+
+    /// <summary>
+    /// On PostgreSQL, adds (<paramref name="sign"/> 1) or takes away (-1) the lexemes of a source's chunks
+    /// on the given pages (every page when null) to or from the workspace's <c>knowledge_terms</c>.
+    /// Writers of one workspace take its advisory lock first, so two sources ingested at once update the
+    /// shared counts one after the other instead of deadlocking on them.
+    /// </summary>
+    private async Task CountTermsAsync(
+        System.Data.Common.DbConnection c, System.Data.Common.DbTransaction tx, string workspaceId, string sourceId, string[]? pageKeys, int sign, CancellationToken cancellationToken)
+    {
+        if (database.Dialect.Name != "postgres" || pageKeys is { Length: 0 })
+        {
+            return;
+        }
+
+        await Statements.ExecuteAsync(c, tx, "SELECT pg_advisory_xact_lock(hashtextextended('knowledge_terms ' || @WorkspaceId, 0))", cancellationToken, ("WorkspaceId", workspaceId));
+        var pages = pageKeys is null ? "" : " AND page_key = ANY(@Pages)";
+        await Statements.ExecuteAsync(c, tx,
+            $"""
+            INSERT INTO knowledge_terms (workspace_id, lexeme, chunks)
+            SELECT @WorkspaceId, lexeme, {sign} * COUNT(*) FROM knowledge_chunks, unnest(tsvector_to_array(search)) AS lexeme
+            WHERE source_id = @SourceId{pages} GROUP BY lexeme ORDER BY lexeme
+            ON CONFLICT (workspace_id, lexeme) DO UPDATE SET chunks = knowledge_terms.chunks + excluded.chunks
+            """,
+            cancellationToken, ("WorkspaceId", workspaceId), ("SourceId", sourceId), ("Pages", pageKeys));
+        if (sign < 0)
+        {
+            await Statements.ExecuteAsync(c, tx, "DELETE FROM knowledge_terms WHERE workspace_id = @WorkspaceId AND chunks <= 0", cancellationToken, ("WorkspaceId", workspaceId));
         }
     }
 

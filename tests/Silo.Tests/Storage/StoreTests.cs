@@ -9,7 +9,7 @@ namespace LuluClaw.Silo.Tests.Storage;
 /// <summary>The storage contract, run once per provider by the two classes below.</summary>
 public abstract class StoreTests : IAsyncLifetime
 {
-    private static readonly DateTimeOffset T0 = new(2026, 11, 1, 12, 0, 0, TimeSpan.Zero);
+    protected static readonly DateTimeOffset T0 = new(2026, 11, 1, 12, 0, 0, TimeSpan.Zero);
 
     protected LuluStorage Store { get; private set; } = null!;
 
@@ -23,9 +23,9 @@ public abstract class StoreTests : IAsyncLifetime
 
     public virtual ValueTask DisposeAsync() => Store.DisposeAsync();
 
-    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+    protected static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private async Task<WorkspaceRecord> NewWorkspaceAsync(string plan = "starter", long credits = 100)
+    protected async Task<WorkspaceRecord> NewWorkspaceAsync(string plan = "starter", long credits = 100)
     {
         var id = Guid.NewGuid();
         var bot = Bot($"bot_{id:N}", id, T0);
@@ -650,10 +650,10 @@ public abstract class StoreTests : IAsyncLifetime
 
     // :: Knowledge sources
 
-    private static KnowledgeSourceRecord Source(Guid workspaceId, string id, string type = "manual") =>
+    protected static KnowledgeSourceRecord Source(Guid workspaceId, string id, string type = "manual") =>
         new(id, workspaceId, "FAQ", type, null, "pending", null, 0, "{}", 1, T0, T0, null, null);
 
-    private static KnowledgePageUpdate Page(string key, string hash, params string[] chunks) => new(
+    protected static KnowledgePageUpdate Page(string key, string hash, params string[] chunks) => new(
         new KnowledgePageRecord(key, $"Title of {key}", hash, $"\"{hash}\"", null),
         [.. chunks.Select((text, i) => new KnowledgeChunkRecord(key, i, text, 3, $"Title of {key}", "Heading", [i, 0.5f, -1f]))]);
 
@@ -767,10 +767,10 @@ public abstract class StoreTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Knowledge_FullTextSearch_RanksByTheRarerTerms_WhenATermMatchesMoreThanTheCommonLimit_AndStillAnswersWhenEveryTermIsCommon()
+    public async Task Knowledge_FullTextSearch_RanksByTheRarerTerms_WhenATermMatchesMoreThanTheRankingBudget_AndStillAnswersWhenEveryTermIsCommon()
     {
         var ws = await NewWorkspaceAsync();
-        var texts = Enumerable.Range(0, KnowledgeStore.CommonTermMatches + 100)
+        var texts = Enumerable.Range(0, KnowledgeStore.RankedMatches + 100)
             .Select(i => i % 400 == 7 ? $"Every order ships with a zorbulator manual, number {i}." : $"Every order ships within two days, number {i}.").ToArray();
         await Store.Knowledge.InsertSourceAsync(Source(ws.Id, "ks_big"), null, Ct);
         var claim = await Store.Knowledge.ClaimDueSourceAsync("a", T0, T0.AddMinutes(1), Ct);
@@ -822,6 +822,54 @@ public sealed class SqliteStoreTests : StoreTests
 public sealed class PostgresStoreTests : StoreTests
 {
     private TestPostgres? _database;
+
+    [Fact]
+    public async Task Knowledge_TheWorkspacesLexemeCounts_FollowEveryIngestionReIngestionAndDelete()
+    {
+        var ws = await NewWorkspaceAsync();
+        var other = await NewWorkspaceAsync();
+        async Task<IngestionOutcome> OutcomeAsync(string id, params KnowledgePageUpdate[] pages)
+        {
+            var claim = await Store.Knowledge.ClaimDueSourceAsync("a", T0, T0.AddMinutes(1), Ct);
+            Assert.Equal(id, claim!.Source.Id);
+            return new IngestionOutcome(id, claim.Source.Version, "a", "ready", null, pages, null);
+        }
+
+        async Task<string> CountsAsync(Guid workspaceId, string sql)
+        {
+            await using var connection = await Store.Database.OpenAsync(Ct);
+            var rows = await connection.QueryAsync<(string Lexeme, long Chunks)>(sql, new { WorkspaceId = workspaceId.ToString() });
+            return string.Join(" ", rows.OrderBy(r => r.Lexeme, StringComparer.Ordinal).Select(r => $"{r.Lexeme}:{r.Chunks}"));
+        }
+
+        Task<string> KeptAsync(Guid workspaceId) => CountsAsync(workspaceId, "SELECT lexeme, chunks FROM knowledge_terms WHERE workspace_id = @WorkspaceId");
+        Task<string> RecountedAsync(Guid workspaceId) => CountsAsync(workspaceId,
+            "SELECT lexeme, COUNT(*) FROM knowledge_chunks, unnest(tsvector_to_array(search)) AS lexeme WHERE workspace_id = @WorkspaceId GROUP BY lexeme");
+
+        await Store.Knowledge.InsertSourceAsync(Source(ws.Id, "ks_site", "website"), null, Ct);
+        await Store.Knowledge.CompleteIngestionAsync(await OutcomeAsync("ks_site",
+            Page("https://x/1", "h1", "Parcels ship daily.", "Returns take thirty days."), Page("https://x/2", "h2", "Parcels to Mars ship weekly.")), T0, Ct);
+        await Store.Knowledge.InsertSourceAsync(Source(ws.Id, "ks_faq"), null, Ct);
+        await Store.Knowledge.CompleteIngestionAsync(await OutcomeAsync("ks_faq", Page("", "f", "Mars parcels are insured.")), T0, Ct);
+        await Store.Knowledge.InsertSourceAsync(Source(other.Id, "ks_other"), null, Ct);
+        await Store.Knowledge.CompleteIngestionAsync(await OutcomeAsync("ks_other", Page("", "o", "Parcels everywhere.")), T0, Ct);
+        Assert.Equal("daili:1 day:1 head:4 insur:1 mar:2 parcel:3 return:1 ship:2 take:1 thirti:1 week:1", await KeptAsync(ws.Id));
+
+        // Page 1 kept, page 2 changed, page 3 new; then page 1 gone; then the FAQ deleted.
+        await Store.Knowledge.RequestIngestionAsync(ws.Id, "ks_site", T0, Ct);
+        var claimed = await Store.Knowledge.ClaimDueSourceAsync("a", T0, T0.AddMinutes(1), Ct);
+        await Store.Knowledge.CompleteIngestionAsync(new IngestionOutcome("ks_site", claimed!.Source.Version, "a", "ready", null,
+            [new KnowledgePageUpdate(claimed.Pages.Single(p => p.Key == "https://x/1"), null), Page("https://x/2", "h2b", "Mars gets parcels monthly."), Page("https://x/3", "h3", "Insured parcels cost more.")], null), T0, Ct);
+        Assert.Equal(await RecountedAsync(ws.Id), await KeptAsync(ws.Id));
+        await Store.Knowledge.RequestIngestionAsync(ws.Id, "ks_site", T0, Ct);
+        await Store.Knowledge.CompleteIngestionAsync(await OutcomeAsync("ks_site", Page("https://x/2", "h2b", "Mars gets parcels monthly."), Page("https://x/3", "h3", "Insured parcels cost more.")), T0, Ct);
+        Assert.Equal(await RecountedAsync(ws.Id), await KeptAsync(ws.Id));
+        Assert.True(await Store.Knowledge.DeleteSourceAsync(ws.Id, "ks_faq", Ct));
+
+        Assert.Equal(await RecountedAsync(ws.Id), await KeptAsync(ws.Id));
+        Assert.Equal("cost:1 get:1 head:2 insur:1 mar:1 month:1 parcel:2", await KeptAsync(ws.Id));
+        Assert.Equal("everywher:1 head:1 parcel:1", await KeptAsync(other.Id));
+    }
 
     protected override async Task<LuluStorage> CreateStoreAsync()
     {
